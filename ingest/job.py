@@ -1,0 +1,544 @@
+"""The ingestion job: files → documents → chunks → embeddings → one SQLite transaction per document → indexes.
+
+Crash safety rests on one rule: the store is committed first, the derived indexes after. A process killed at any
+point leaves either a rolled-back transaction (nothing happened to that document) or committed rows whose vectors
+are not yet saved; the next open sees the index's corpus_version lag behind and reconciles from the stored fp16
+embeddings (see index/indexes.py).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from index.embedder import Embedder
+from index.indexes import CollectionIndexes, Repair
+from index.store import (
+    ChunkRow,
+    CollectionRow,
+    DocumentRow,
+    IngestRunRow,
+    KgEdgeRow,
+    KgNodeRow,
+    Store,
+    dumps,
+    utcnow,
+)
+from ingest.chunker import ChunkDraft, Tokenizer, chunk_units
+from ingest.discover import Found, discover
+from ingest.document import LoadedDocument, UnsupportedType
+from ingest.loaders import detect_kind
+from ingest.worker import LoaderPool
+
+EMBED_BATCH_CHUNKS = 256  # chunks gathered across documents before one encode call
+
+
+class Status(StrEnum):
+    INGESTED = "ingested"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    DUPLICATE = "duplicate"
+    REMOVED = "removed"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+
+@dataclass
+class Outcome:
+    source: str
+    status: Status
+    chunks: int = 0
+    reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class IngestReport:
+    collection: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+    chunks_embedded: int = 0
+    embed_seconds: float = 0.0
+    repaired: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        c = {s.value: 0 for s in Status}
+        for o in self.outcomes:
+            c[o.status.value] += 1
+        return c
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status is Status.ERROR]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "counts": self.counts,
+            "seconds": round(self.seconds, 3),
+            "chunks_embedded": self.chunks_embedded,
+            "chunks_per_s": round(self.chunks_embedded / self.seconds, 2) if self.seconds else 0.0,
+            "repaired": self.repaired,
+            "notes": self.notes,
+            "files": [{**asdict(o), "status": o.status.value, "seconds": round(o.seconds, 3)} for o in self.outcomes],
+            "exit_code": self.exit_code,
+        }
+
+
+@dataclass
+class Progress:
+    """Handed to the progress callback after every file and every embedding batch."""
+
+    files_done: int
+    files_total: int
+    chunks_done: int
+    chunks_per_s: float
+    current: str = ""
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+class IngestLocked(RuntimeError):
+    pass
+
+
+class CollectionLock:
+    """One ingest per collection at a time (an OS file lock: released by the kernel if the process dies)."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / "ingest.lock"
+        self._fh: Any = None
+
+    def __enter__(self) -> CollectionLock:
+        self._fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.seek(0)
+            holder = self._fh.read().strip() or "?"
+            self._fh.close()
+            raise IngestLocked(
+                f"another ingest is running on this collection (pid {holder}); wait for it to finish"
+            ) from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(str(os.getpid()))
+        self._fh.flush()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fh, fcntl.LOCK_UN)
+        self._fh.close()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class _Pending:
+    """A loaded and chunked document waiting for its embeddings."""
+
+    found: Found
+    sha: str
+    size: int
+    mtime: float
+    doc: LoadedDocument
+    chunks: list[ChunkDraft]
+    load_seconds: float
+    vecs: np.ndarray | None = None
+
+
+class IngestJob:
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        collection: CollectionRow,
+        indexes: CollectionIndexes,
+        chunk_tokens: int,
+        chunk_overlap: int,
+        file_timeout_s: float,
+        max_file_mb: float,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.coll = collection
+        self.indexes = indexes
+        self.chunk_tokens = chunk_tokens
+        self.chunk_overlap = chunk_overlap
+        self.file_timeout_s = file_timeout_s
+        self.max_bytes = int(max_file_mb * 1024 * 1024)
+        self.progress = progress
+        self._tokenizer: Tokenizer | None = None
+        self._t0 = time.monotonic()
+        self._chunks_done = 0
+        self._files_done = 0
+        self._files_total = 0
+
+    # --- entry points ---------------------------------------------------------------------------------------
+    def ingest(self, paths: list[Path], sync_dirs: list[Path] | None = None, command: str = "ingest") -> IngestReport:
+        report = IngestReport(self.coll.name)
+        run_id = self._start_run(command, report)
+        found = discover(paths)
+        self._files_total = len(found)
+        try:
+            self._ingest_found(found, report)
+            if sync_dirs:
+                self._remove_missing(sync_dirs, report)
+        finally:
+            self.indexes.save(self.store.corpus_version(self.coll.id))
+            report.seconds = time.monotonic() - self._t0
+            self._finish_run(run_id, report)
+        return report
+
+    def remove(self, sources: list[str]) -> IngestReport:
+        report = IngestReport(self.coll.name)
+        run_id = self._start_run("remove", report)
+        try:
+            for src in sources:
+                doc = self._find_document(src)
+                if doc is None:
+                    report.outcomes.append(Outcome(src, Status.ERROR, reason="not in this collection"))
+                    continue
+                self._remove_document(doc.id)
+                report.outcomes.append(Outcome(doc.source, Status.REMOVED, chunks=doc.n_chunks))
+        finally:
+            self.indexes.save(self.store.corpus_version(self.coll.id))
+            report.seconds = time.monotonic() - self._t0
+            self._finish_run(run_id, report)
+        return report
+
+    # --- runs ----------------------------------------------------------------------------------------------
+    def _start_run(self, command: str, report: IngestReport) -> int:
+        with self.store.session() as s:
+            stale = s.scalars(
+                select(IngestRunRow).where(
+                    IngestRunRow.collection_id == self.coll.id, IngestRunRow.status == "running"
+                )
+            ).all()
+            for run in stale:  # we hold the collection lock, so nobody else is running
+                run.status = "interrupted"
+                report.notes.append(
+                    f"the previous {run.command} (run #{run.id}, started {run.started:%Y-%m-%d %H:%M:%S} UTC) "
+                    "was interrupted; its committed documents were kept and the indexes reconciled"
+                )
+            run = IngestRunRow(collection_id=self.coll.id, command=command, pid=os.getpid())
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def _finish_run(self, run_id: int, report: IngestReport) -> None:
+        with self.store.session() as s:
+            run = s.get(IngestRunRow, run_id)
+            run.status = "finished"
+            run.finished = utcnow()
+            run.counts = dumps(report.counts)
+            run.outcomes = dumps(
+                [{"source": o.source, "status": o.status.value, "reason": o.reason} for o in report.outcomes]
+            )
+
+    # --- the main loop -------------------------------------------------------------------------------------
+    def _ingest_found(self, found: list[Found], report: IngestReport) -> None:
+        to_load: list[tuple[Found, str, int, float]] = []
+        followers: list[tuple[Found, str, int, float]] = []  # same content as a file earlier in this run
+        leaders: dict[str, str] = {}
+        for f in found:
+            outcome = self._classify(f, leaders, to_load, followers)
+            if outcome is not None:
+                report.outcomes.append(outcome)
+                self._tick(f.path)
+
+        pending: list[_Pending] = []
+        with LoaderPool(self.file_timeout_s) as pool:
+            queue = list(to_load)
+            info: dict[Path, tuple[Found, str, int, float]] = {}
+            while queue or pool.pending():
+                while queue and pool.pending() < 2:  # prefetch: parse the next file while this one embeds
+                    item = queue.pop(0)
+                    info[item[0].path] = item
+                    pool.submit(item[0].path)
+                res = pool.take()
+                f, sha, size, mtime = info.pop(res.path)
+                if res.error is not None or res.document is None:
+                    report.outcomes.append(self._failed(f, res.error or "unknown error", res.seconds))
+                    self._tick(f.path)
+                    continue
+                chunks = chunk_units(
+                    res.document.units, self.tokenizer, self.chunk_tokens, self.chunk_overlap, self.embedder.max_tokens
+                )
+                if not chunks:
+                    report.outcomes.append(self._failed(f, "no text to index after cleaning", res.seconds))
+                    self._tick(f.path)
+                    continue
+                pending.append(_Pending(f, sha, size, mtime, res.document, chunks, res.seconds))
+                if sum(len(p.chunks) for p in pending) >= EMBED_BATCH_CHUNKS or not (queue or pool.pending()):
+                    self._flush(pending, report)
+                    pending = []
+        if pending:
+            self._flush(pending, report)
+        for f, sha, size, mtime in followers:
+            report.outcomes.append(self._store_duplicate(f, sha, size, mtime, leaders))
+            self._tick(f.path)
+
+    def _classify(
+        self,
+        f: Found,
+        leaders: dict[str, str],
+        to_load: list[tuple[Found, str, int, float]],
+        followers: list[tuple[Found, str, int, float]],
+    ) -> Outcome | None:
+        """Decide what to do with one discovered file; returns an outcome when nothing needs loading."""
+        src = str(f.path)
+        if f.error:
+            return Outcome(src, Status.ERROR, reason=f.error)
+        try:
+            detect_kind(f.path)
+        except UnsupportedType as exc:
+            return Outcome(src, Status.ERROR if f.explicit else Status.SKIPPED, reason=str(exc))
+        try:
+            st = f.path.stat()
+            if st.st_size > self.max_bytes:
+                return Outcome(
+                    src, Status.ERROR,
+                    reason=f"file is {st.st_size / 2**20:.0f} MB, over the {self.max_bytes / 2**20:.0f} MB limit "
+                    "(max_file_mb); split it or raise the limit",
+                )
+            sha = sha256_file(f.path)
+        except OSError as exc:
+            return Outcome(src, Status.ERROR, reason=f"cannot read: {exc.strerror or exc}")
+        existing = self._document_by_source(src)
+        if existing is not None and existing.sha256 == sha:
+            if existing.status == "duplicate":
+                return Outcome(src, Status.UNCHANGED, reason=f"unchanged; duplicate of {self._source_of(existing)}")
+            return Outcome(src, Status.UNCHANGED, chunks=existing.n_chunks)
+        if sha in leaders or self._canonical_by_sha(sha, exclude_source=src) is not None:
+            followers.append((f, sha, st.st_size, st.st_mtime))
+            return None
+        leaders[sha] = src
+        to_load.append((f, sha, st.st_size, st.st_mtime))
+        return None
+
+    def _failed(self, f: Found, reason: str, seconds: float) -> Outcome:
+        existing = self._document_by_source(str(f.path))
+        if existing is not None:
+            reason += "; the previously ingested version is kept"
+        return Outcome(str(f.path), Status.ERROR, reason=reason, seconds=seconds)
+
+    def _flush(self, pending: list[_Pending], report: IngestReport) -> None:
+        """Embed the chunks of several documents in one call, then commit each document in its own transaction."""
+        texts = [c.text for p in pending for c in p.chunks]
+        t = time.monotonic()
+        vecs = self.embedder.encode(texts)
+        report.embed_seconds += time.monotonic() - t
+        # store and index the same fp16-rounded vectors, so a rebuild from the store gives identical results
+        vecs16 = vecs.astype(np.float16)
+        start = 0
+        for p in pending:
+            n = len(p.chunks)
+            report.outcomes.append(self._commit(p, vecs16[start : start + n]))
+            start += n
+            report.chunks_embedded += n
+            self._chunks_done += n
+            self._tick(p.found.path)
+
+    def _commit(self, p: _Pending, vecs16: np.ndarray) -> Outcome:
+        src = str(p.found.path)
+        with self.store.session() as s:
+            doc = s.scalars(
+                select(DocumentRow).where(DocumentRow.collection_id == self.coll.id, DocumentRow.source == src)
+            ).first()
+            removed: list[int] = []
+            status = Status.INGESTED
+            if doc is not None:
+                status = Status.UPDATED
+                removed = self._detach_content(s, doc)
+            else:
+                doc = DocumentRow(collection_id=self.coll.id, source=src)
+                s.add(doc)
+            doc.kind = p.doc.kind.value
+            doc.sha256, doc.size, doc.mtime = p.sha, p.size, p.mtime
+            doc.status, doc.duplicate_of = "ok", None
+            doc.warnings = dumps(p.doc.warnings) if p.doc.warnings else None
+            doc.meta = dumps(p.doc.meta) if p.doc.meta else None
+            doc.n_chunks = len(p.chunks)
+            doc.ingested = utcnow()
+            s.flush()
+            rows = [
+                ChunkRow(
+                    collection_id=self.coll.id, document_id=doc.id, ordinal=i, text=c.text, page=c.page,
+                    kg_uri=c.kg_uri, label=c.label, n_tokens=c.n_tokens, text_sha256=c.sha256,
+                    embedding=vecs16[i].tobytes(),
+                )
+                for i, c in enumerate(p.chunks)
+            ]
+            s.add_all(rows)
+            for node in p.doc.nodes:
+                s.add(KgNodeRow(
+                    collection_id=self.coll.id, document_id=doc.id, uri=node.uri, label=node.label,
+                    types=dumps(node.types), description=node.description,
+                ))
+            for e in p.doc.edges:
+                s.add(KgEdgeRow(
+                    collection_id=self.coll.id, document_id=doc.id, subject=e.subject, predicate=e.predicate,
+                    object=e.object, object_is_uri=e.object_is_uri,
+                ))
+            s.flush()
+            new_ids = np.array([r.id for r in rows], dtype=np.int64)
+            self._bump(s)
+        # committed: now the derived indexes (a crash here is repaired on the next open)
+        self.indexes.apply(np.array(removed, dtype=np.int64), new_ids, vecs16.astype(np.float32))
+        return Outcome(src, status, chunks=len(p.chunks), warnings=list(p.doc.warnings), seconds=p.load_seconds)
+
+    def _detach_content(self, s: Session, doc: DocumentRow) -> list[int]:
+        """Take a document's old content away before it gets new content (or is removed).
+
+        If other documents are duplicates of it, the first of them inherits the chunks (no re-embedding, no index
+        change); otherwise the chunks are deleted and their ids returned for removal from the indexes.
+        """
+        heir = s.scalars(
+            select(DocumentRow).where(DocumentRow.duplicate_of == doc.id).order_by(DocumentRow.id)
+        ).first()
+        if heir is not None:
+            for table in (ChunkRow, KgNodeRow, KgEdgeRow):
+                s.execute(update(table).where(table.document_id == doc.id).values(document_id=heir.id))
+            s.execute(
+                update(DocumentRow)
+                .where(DocumentRow.duplicate_of == doc.id, DocumentRow.id != heir.id)
+                .values(duplicate_of=heir.id)
+            )
+            heir.status, heir.duplicate_of = "ok", None
+            heir.kind, heir.n_chunks, heir.meta, heir.warnings = doc.kind, doc.n_chunks, doc.meta, doc.warnings
+            return []
+        ids = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.id)))
+        for table in (ChunkRow, KgNodeRow, KgEdgeRow):
+            s.execute(delete(table).where(table.document_id == doc.id))
+        return ids
+
+    def _bump(self, s: Session) -> None:
+        s.execute(
+            update(CollectionRow)
+            .where(CollectionRow.id == self.coll.id)
+            .values(corpus_version=CollectionRow.corpus_version + 1, updated=utcnow())
+        )
+
+    def _store_duplicate(
+        self, f: Found, sha: str, size: int, mtime: float, leaders: dict[str, str]
+    ) -> Outcome:
+        src = str(f.path)
+        canonical = self._canonical_by_sha(sha, exclude_source=src)
+        if canonical is None:
+            leader = leaders.get(sha, "another file")
+            return Outcome(src, Status.ERROR, reason=f"same content as {leader}, which could not be ingested")
+        removed: list[int] = []
+        with self.store.session() as s:
+            doc = s.scalars(
+                select(DocumentRow).where(DocumentRow.collection_id == self.coll.id, DocumentRow.source == src)
+            ).first()
+            if doc is None:
+                doc = DocumentRow(collection_id=self.coll.id, source=src)
+                s.add(doc)
+            else:
+                removed = self._detach_content(s, doc)
+            doc.kind, doc.sha256, doc.size, doc.mtime = canonical.kind, sha, size, mtime
+            doc.status, doc.duplicate_of, doc.n_chunks, doc.ingested = "duplicate", canonical.id, 0, utcnow()
+            self._bump(s)
+        if removed:
+            self.indexes.apply(np.array(removed, dtype=np.int64), np.zeros(0, np.int64), np.zeros((0, 1)))
+        return Outcome(src, Status.DUPLICATE, reason=f"same content as {canonical.source}; stored once")
+
+    # --- removal -------------------------------------------------------------------------------------------
+    def _remove_document(self, doc_id: int) -> None:
+        with self.store.session() as s:
+            doc = s.get(DocumentRow, doc_id)
+            removed = self._detach_content(s, doc) if doc.status == "ok" else []
+            s.delete(doc)
+            self._bump(s)
+        if removed:
+            self.indexes.apply(np.array(removed, dtype=np.int64), np.zeros(0, np.int64), np.zeros((0, 1)))
+
+    def _remove_missing(self, dirs: list[Path], report: IngestReport) -> None:
+        roots = [str(d.expanduser().resolve()) for d in dirs]
+        with self.store.session() as s:
+            docs = s.execute(
+                select(DocumentRow.id, DocumentRow.source, DocumentRow.n_chunks).where(
+                    DocumentRow.collection_id == self.coll.id
+                )
+            ).all()
+        for doc_id, source, n in docs:
+            inside = any(source == r or source.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+            if inside and not Path(source).exists():
+                self._remove_document(doc_id)
+                report.outcomes.append(Outcome(source, Status.REMOVED, chunks=n, reason="file is gone"))
+
+    # --- lookups -------------------------------------------------------------------------------------------
+    def _document_by_source(self, src: str) -> DocumentRow | None:
+        with self.store.session() as s:
+            return s.scalars(
+                select(DocumentRow).where(DocumentRow.collection_id == self.coll.id, DocumentRow.source == src)
+            ).first()
+
+    def _find_document(self, src: str) -> DocumentRow | None:
+        doc = self._document_by_source(src)
+        if doc is None:
+            doc = self._document_by_source(str(Path(src).expanduser().resolve()))
+        return doc
+
+    def _canonical_by_sha(self, sha: str, exclude_source: str) -> DocumentRow | None:
+        with self.store.session() as s:
+            return s.scalars(
+                select(DocumentRow).where(
+                    DocumentRow.collection_id == self.coll.id,
+                    DocumentRow.sha256 == sha,
+                    DocumentRow.status == "ok",
+                    DocumentRow.source != exclude_source,
+                )
+            ).first()
+
+    def _source_of(self, doc: DocumentRow) -> str:
+        with self.store.session() as s:
+            other = s.get(DocumentRow, doc.duplicate_of) if doc.duplicate_of else None
+            return other.source if other else "?"
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            self._tokenizer = Tokenizer(self.embedder.tokenizer)
+        return self._tokenizer
+
+    def _tick(self, path: Path) -> None:
+        self._files_done += 1
+        if self.progress is not None:
+            elapsed = max(1e-9, time.monotonic() - self._t0)
+            self.progress(Progress(self._files_done, self._files_total, self._chunks_done,
+                                   self._chunks_done / elapsed, path.name))
+
+
+def report_json(report: IngestReport) -> str:
+    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False)

@@ -1,0 +1,182 @@
+"""Turn one file into a LoadedDocument, or a LoadError that tells a person what is wrong and what to do.
+
+`load_file` is a pure function of the file's bytes: it never touches the network or other files, and it
+guards the inputs known to make pypdf/rdflib hang or blow up (see ingest/rdf.py). The ingestion job still
+runs it in a worker process with a kill-timeout, as a last resort.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from pypdf import PdfReader
+from pypdf.errors import DependencyError
+
+from ingest.document import Kind, LoadedDocument, LoadError, Unit, UnsupportedType
+from ingest.rdf import RDF_FORMATS, load_rdf
+from ingest.text import (
+    EMPTY_MESSAGE,
+    CleanStats,
+    captured_library_noise,
+    clean_text,
+    load_text,
+    summarize_noise,
+)
+
+SUPPORTED_SUFFIXES: dict[str, Kind] = {
+    ".pdf": Kind.PDF,
+    ".txt": Kind.TEXT,
+    ".text": Kind.TEXT,
+    ".md": Kind.MARKDOWN,
+    ".markdown": Kind.MARKDOWN,
+    **{suffix: Kind.RDF for suffix in RDF_FORMATS},
+}
+
+# Files are read whole into the worker's memory; beyond this the worker would risk running out of it.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+# The PDF header may follow some junk bytes; readers look for it within the first KB.
+PDF_HEADER_WINDOW = 1024
+# At most this many pages are named individually in "page could not be read" warnings.
+MAX_PAGE_WARNINGS = 10
+
+
+def detect_kind(path: Path) -> Kind:
+    """The document kind from the file suffix (case-insensitive); raises UnsupportedType otherwise."""
+    kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if kind is not None:
+        return kind
+    what = f"'{path.suffix}'" if path.suffix else "(the file name has no suffix)"
+    raise UnsupportedType(
+        f"unsupported type {what} (supported: {', '.join(SUPPORTED_SUFFIXES)}); "
+        "convert it to PDF or text first"
+    )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise LoadError("this is a folder, not a file")
+        if size > MAX_FILE_BYTES:
+            raise LoadError(
+                f"file too large ({size / 2**20:.0f} MB; limit {MAX_FILE_BYTES // 2**20} MB): "
+                "split it into smaller files"
+            )
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise LoadError("file not found (moved or deleted?)") from None
+    except PermissionError:
+        raise LoadError("permission denied: cannot read the file; check its permissions") from None
+    except OSError as err:
+        raise LoadError(f"cannot read the file: {err.strerror or err}") from None
+
+
+def load_file(path: Path) -> LoadedDocument:
+    """Load a supported file into units of text (plus graph nodes/edges for RDF).
+
+    Raises UnsupportedType for unknown suffixes and LoadError for files that cannot be ingested.
+    """
+    path = Path(path)
+    kind = detect_kind(path)
+    data = _read(path)
+    if not data.strip():
+        raise LoadError(EMPTY_MESSAGE)
+    if kind is Kind.PDF:
+        return load_pdf(data)
+    if kind is Kind.RDF:
+        return load_rdf(path, data)
+    return load_text(data, kind)
+
+
+def _damaged(err: Exception) -> LoadError:
+    message = str(err).strip()
+    lowered = message.lower()
+    if "ended unexpectedly" in lowered or "eof marker" in lowered or "startxref" in lowered:
+        detail = "the file ends too early (incomplete download or copy?)"
+    elif "xref" in lowered or "trailer" in lowered:
+        detail = "its cross-reference table is broken"
+    elif message:
+        detail = message.splitlines()[0][:160]
+    else:
+        detail = type(err).__name__
+    return LoadError(f"damaged or truncated PDF: {detail}; get a fresh copy or re-export it")
+
+
+def _open_pdf(data: bytes, warnings: list[str]) -> PdfReader:
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        encrypted = reader.is_encrypted
+    except Exception as err:  # pypdf raises many types on damaged files (PdfReadError, ValueError, ...)
+        raise _damaged(err) from None
+    if not encrypted:
+        return reader
+    try:
+        opened = reader.decrypt("")  # owner-password-only PDFs open with the empty user password
+    except DependencyError:
+        raise LoadError(
+            "encrypted PDF uses AES, which needs the 'cryptography' package; install it, or decrypt the file "
+            "(e.g. qpdf --decrypt) and ingest again"
+        ) from None
+    except NotImplementedError as err:
+        raise LoadError(
+            f"encrypted PDF with an unsupported protection method ({str(err)[:80]}); decrypt it "
+            "(e.g. qpdf --decrypt) and ingest again"
+        ) from None
+    except Exception as err:
+        raise _damaged(err) from None
+    if not opened:
+        raise LoadError(
+            "encrypted PDF: a password is needed to open it; "
+            "decrypt it (e.g. qpdf --decrypt) and ingest again"
+        )
+    warnings.append("PDF is encrypted with an owner password only (it opens without one); ingested it")
+    return reader
+
+
+def load_pdf(data: bytes) -> LoadedDocument:
+    """One unit per page with text, numbered from 1; pages that fail are skipped with a warning."""
+    if b"%PDF-" not in data[:PDF_HEADER_WINDOW]:
+        raise LoadError("not a PDF (no %PDF header): the file is something else; check what it really is")
+    warnings: list[str] = []
+    units: list[Unit] = []
+    meta: dict[str, str] = {}
+    stats = CleanStats()
+    failed: list[str] = []
+    with captured_library_noise("pypdf") as noise:
+        reader = _open_pdf(data, warnings)
+        try:
+            page_count = len(reader.pages)
+        except Exception as err:  # a broken page tree shows up only here
+            raise _damaged(err) from None
+        meta["pages"] = str(page_count)
+        try:
+            title = reader.metadata.title if reader.metadata else None
+        except Exception:  # metadata is optional; a broken info dictionary must not stop the text
+            title = None
+        if isinstance(title, str) and title.strip():
+            meta["title"] = " ".join(clean_text(title)[0].split())
+        for number in range(1, page_count + 1):
+            try:
+                raw = reader.pages[number - 1].extract_text() or ""
+            except Exception as err:  # one bad page (broken stream, font) must not lose the others
+                failed.append(f"page {number} ({str(err).strip()[:80] or type(err).__name__})")
+                continue
+            text, page_stats = clean_text(raw)
+            stats += page_stats
+            if text.strip():
+                units.append(Unit(text=text, page=number))
+    if page_count == 0:
+        raise LoadError("PDF has no pages: nothing to ingest")
+    if failed and not units:
+        raise LoadError(f"damaged PDF: no page could be read ({failed[0]}); get a fresh copy or re-export it")
+    if not units:
+        raise LoadError("no extractable text (scanned or image-only PDF?): run OCR first (e.g. ocrmypdf)")
+    if failed:
+        shown = ", ".join(failed[:MAX_PAGE_WARNINGS])
+        more = f" and {len(failed) - MAX_PAGE_WARNINGS} more" if len(failed) > MAX_PAGE_WARNINGS else ""
+        warnings.append(f"skipped unreadable page(s): {shown}{more}")
+    meta["pages_with_text"] = str(len(units))
+    warnings.extend(stats.warnings())
+    warnings.extend(summarize_noise("pypdf", noise))
+    return LoadedDocument(kind=Kind.PDF, units=units, warnings=warnings, meta=meta)

@@ -1,0 +1,156 @@
+"""Runs loaders in a separate process so a per-file time limit can stop a parser that hangs or explodes.
+
+The worker imports only the loaders (no torch); it loads files in the order they are submitted, one at a time,
+so the main process can embed file N while file N+1 is being parsed. A file that runs past its limit gets the
+worker killed and replaced; the files queued behind it are resubmitted.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest.document import LoadedDocument, LoadError
+
+
+@dataclass(slots=True)
+class LoadResult:
+    path: Path
+    document: LoadedDocument | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def _serve(conn: Any) -> None:  # pragma: no cover - runs in the child process
+    import logging
+
+    logging.disable(logging.WARNING)
+    from ingest.loaders import load_file
+
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        ticket, path = msg
+        conn.send(("start", ticket, time.monotonic()))
+        try:
+            doc = load_file(Path(path))
+            conn.send(("done", ticket, doc, None))
+        except LoadError as exc:
+            conn.send(("done", ticket, None, str(exc)))
+        except MemoryError:
+            conn.send(("done", ticket, None, "ran out of memory while reading the file"))
+        except RecursionError:
+            conn.send(("done", ticket, None, "structure nested too deeply to read"))
+        except Exception as exc:  # a loader bug must not take the batch down
+            conn.send(("done", ticket, None, f"could not read the file ({type(exc).__name__}: {exc})"))
+
+
+class LoaderPool:
+    """Submit paths, then take results in submission order: `take()` enforces the per-file time limit."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._ctx = mp.get_context("spawn")  # never fork a process that holds torch threads
+        self._proc: Any = None
+        self._conn: Any = None
+        self._queue: deque[tuple[int, Path]] = deque()
+        self._ticket = 0
+        self._started: dict[int, float] = {}
+        self._done: dict[int, tuple[LoadedDocument | None, str | None, float]] = {}
+
+    def _ensure(self) -> None:
+        if self._proc is None or not self._proc.is_alive():
+            parent, child = self._ctx.Pipe()
+            self._proc = self._ctx.Process(target=_serve, args=(child,), daemon=True, name="localrag-loader")
+            self._proc.start()
+            child.close()
+            self._conn = parent
+
+    def submit(self, path: Path) -> None:
+        self._ensure()
+        self._ticket += 1
+        self._queue.append((self._ticket, path))
+        self._conn.send((self._ticket, str(path)))
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def take(self) -> LoadResult:
+        """Result of the oldest submitted path (waits for it, up to the time limit once it has started)."""
+        ticket, path = self._queue[0]
+        while ticket not in self._done:
+            start = self._started.get(ticket)
+            wait = 1.0 if start is None else max(0.0, start + self.timeout_s - time.monotonic())
+            if start is not None and wait == 0.0:
+                self._restart_after_timeout()
+                self._queue.popleft()
+                return LoadResult(
+                    path, error=f"took longer than the {self.timeout_s:g} s per-file limit (file_timeout_s); "
+                    "it may be malformed, or raise the limit", seconds=self.timeout_s
+                )
+            try:
+                ready = self._conn.poll(min(wait, 1.0))
+            except (EOFError, OSError):
+                ready = False
+            if ready:
+                try:
+                    msg = self._conn.recv()
+                except (EOFError, OSError):
+                    msg = None
+                if msg is None:
+                    continue
+                if msg[0] == "start":
+                    self._started[msg[1]] = msg[2]
+                else:
+                    self._done[msg[1]] = (msg[2], msg[3], time.monotonic() - self._started.get(msg[1], time.monotonic()))
+            elif not self._proc.is_alive():  # killed by the OS (memory) or crashed hard
+                self._restart_after_crash()
+                self._queue.popleft()
+                return LoadResult(path, error="the file reader crashed on this file (out of memory?)")
+        self._queue.popleft()
+        doc, err, secs = self._done.pop(ticket)
+        self._started.pop(ticket, None)
+        return LoadResult(path, document=doc, error=err, seconds=secs)
+
+    def _respawn_and_resubmit(self) -> None:
+        head = self._queue[0][0]
+        rest = [(t, p) for t, p in self._queue if t != head and t not in self._done]
+        self._proc = None
+        self._ensure()
+        for t, p in rest:
+            self._started.pop(t, None)
+            self._conn.send((t, str(p)))
+
+    def _restart_after_timeout(self) -> None:
+        self._proc.kill()
+        self._proc.join(5)
+        self._respawn_and_resubmit()
+
+    def _restart_after_crash(self) -> None:
+        self._proc.join(1)
+        self._respawn_and_resubmit()
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            try:
+                self._conn.send(None)
+            except OSError:
+                pass
+            self._proc.join(2)
+            if self._proc.is_alive():
+                self._proc.kill()
+        self._proc = None
+
+    def __enter__(self) -> LoaderPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
