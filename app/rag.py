@@ -43,21 +43,24 @@ class Hit:
 
 
 class Rag:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir.expanduser()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.database_url or f"sqlite:///{self.data_dir / 'localrag.sqlite'}"
         self.store = Store(url)
-        self._embedder: Embedder | None = None
+        self._embedder: Embedder | None = embedder  # share one across Rag objects to load the model once
         self._indexes: dict[str, CollectionIndexes] = {}
 
     @classmethod
-    def open(cls, data_dir: str | Path | None = None, config_file: Path | None = None, **overrides: Any) -> Rag:
+    def open(
+        cls, data_dir: str | Path | None = None, config_file: Path | None = None, embedder: Embedder | None = None,
+        **overrides: Any,
+    ) -> Rag:
         """Open (or create) a data directory. Keyword overrides win over localrag.toml and LOCALRAG_* variables."""
         if data_dir is not None:
             overrides["data_dir"] = Path(data_dir)
-        return cls(load_settings(config_file, **overrides))
+        return cls(load_settings(config_file, **overrides), embedder=embedder)
 
     def close(self) -> None:
         self.store.engine.dispose()

@@ -40,7 +40,7 @@ from ingest.chunker import ChunkDraft, Tokenizer, chunk_units
 from ingest.discover import Found, discover
 from ingest.document import LoadedDocument, UnsupportedType
 from ingest.loaders import detect_kind
-from ingest.worker import LoaderPool
+from ingest.worker import DEFAULT_LOADER, LoaderPool
 
 EMBED_BATCH_CHUNKS = 256  # chunks gathered across documents before one encode call
 
@@ -196,6 +196,7 @@ class IngestJob:
         self.file_timeout_s = file_timeout_s
         self.max_bytes = int(max_file_mb * 1024 * 1024)
         self.progress = progress
+        self.loader = DEFAULT_LOADER
         self._tokenizer: Tokenizer | None = None
         self._t0 = time.monotonic()
         self._chunks_done = 0
@@ -276,7 +277,7 @@ class IngestJob:
                 self._tick(f.path)
 
         pending: list[_Pending] = []
-        with LoaderPool(self.file_timeout_s) as pool:
+        with LoaderPool(self.file_timeout_s, self.loader) as pool:
             queue = list(to_load)
             info: dict[Path, tuple[Found, str, int, float]] = {}
             while queue or pool.pending():

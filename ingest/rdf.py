@@ -15,7 +15,6 @@ import json
 import re
 import xml.sax
 from collections.abc import Iterable
-from itertools import islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -78,6 +77,7 @@ DESCRIPTION_PREDICATES: tuple[URIRef, ...] = (
 TEXT_PREDICATES = frozenset(LABEL_PREDICATES + ALT_LABEL_PREDICATES + DESCRIPTION_PREDICATES)
 # Types that say nothing to a reader.
 IGNORED_TYPES = frozenset({OWL.NamedIndividual, OWL.Thing, RDFS.Resource})
+RDF_TYPE, RDF_FIRST, RDF_REST, RDF_NIL = RDF.type, RDF.first, RDF.rest, RDF.nil
 
 _DTD_RE = re.compile(rb"<!\s*(?:doctype|entity)", re.IGNORECASE)
 _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -273,7 +273,12 @@ def _local_name(uri: str) -> str:
 
 def _split_words(name: str) -> str:
     """'builtBy' -> 'built By'; 'date-of-birth' -> 'date of birth'; 'ISBNCode' -> 'ISBN Code'."""
-    return " ".join(_CAMEL_RE.sub(" ", name.replace("-", " ")).split())
+    return " ".join(_CAMEL_RE.sub(" ", name.replace("-", " ").replace("_", " ")).split())
+
+
+def _lower_words(phrase: str) -> str:
+    """Lower-case a phrase but keep acronyms: 'ISBN Code' -> 'ISBN code'."""
+    return " ".join(w if len(w) > 1 and w.isupper() else w.lower() for w in phrase.split())
 
 
 def _verb_phrase(phrase: str) -> str:
@@ -284,13 +289,19 @@ def _verb_phrase(phrase: str) -> str:
     first, last = words[0].lower(), words[-1].lower()
     if first in _AUXILIARIES:
         return phrase
-    if last in _PREPOSITIONS and len(words) > 1:
+    if first.endswith("s") and not first.endswith(("ss", "us", "is")):
+        return phrase  # 'knows', 'contains', 'links to', 'belongs to'
+    if last in _PREPOSITIONS:  # 'located in', 'built by', 'near'
         if first.endswith("ed") or first in _IRREGULAR_PARTICIPLES:
             return ("was " if last == "by" else "is ") + phrase
         return "is " + phrase
-    if len(words) == 1 and first.endswith("s") and not first.endswith(("ss", "us", "is")):
-        return phrase  # 'knows', 'contains'
     return "has " + phrase
+
+
+def _term_key(term: Node) -> str:
+    if isinstance(term, BNode):
+        return "[]"
+    return term.n3() if hasattr(term, "n3") else str(term)
 
 
 def _preferred(literals: Iterable[Literal]) -> list[Literal]:
@@ -302,29 +313,75 @@ def _preferred(literals: Iterable[Literal]) -> list[Literal]:
 
 
 class _GraphText:
-    """Turns an rdflib Graph into units, nodes and edges."""
+    """Turns an rdflib Graph into units, nodes and edges.
+
+    The graph is read once into plain adjacency lists: rdflib's store lookups cost microseconds each and
+    this code does several per node, which made text building slower than parsing on large graphs.
+    """
 
     def __init__(self, graph: Graph, doc_id: str) -> None:
-        self.graph = graph
         self.doc_id = doc_id
+        self.out: dict[Node, list[tuple[Node, Node]]] = {}
+        self.inc: dict[Node, list[tuple[Node, Node]]] = {}  # only for blank nodes (their ids need it)
+        for s, p, o in graph:
+            self.out.setdefault(s, []).append((p, o))
+            if isinstance(o, BNode):
+                self.inc.setdefault(o, []).append((s, p))
         self.bnode_ids: dict[BNode, str] = {}
         self.label_cache: dict[Node, str | None] = {}
+        self.text_cache: dict[Node, dict[Node, list[Literal]]] = {}
         self.capped_nodes = 0
         self.stats = CleanStats()
 
+    def assign_bnode_ids(self) -> None:
+        """Name blank nodes by what surrounds them, so the same bytes give the same ids in every process.
+
+        rdflib's blank node labels are random and its iteration order varies with PYTHONHASHSEED, so neither
+        can be used. The id is a hash of the node's outgoing and incoming triples (other blank nodes as
+        '[]'), prefixed with the document hash so that ids never collide across documents. Blank nodes
+        with equal signatures are interchangeable; they get -2, -3... suffixes.
+        """
+        bnodes = {n for n in (*self.out, *self.inc) if isinstance(n, BNode)}
+        signatures: dict[BNode, str] = {}
+        for node in bnodes:
+            out = sorted(f"{_term_key(p)} {_term_key(o)}" for p, o in self.out.get(node, ()))
+            inc = sorted(f"{_term_key(s)} {_term_key(p)}" for s, p in self.inc.get(node, ()))
+            text = "\n".join([*out, "|", *inc]).encode("utf-8", errors="surrogatepass")
+            signatures[node] = hashlib.sha1(text, usedforsecurity=False).hexdigest()[:12]
+        counts: dict[str, int] = {}
+        for node in sorted(bnodes, key=signatures.__getitem__):
+            signature = signatures[node]
+            counts[signature] = counts.get(signature, 0) + 1
+            suffix = f"-{counts[signature]}" if counts[signature] > 1 else ""
+            self.bnode_ids[node] = f"_:{self.doc_id}_{signature}{suffix}"
+
     def node_id(self, node: Node) -> str:
-        """URIs as they are; blank nodes get ids stable for the same bytes and unique per document."""
+        """URIs as they are; blank nodes by their content-based id (see assign_bnode_ids)."""
         if isinstance(node, BNode):
-            if node not in self.bnode_ids:
-                self.bnode_ids[node] = f"_:{self.doc_id}b{len(self.bnode_ids) + 1}"
             return self.bnode_ids[node]
         return str(node)
 
+    def value(self, node: Node, predicate: Node) -> Node | None:
+        return next((o for p, o in self.out.get(node, ()) if p == predicate), None)
+
+    def text_literals(self, node: Node) -> dict[Node, list[Literal]]:
+        """A node's label/description literals by predicate."""
+        found = self.text_cache.get(node)
+        if found is None:
+            found = {}
+            for p, o in self.out.get(node, ()):
+                if p in TEXT_PREDICATES and isinstance(o, Literal) and str(o).strip():
+                    found.setdefault(p, []).append(o)
+            self.text_cache[node] = found
+        return found
+
     def literals(self, node: Node, predicates: Iterable[URIRef]) -> list[Literal]:
+        """Literals of the given predicates, in predicate order, preferred language first."""
+        by_predicate = self.text_literals(node)
         out: list[Literal] = []
         for predicate in predicates:
-            values = [o for o in self.graph.objects(node, predicate) if isinstance(o, Literal)]
-            out.extend(lit for lit in _preferred(values) if str(lit).strip())
+            if predicate in by_predicate:
+                out.extend(_preferred(by_predicate[predicate]))
         return out
 
     def clean(self, text: str) -> str:
@@ -343,11 +400,11 @@ class _GraphText:
         label = self.label(node)
         if label:
             return label
-        return _local_name(str(node)) if isinstance(node, URIRef) else "it"
+        return _local_name(str(node)) if isinstance(node, URIRef) else "Unnamed item"
 
-    def predicate_phrase(self, predicate: URIRef) -> str:
+    def predicate_phrase(self, predicate: Node) -> str:
         label = self.label(predicate)
-        phrase = label if label else _split_words(_local_name(str(predicate))).lower()
+        phrase = label if label else _lower_words(_split_words(_local_name(str(predicate))))
         return _verb_phrase(phrase)
 
     def type_name(self, node: Node) -> str:
@@ -368,18 +425,30 @@ class _GraphText:
         if label:
             return label
         if isinstance(obj, URIRef):
-            return _local_name(str(obj)) if obj != RDF.nil else None
+            return _local_name(str(obj)) if obj != RDF_NIL else None
         if isinstance(obj, BNode):
             return self.inline_bnode(obj)
         return None
 
+    def list_items(self, node: Node) -> list[Node]:
+        """The first MAX_INLINE_ITEMS + 1 items of an RDF list (stops at cycles)."""
+        items: list[Node] = []
+        seen: set[Node] = set()
+        current: Node | None = node
+        while current is not None and current != RDF_NIL and current not in seen:
+            seen.add(current)
+            first = self.value(current, RDF_FIRST)
+            if first is not None:
+                items.append(first)
+                if len(items) > MAX_INLINE_ITEMS:
+                    break
+            current = self.value(current, RDF_REST)
+        return items
+
     def inline_bnode(self, node: BNode) -> str | None:
         """An unlabelled blank node, shown inline: an RDF list as its items, else its literal properties."""
-        if self.graph.value(node, RDF.first) is not None:
-            try:
-                items = list(islice(self.graph.items(node), MAX_INLINE_ITEMS + 1))
-            except ValueError:  # cyclic list
-                return None
+        if self.value(node, RDF_FIRST) is not None:
+            items = self.list_items(node)
             shown = [
                 self.literal_text(i) if isinstance(i, Literal) else self.label(i) or _local_name(str(i))
                 for i in items[:MAX_INLINE_ITEMS]
@@ -389,19 +458,19 @@ class _GraphText:
                 shown.append("…")
             return ", ".join(shown) or None
         parts = []
-        for p, o in islice(self.graph.predicate_objects(node), MAX_INLINE_ITEMS):
-            if isinstance(o, Literal) and p != RDF.type and str(o).strip():
-                parts.append(f"{_split_words(_local_name(str(p))).lower()}: {self.literal_text(o)}")
-        return "(" + "; ".join(parts) + ")" if parts else None
+        for p, o in self.out.get(node, [])[:MAX_INLINE_ITEMS]:
+            if isinstance(o, Literal) and p != RDF_TYPE and str(o).strip():
+                parts.append(f"{_lower_words(_split_words(_local_name(str(p))))}: {self.literal_text(o)}")
+        return "(" + "; ".join(sorted(parts)) + ")" if parts else None
 
     def facts(self, subject: Node, name: str) -> list[str]:
-        by_predicate: dict[URIRef, list[Node]] = {}
-        for p, o in self.graph.predicate_objects(subject):
-            if p == RDF.type or p in TEXT_PREDICATES or not isinstance(p, URIRef):
+        by_predicate: dict[Node, list[Node]] = {}
+        for p, o in self.out.get(subject, ()):
+            if p == RDF_TYPE or p in TEXT_PREDICATES or not isinstance(p, URIRef):
                 continue
             by_predicate.setdefault(p, []).append(o)
         sentences: list[str] = []
-        for predicate in sorted(by_predicate):
+        for predicate in sorted(by_predicate, key=str):
             objects = by_predicate[predicate]
             literals = [o for o in objects if isinstance(o, Literal)]
             kept = _preferred(literals) + [o for o in objects if not isinstance(o, Literal)]
@@ -417,13 +486,14 @@ class _GraphText:
         units: list[Unit] = []
         nodes: list[KgNode] = []
         edges: list[KgEdge] = []
-        for subject in self.graph.subjects(unique=True):
-            if isinstance(subject, Literal):  # generalized RDF; not a node
-                continue
+        self.assign_bnode_ids()
+        # N3 formulas/variables and generalized RDF subjects are not nodes. Sorted: stable output order.
+        subjects = [s for s in self.out if isinstance(s, URIRef | BNode)]
+        for subject in sorted(subjects, key=self.node_id):
             uri = self.node_id(subject)
             label = self.label(subject)
             types = sorted(
-                {t for t in self.graph.objects(subject, RDF.type) if isinstance(t, URIRef)}, key=str
+                {o for p, o in self.out[subject] if p == RDF_TYPE and isinstance(o, URIRef)}, key=str
             )
             descriptions = [self.clean(str(d)) for d in self.literals(subject, DESCRIPTION_PREDICATES)]
             descriptions = [d for d in dict.fromkeys(descriptions) if d.strip()]
@@ -436,11 +506,13 @@ class _GraphText:
                         description=descriptions[0] if descriptions else None,
                     )
                 )
-            for p, o in self.graph.predicate_objects(subject):
-                if p in TEXT_PREDICATES:
+            node_edges = []
+            for p, o in self.out[subject]:
+                if p in TEXT_PREDICATES or not isinstance(o, URIRef | BNode | Literal):
                     continue
                 is_node = not isinstance(o, Literal)
-                edges.append(KgEdge(uri, str(p), self.node_id(o) if is_node else str(o), is_node))
+                node_edges.append(KgEdge(uri, str(p), self.node_id(o) if is_node else str(o), is_node))
+            edges.extend(sorted(node_edges, key=lambda e: (e.predicate, e.object, e.object_is_uri)))
             if not (label or descriptions):
                 continue
             name = label or self.name(subject)

@@ -61,13 +61,16 @@ _CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
 # In decoded text additionally: C1 controls, lone surrogates, and U+FEFF (BOM / zero-width no-break space).
 _CONTROL_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufeff]")
 _ANSI_ESCAPE_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
-_INNER_SPACE_RE = re.compile(r"(?<=\S)[^\S\n]+")
+# Runs to collapse: a space followed by more whitespace, or any other whitespace character (tab, NBSP...).
+_INNER_SPACE_RE = re.compile(r"(?<=\S)(?: [^\S\n]+|[^\S\n ][^\S\n]*)")
 _TRAILING_SPACE_RE = re.compile(r"[^\S\n]+(?=\n|\Z)")
 _INDENT_RE = re.compile(r"^[^\S\n]+", re.MULTILINE)
 _MANY_NEWLINES_RE = re.compile(r"\n{3,}")
 # In cp1252 text, Cyrillic/Greek/etc. bytes become words made only of accented Latin letters.
 _ACCENT_RUN_RE = re.compile("[\u00c0-\u00ff]{3,}")
 _WORD_RE = re.compile(r"\w+")
+# `_looks_western` judges a prefix of this many characters: enough to see the script, cheap on 100 MB files.
+_WESTERN_SAMPLE_CHARS = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -213,6 +216,7 @@ def _looks_western(text: str) -> bool:
     Text in other 8-bit code pages (KOI8-R, cp1251, ISO-8859-7...) decoded as cp1252 turns into whole words
     of accented Latin letters ("ðÒÉ×ÅÔ"), which this rejects.
     """
+    text = text[:_WESTERN_SAMPLE_CHARS]
     letters = sum(1 for ch in text if ch.isalpha())
     non_ascii = sum(1 for ch in text if ord(ch) > 0x7F and ch.isalpha())
     if letters == 0 or non_ascii / letters > 0.3:

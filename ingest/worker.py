@@ -25,11 +25,14 @@ class LoadResult:
     seconds: float = 0.0
 
 
-def _serve(conn: Any) -> None:  # pragma: no cover - runs in the child process
-    import logging
+DEFAULT_LOADER = "ingest.loaders:load_file"
 
-    logging.disable(logging.WARNING)
-    from ingest.loaders import load_file
+
+def _serve(conn: Any, loader: str) -> None:  # pragma: no cover - runs in the child process
+    import importlib
+
+    module, _, name = loader.partition(":")
+    load_file = getattr(importlib.import_module(module), name)
 
     while True:
         try:
@@ -56,8 +59,9 @@ def _serve(conn: Any) -> None:  # pragma: no cover - runs in the child process
 class LoaderPool:
     """Submit paths, then take results in submission order: `take()` enforces the per-file time limit."""
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, loader: str = DEFAULT_LOADER) -> None:
         self.timeout_s = timeout_s
+        self.loader = loader  # "module:function"; tests swap in a fake to exercise the time limit
         self._ctx = mp.get_context("spawn")  # never fork a process that holds torch threads
         self._proc: Any = None
         self._conn: Any = None
@@ -69,7 +73,7 @@ class LoaderPool:
     def _ensure(self) -> None:
         if self._proc is None or not self._proc.is_alive():
             parent, child = self._ctx.Pipe()
-            self._proc = self._ctx.Process(target=_serve, args=(child,), daemon=True, name="localrag-loader")
+            self._proc = self._ctx.Process(target=_serve, args=(child, self.loader), daemon=True, name="localrag-loader")
             self._proc.start()
             child.close()
             self._conn = parent

@@ -40,7 +40,7 @@ def _pdf_bytes(pages: dict[int, str], page_count: int, title: str | None = PDF_T
     for number in range(1, page_count + 1):
         pdf.add_page()
         if number in pages:
-            pdf.multi_cell(0, 8, pages[number] + "\n\nA second paragraph on page %d." % number)
+            pdf.multi_cell(0, 8, f"{pages[number]}\n\nA second paragraph on page {number}.")
     return bytes(pdf.output())
 
 
@@ -147,7 +147,8 @@ def write_txt_combining(dirpath: Path) -> Path:
     text = (
         "Zalgo: Z" + "\u0301" * 5000 + " end.\n"
         "Mixed: a" + "\u0301\u0316" * 3000 + " end.\n"
-        "Emoji: \U0001f44d\U0001f3fd \U0001f468\u200d\U0001f469\u200d\U0001f467 \u2764\ufe0f \U0001f1eb\U0001f1f7\n"
+        "Emoji: \U0001f44d\U0001f3fd \U0001f468\u200d\U0001f469\u200d\U0001f467 "
+        "\u2764\ufe0f \U0001f1eb\U0001f1f7\n"
         "Normal accents: cafe\u0301 and re\u0301sume\u0301.\n"
     )
     return _write(dirpath, "combining.txt", text)
@@ -257,13 +258,13 @@ def write_rdfxml_xxe(dirpath: Path) -> Path:
 
 
 def write_nt_good(dirpath: Path) -> Path:
+    ex, rdf = "http://example.org/harbor#", "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+    label = "http://www.w3.org/2000/01/rdf-schema#label"
     text = (
-        '<http://example.org/harbor#HarborLight> <http://www.w3.org/2000/01/rdf-schema#label> "Harbor Light" .\n'
-        "<http://example.org/harbor#HarborLight> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> "
-        "<http://example.org/harbor#Lighthouse> .\n"
-        "<http://example.org/harbor#HarborLight> <http://example.org/harbor#builtBy> "
-        "<http://example.org/harbor#AdaSmith> .\n"
-        '<http://example.org/harbor#AdaSmith> <http://www.w3.org/2000/01/rdf-schema#label> "Ada Smith" .\n'
+        f'<{ex}HarborLight> <{label}> "Harbor Light" .\n'
+        f"<{ex}HarborLight> <{rdf}type> <{ex}Lighthouse> .\n"
+        f"<{ex}HarborLight> <{ex}builtBy> <{ex}AdaSmith> .\n"
+        f'<{ex}AdaSmith> <{label}> "Ada Smith" .\n'
     )
     return _write(dirpath, "good.nt", text)
 
@@ -329,7 +330,8 @@ def write_jsonld_nested_remote_context(dirpath: Path) -> Path:
 
 def write_jsonld_deep(dirpath: Path) -> Path:
     """100,000 levels of nested lists inside a JSON-LD document."""
-    text = '{"@context": {"ex": "http://example.org/"}, "ex:p": ' + "[" * JSONLD_DEPTH + "]" * JSONLD_DEPTH + "}"
+    head = '{"@context": {"ex": "http://example.org/"}, "ex:p": '
+    text = head + "[" * JSONLD_DEPTH + "]" * JSONLD_DEPTH + "}"
     return _write(dirpath, "deep.jsonld", text)
 
 

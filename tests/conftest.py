@@ -1,0 +1,49 @@
+"""Shared fixtures: one real embedder (the packaged MiniLM) for the whole session; nothing touches the network."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from index.embedder import Embedder
+
+    e = Embedder()
+    _ = e.dim  # load once
+    return e
+
+
+@pytest.fixture()
+def rag_factory(tmp_path, embedder):
+    from app.rag import Rag
+
+    opened = []
+
+    def make(data_dir: Path | None = None, **overrides):
+        rag = Rag.open(data_dir or tmp_path / "data", embedder=embedder, **overrides)
+        opened.append(rag)
+        return rag
+
+    yield make
+    for r in opened:
+        r.close()
+
+
+@pytest.fixture()
+def sample_copy(tmp_path) -> Path:
+    """A private copy of data/sample that a test may modify."""
+    dst = tmp_path / "sample"
+    shutil.copytree(SAMPLE, dst)
+    return dst
