@@ -104,13 +104,13 @@ class LoaderPool:
                 ready = self._conn.poll(min(wait, 1.0))
             except (EOFError, OSError):
                 ready = False
+            msg = None
             if ready:
                 try:
                     msg = self._conn.recv()
-                except (EOFError, OSError):
-                    msg = None
-                if msg is None:
-                    continue
+                except (EOFError, OSError):  # the worker is gone
+                    self._proc.join(1)
+            if msg is not None:
                 if msg[0] == "start":
                     self._started[msg[1]] = msg[2]
                 else:

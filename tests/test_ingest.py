@@ -146,6 +146,8 @@ def test_bad_inputs_are_reported_and_good_files_still_go_in(rag_factory, tmp_pat
     d = tmp_path / "mixed"
     d.mkdir()
     files = badinputs.write_all(d)
+    # the 5 MB line is ~2,000 chunks to embed (slow on CPU); its chunking is covered in test_chunker.py
+    files.pop("txt_long_line").unlink()
     (d / "good notes.md").write_text("# Notes\n\nThe ferry to Skerry Point leaves at 09:40 on weekdays.\n")
     (d / "-leading-dash.txt").write_text("A file whose name starts with a dash is still a file.\n")
     (d / "..leading-dots.txt").write_text("Leading dots are fine too.\n")
@@ -182,7 +184,7 @@ def test_bad_inputs_are_reported_and_good_files_still_go_in(rag_factory, tmp_pat
     st = assert_consistent(tmp_path / "data")
     assert len(st["db_ids"]) > 0
     with rag.store.session() as s:
-        assert not s.scalars(select(ChunkRow.id).where(ChunkRow.text.contains("\x00"))).all()
+        assert not [t for t in s.scalars(select(ChunkRow.text)) if "\x00" in t]
     assert rag.search("ferry Skerry Point", k=1)[0].source.endswith("good notes.md")
 
 
