@@ -34,14 +34,17 @@ run: install
 	$(VENV)/bin/localrag --data-dir $(DATA) status
 	$(VENV)/bin/localrag --data-dir $(DATA) demo
 
+# pytest exits 5 when it collected no tests: say so plainly instead of failing mysteriously
 test: install
-	$(PY) -m pytest -q
+	@$(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5) — that is a failure"; fi; \
+	exit $$rc
 
 lint: install
 	$(VENV)/bin/ruff check .
 
 bench: install
-	$(PY) -m eval.bench_ingest
+	$(PY) -m eval.bench_ingest --chunks 10000
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache

@@ -18,7 +18,7 @@ from ingest.document import Unit
 # a sentence ends at . ! ? (or CJK 。！？) followed by space, or at a blank line / list-item line break
 _SENT_END = re.compile(r"(?<=[.!?。！？])\s+|\n\s*\n+|\n(?=\s*(?:[-*+•]|\d+[.)]|#{1,6})\s)")
 _WINDOW = 20_000
-CHARS_PER_TOKEN_CAP = 12  # a chunk holds at most budget * 12 characters, whatever the tokenizer says  # characters tokenized at a time when cutting an oversized sentence
+CHARS_PER_TOKEN_CAP = 12  # a chunk holds at most budget * 12 characters, whatever the tokenizer says
 
 
 @dataclass(slots=True)

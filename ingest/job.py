@@ -24,7 +24,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from index.embedder import Embedder
-from index.indexes import CollectionIndexes, Repair
+from index.indexes import CollectionIndexes
 from index.store import (
     ChunkRow,
     CollectionRow,

@@ -73,12 +73,16 @@ class LoaderPool:
     def _ensure(self) -> None:
         if self._proc is None or not self._proc.is_alive():
             parent, child = self._ctx.Pipe()
-            self._proc = self._ctx.Process(target=_serve, args=(child, self.loader), daemon=True, name="localrag-loader")
+            self._proc = self._ctx.Process(
+                target=_serve, args=(child, self.loader), daemon=True, name="localrag-loader"
+            )
             self._proc.start()
             child.close()
             self._conn = parent
 
     def submit(self, path: Path) -> None:
+        if self._proc is not None and not self._proc.is_alive():
+            self._recover()
         self._ensure()
         self._ticket += 1
         self._queue.append((self._ticket, path))
@@ -87,6 +91,13 @@ class LoaderPool:
     def pending(self) -> int:
         return len(self._queue)
 
+    def _record(self, msg: tuple) -> None:
+        if msg[0] == "start":
+            self._started[msg[1]] = msg[2]
+        else:
+            started = self._started.get(msg[1], time.monotonic())
+            self._done[msg[1]] = (msg[2], msg[3], time.monotonic() - started)
+
     def take(self) -> LoadResult:
         """Result of the oldest submitted path (waits for it, up to the time limit once it has started)."""
         ticket, path = self._queue[0]
@@ -94,53 +105,49 @@ class LoaderPool:
             start = self._started.get(ticket)
             wait = 1.0 if start is None else max(0.0, start + self.timeout_s - time.monotonic())
             if start is not None and wait == 0.0:
-                self._restart_after_timeout()
-                self._queue.popleft()
-                return LoadResult(
-                    path, error=f"took longer than the {self.timeout_s:g} s per-file limit (file_timeout_s); "
-                    "it may be malformed, or raise the limit", seconds=self.timeout_s
+                self._proc.kill()
+                self._proc.join(5)
+                self._done[ticket] = (
+                    None,
+                    f"took longer than the {self.timeout_s:g} s per-file limit (file_timeout_s); it may be "
+                    "malformed, or raise the limit",
+                    self.timeout_s,
                 )
-            try:
-                ready = self._conn.poll(min(wait, 1.0))
-            except (EOFError, OSError):
-                ready = False
+                self._recover(blame=False)
+                break
             msg = None
-            if ready:
-                try:
+            try:
+                if self._conn.poll(min(wait, 1.0)):
                     msg = self._conn.recv()
-                except (EOFError, OSError):  # the worker is gone
-                    self._proc.join(1)
+            except (EOFError, OSError):  # the worker is gone
+                self._proc.join(1)
             if msg is not None:
-                if msg[0] == "start":
-                    self._started[msg[1]] = msg[2]
-                else:
-                    self._done[msg[1]] = (msg[2], msg[3], time.monotonic() - self._started.get(msg[1], time.monotonic()))
+                self._record(msg)
             elif not self._proc.is_alive():  # killed by the OS (memory) or crashed hard
-                self._restart_after_crash()
-                self._queue.popleft()
-                return LoadResult(path, error="the file reader crashed on this file (out of memory?)")
+                self._recover()
         self._queue.popleft()
         doc, err, secs = self._done.pop(ticket)
         self._started.pop(ticket, None)
         return LoadResult(path, document=doc, error=err, seconds=secs)
 
-    def _respawn_and_resubmit(self) -> None:
-        head = self._queue[0][0]
-        rest = [(t, p) for t, p in self._queue if t != head and t not in self._done]
+    def _recover(self, blame: bool = True) -> None:
+        """The worker died (crash, or killed for the time limit): blame the file it was reading, start a new
+        worker, and hand it every queued file that has no result yet."""
+        try:
+            while self._conn.poll(0):
+                self._record(self._conn.recv())
+        except (EOFError, OSError):
+            pass
+        unfinished = [t for t, _ in self._queue if t not in self._done]
+        culprits = [t for t in unfinished if t in self._started] or unfinished[:1]
+        for t in culprits if blame else []:
+            self._done[t] = (None, "the file reader crashed on this file (out of memory?)", 0.0)
         self._proc = None
         self._ensure()
-        for t, p in rest:
-            self._started.pop(t, None)
-            self._conn.send((t, str(p)))
-
-    def _restart_after_timeout(self) -> None:
-        self._proc.kill()
-        self._proc.join(5)
-        self._respawn_and_resubmit()
-
-    def _restart_after_crash(self) -> None:
-        self._proc.join(1)
-        self._respawn_and_resubmit()
+        for t, p in self._queue:
+            if t not in self._done:
+                self._started.pop(t, None)
+                self._conn.send((t, str(p)))
 
     def close(self) -> None:
         if self._proc is not None and self._proc.is_alive():
