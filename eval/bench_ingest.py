@@ -42,7 +42,7 @@ def make_corpus(folder: Path, target_chunks: int, seed: int = 13) -> int:
             lines.append(" ".join(rng.choice(_VOCAB) for _ in range(k)).capitalize() + f" ({i}.{j}).")
             words += k + 1
         suffix = ".md" if i % 3 == 0 else ".txt"
-        body = ("# Report %d\n\n" % i if suffix == ".md" else "") + "\n".join(lines)
+        body = (f"# Report {i}\n\n" if suffix == ".md" else "") + "\n".join(lines)
         (folder / f"doc-{i:05d}{suffix}").write_text(body)
         i += 1
     return i

@@ -1,0 +1,54 @@
+"""The `localrag` CLI: exit codes, --json output, status, and clear configuration errors."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from app.cli import app
+
+runner = CliRunner()
+
+
+def test_help_explains_commands():
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for cmd in ("ingest", "sync", "remove", "status", "search"):
+        assert cmd in res.output
+
+
+def test_ingest_json_exit_codes_and_status(tmp_path):
+    data = tmp_path / "data"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ok.md").write_text("# Ferry\n\nThe Skerry Point ferry leaves at 09:40 on weekdays.\n")
+    (docs / "broken.pdf").write_bytes(b"this is not a pdf at all")
+    res = runner.invoke(app, ["--data-dir", str(data), "ingest", str(docs), "--json"])
+    assert res.exit_code == 1, res.output
+    report = json.loads(res.stdout)
+    by = {f["source"].rsplit("/", 1)[-1]: f for f in report["files"]}
+    assert by["ok.md"]["status"] == "ingested"
+    assert by["broken.pdf"]["status"] == "error" and "not a PDF" in by["broken.pdf"]["reason"]
+
+    (docs / "broken.pdf").unlink()
+    res = runner.invoke(app, ["--data-dir", str(data), "ingest", str(docs), "--json"])
+    assert res.exit_code == 0
+    assert json.loads(res.stdout)["counts"]["unchanged"] == 1
+
+    res = runner.invoke(app, ["--data-dir", str(data), "status", "--json"])
+    assert res.exit_code == 0
+    st = json.loads(res.stdout)["collections"][0]
+    assert st["documents"] == 1 and st["index"]["in_step"] and st["embedding_dim"] == 384
+
+    res = runner.invoke(app, ["--data-dir", str(data), "search", "ferry time", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)[0]["source"].endswith("ok.md")
+
+
+def test_usage_and_config_errors_exit_2(tmp_path):
+    assert runner.invoke(app, ["ingest"]).exit_code == 2  # missing PATH
+    assert runner.invoke(app, ["--data-dir", str(tmp_path), "sync", str(tmp_path / "nofolder")]).exit_code == 2
+    res = runner.invoke(app, ["--data-dir", str(tmp_path), "ingest", str(tmp_path), "--chunk-tokens", "4"])
+    assert res.exit_code == 2 and "chunk_tokens" in res.output
+    res = runner.invoke(app, ["--data-dir", str(tmp_path), "search", "   "])
+    assert res.exit_code == 1 and "empty query" in res.output
