@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, select
 
 from app.config import Settings, load_settings
@@ -38,8 +37,9 @@ class Hit:
     kg_uri: str | None = None
     label: str | None = None
     score: float = 0.0
-    scores: dict[str, float] = field(default_factory=dict)
-    ranks: dict[str, int] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)  # per stage: dense, lexical, fused
+    ranks: dict[str, int] = field(default_factory=dict)  # 1-based rank per stage
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
 
 class Rag:
@@ -104,15 +104,18 @@ class Rag:
             )
         return coll
 
+    def _new_indexes(self, coll: CollectionRow) -> CollectionIndexes:
+        return CollectionIndexes(
+            self.store, coll.id, coll.embedding_dim, self._folder(coll), self.settings.lexical_backend,
+            use_gpu=self.settings.use_gpu,
+        )
+
     def _open_indexes(self, coll: CollectionRow) -> CollectionIndexes:
         """Indexes of a collection, in step with the store (repaired on disk when no ingest holds the lock)."""
         cached = self._indexes.get(coll.name)
         if cached is not None and cached.version == self.store.corpus_version(coll.id):
             return cached
-        idx = CollectionIndexes(
-            self.store, coll.id, coll.embedding_dim, self._folder(coll), self.settings.lexical_backend,
-            use_gpu=self.settings.use_gpu,
-        )
+        idx = self._new_indexes(coll)
         try:
             with CollectionLock(self._folder(coll)):
                 idx.open(persist=True)
@@ -131,10 +134,7 @@ class Rag:
         coll = self._collection(collection, create=True)
         folder = self._folder(coll)
         with CollectionLock(folder):
-            idx = CollectionIndexes(
-                self.store, coll.id, coll.embedding_dim, folder, self.settings.lexical_backend,
-                use_gpu=self.settings.use_gpu,
-            )
+            idx = self._new_indexes(coll)
             repair = idx.open(persist=True)
             job = self._job(coll, idx, progress)
             p = [Path(x) for x in paths]
@@ -152,10 +152,7 @@ class Rag:
         coll = self._collection(collection, create=False)
         folder = self._folder(coll)
         with CollectionLock(folder):
-            idx = CollectionIndexes(
-                self.store, coll.id, coll.embedding_dim, folder, self.settings.lexical_backend,
-                use_gpu=self.settings.use_gpu,
-            )
+            idx = self._new_indexes(coll)
             repair = idx.open(persist=True)
             report = self._job(coll, idx, None).remove(sources)
             self._indexes[coll.name] = idx
@@ -236,15 +233,19 @@ class Rag:
             raise RagError(f"unknown mode {mode!r}: use hybrid, dense or lexical")
         coll = self._collection(collection, create=False)
         idx = self._open_indexes(coll)
-        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
         ranked: dict[str, list[tuple[int, float]]] = {}
         if mode in ("hybrid", "dense") and idx.vectors.ntotal:
+            t = time.perf_counter()
             qv = self.embedder.encode([query])
             scores, ids = idx.vectors.search(qv, candidates)
             ranked["dense"] = [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+            timings["dense"] = time.perf_counter() - t
         if mode in ("hybrid", "lexical"):
+            t = time.perf_counter()
             scores, ids = idx.lexical.search(query, candidates)
             ranked["lexical"] = [(int(i), float(s)) for s, i in zip(scores, ids, strict=True)]
+            timings["lexical"] = time.perf_counter() - t
         fused: dict[int, float] = {}
         for leg in ranked.values():
             for rank, (cid, _) in enumerate(leg, start=1):
@@ -258,7 +259,7 @@ class Rag:
                     if cid == h.chunk_id:
                         h.scores[leg], h.ranks[leg] = sc, rank
             h.scores["fused"] = h.score
-            h.scores["seconds"] = time.perf_counter() - t0
+            h.timings = dict(timings)
         return hits
 
     def _hydrate(self, ids: list[int]) -> list[Hit]:
@@ -275,7 +276,3 @@ class Rag:
             for r in rows
         }
         return [by_id[i] for i in ids if i in by_id]
-
-
-def as_float(x: Any) -> float:
-    return float(np.asarray(x))
