@@ -69,9 +69,9 @@ class VectorIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query; ids of -1 mark empty slots. `allowed_ids` restricts the search."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        k = max(1, min(k, self.ntotal)) if self.ntotal else 1
         if self.ntotal == 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        k = max(1, min(k, self.ntotal))
         if allowed_ids is not None:
             sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64))
             return self.cpu.search(queries, k, params=faiss.SearchParameters(sel=sel))

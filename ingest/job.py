@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 import time
 from collections.abc import Callable
@@ -539,7 +538,3 @@ class IngestJob:
             elapsed = max(1e-9, time.monotonic() - self._t0)
             self.progress(Progress(self._files_done, self._files_total, self._chunks_done,
                                    self._chunks_done / elapsed, path.name))
-
-
-def report_json(report: IngestReport) -> str:
-    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False)
