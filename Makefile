@@ -44,7 +44,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 bench: install
+	$(PIP) install -q $(FIND_LINKS) -e ".[dev,bench]"
 	$(PY) -m eval.bench_ingest --chunks 10000
+	$(PY) -m eval.retrieval_eval
+	$(PY) -m eval.bench_retrieval
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache

@@ -215,45 +215,100 @@ def status(as_json: JsonOpt = False) -> None:
 def search(
     query: Annotated[str, typer.Argument(help="Question or keywords.")],
     k: Annotated[int, typer.Option("--k", "-k", help="Number of results.")] = 5,
-    mode: Annotated[str, typer.Option(help="hybrid, dense or lexical.")] = "hybrid",
+    mode: Annotated[
+        str | None, typer.Option(help="hybrid (dense + BM25, fused), dense or lexical. Default: search_mode.")
+    ] = None,
+    fusion: Annotated[
+        str | None, typer.Option(help="rrf (reciprocal rank) or convex (weighted normalized scores).")
+    ] = None,
     collection: CollectionOpt = "default",
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help="Only these document kinds: pdf, text, markdown, rdf.")
+    ] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only sources matching this glob (file name or path).")
+    ] = None,
+    rerank: Annotated[
+        bool | None, typer.Option("--rerank/--no-rerank", help="Rerank with the configured cross-encoder.")
+    ] = None,
+    expand: Annotated[
+        bool, typer.Option("--expand", help="Add linked knowledge-graph nodes to RDF hits.")
+    ] = False,
+    min_relevance: Annotated[
+        float | None, typer.Option(help="Drop hits whose relevance (0-1) is lower.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search a collection (dense + BM25, fused by reciprocal rank)."""
+    """Search a collection: dense (FAISS) and BM25 candidates, fused, optionally reranked.
+
+    Each hit shows its relevance (0-1, comparable across queries) and its rank in every stage."""
     from app.rag import RagError
 
+    if not query.strip():
+        err.print("[red]error:[/] empty query: type a question or some keywords")
+        raise typer.Exit(2)
     rag = _rag()
+    filters = {"kinds": kind or None, "sources": source or None}
     try:
-        hits = rag.search(query, k=k, collection=collection, mode=mode)
+        res = rag.search(
+            query, k=k, collection=collection, mode=mode, fusion=fusion, filters=filters, rerank=rerank,
+            expand=expand, min_relevance=min_relevance,
+        )
     except RagError as exc:
         _fail(exc)
     if as_json:
-        out.print_json(json.dumps([h.__dict__ for h in hits], ensure_ascii=False))
+        out.print_json(json.dumps(res.to_dict(), ensure_ascii=False))
         return
-    _print_hits(query, hits)
+    _print_hits(query, res)
 
 
-def _print_hits(query: str, hits: list[Any]) -> None:
-    if not hits:
+def _short_uri(uri: str) -> str:
+    return uri.rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1] or uri
+
+
+def _print_hits(query: str, res: Any) -> None:
+    from rich.text import Text
+
+    from retrieval.snippet import snippet
+
+    for note in res.notes:
+        err.print(f"[yellow]note:[/] {note}")
+    if not res:
         out.print("no results")
-        return
-    table = Table(title=query, show_lines=True)
-    table.add_column("#", justify="right")
-    table.add_column("source")
-    table.add_column("where")
-    table.add_column("scores")
-    table.add_column("text", overflow="fold")
-    cwd = Path.cwd()
-    for n, h in enumerate(hits, 1):
-        try:
-            src = str(Path(h.source).relative_to(cwd))
-        except ValueError:
-            src = h.source
-        where = f"p. {h.page}" if h.page else (h.kg_uri or "")
-        scores = " ".join(f"{leg}#{r}" for leg, r in h.ranks.items())
-        snippet = h.text if len(h.text) < 300 else h.text[:300] + "…"
-        table.add_row(str(n), src, where, scores, snippet)
-    out.print(table)
+    else:
+        table = Table(title=f"[bold]{query}[/]", show_lines=True, title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("source / where", overflow="fold", max_width=32)
+        table.add_column("relevance", justify="right")
+        table.add_column("stages (score #rank)", overflow="fold")
+        table.add_column("text", overflow="fold", ratio=1)
+        cwd = Path.cwd()
+        for n, h in enumerate(res, 1):
+            try:
+                src = str(Path(h.source).relative_to(cwd))
+            except ValueError:
+                src = h.source
+            where = f"p. {h.page}" if h.page is not None else (_short_uri(h.kg_uri) if h.kg_uri else "")
+            stages = []
+            for leg, name in (("dense", "dense"), ("lexical", "bm25"), ("fused", "fused"), ("rerank", "rerank")):
+                if leg in h.scores:
+                    rank = f" #{h.ranks[leg]}" if leg in h.ranks else ""
+                    stages.append(f"{name} {h.scores[leg]:.3g}{rank}")
+            text, spans = snippet(h.text, query)
+            body = Text(text)
+            for a, b in spans:
+                body.stylize("bold yellow", a, b)
+            for nb in h.neighbours:
+                arrow = "→" if nb.direction == "out" else "←"
+                body.append(f"\n  {arrow} {nb.relation}: {nb.label or _short_uri(nb.uri)}", style="cyan")
+            table.add_row(
+                str(n), f"{src}\n{where}" if where else src, f"{h.relevance:.2f}", "\n".join(stages), body
+            )
+        out.print(table)
+    reranker = res.reranker or "none (set reranker_model to a CrossEncoder id or folder to enable)"
+    fusion = f" · fusion {res.fusion}" if res.fusion else ""
+    total = res.timings.get("total", 0.0) * 1000
+    out.print(f"[dim]mode {res.mode}{fusion} · reranker: {reranker} · {total:.0f} ms[/]")
 
 
 @app.command()
@@ -262,12 +317,12 @@ def demo(collection: CollectionOpt = "default") -> None:
     from app.rag import RagError
 
     rag = _rag()
-    examples = ["What lens does the lighthouse use?", "battery capacity of the microgrid", "KELPWATCH"]
+    examples = ["What lens does the lighthouse use?", "battery capacity of the microgrid", "Who built RV Kittiwake?"]
     out.print("[bold]localrag demo[/] — search your documents. Examples: " + " · ".join(examples))
     if not sys.stdin.isatty():
         for q in examples:
             try:
-                _print_hits(q, rag.search(q, k=3, collection=collection))
+                _print_hits(q, rag.search(q, k=3, collection=collection, expand=True))
             except RagError as exc:
                 _fail(exc)
         return
@@ -279,7 +334,7 @@ def demo(collection: CollectionOpt = "default") -> None:
         if not q:
             break
         try:
-            _print_hits(q, rag.search(q, k=5, collection=collection))
+            _print_hits(q, rag.search(q, k=5, collection=collection, expand=True))
         except RagError as exc:
             err.print(f"[red]error:[/] {exc}")
 

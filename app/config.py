@@ -29,6 +29,25 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(default=200.0, gt=0, description="files larger than this are refused")
     lexical_backend: Literal["bm25s", "rank-bm25"] = "bm25s"
     use_gpu: bool = Field(default=True, description="use a GPU FAISS copy when faiss sees a GPU")
+    # retrieval
+    search_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    fusion: Literal["rrf", "convex"] = Field(
+        default="convex", description="how dense and BM25 results are fused (convex measured best: BENCHMARKS.md)"
+    )
+    candidates: int = Field(default=50, ge=1, description="candidates per leg (dense top-N, BM25 top-N)")
+    rrf_k: float = Field(
+        default=5.0, ge=0, description="reciprocal rank fusion constant (60 flattens two short lists: BENCHMARKS.md)"
+    )
+    rrf_weight_dense: float = Field(default=1.0, ge=0, description="RRF weight of the dense leg")
+    rrf_weight_lexical: float = Field(default=1.0, ge=0, description="RRF weight of the BM25 leg")
+    convex_alpha: float = Field(
+        default=0.5, ge=0, le=1, description="weight of dense in convex fusion and in hybrid relevance"
+    )
+    min_relevance: float = Field(default=0.0, ge=0, le=1, description="hits below this relevance are dropped")
+    reranker_model: str | None = Field(default=None, description="CrossEncoder id or folder; none by default")
+    rerank_top: int = Field(default=20, ge=1, description="fused candidates the reranker rescores")
+    rerank_batch_size: int = Field(default=32, ge=1)
+    kg_max_neighbours: int = Field(default=8, ge=0, description="linked nodes added per knowledge-graph hit")
 
     @field_validator("chunk_overlap")
     @classmethod

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass, field
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,11 @@ from index.embedder import Embedder, resolve_model
 from index.indexes import CollectionIndexes
 from index.store import ChunkRow, CollectionRow, DocumentRow, IngestRunRow, KgEdgeRow, KgNodeRow, Store
 from ingest.job import CollectionLock, IngestJob, IngestLocked, IngestReport, ProgressFn
+from retrieval.rerank import Reranker, RerankerError
+from retrieval.search import Searcher, SearchError, SearchParams, StaleIndex
+from retrieval.types import Filters, Hit, Neighbour, SearchResults
+
+__all__ = ["Filters", "Hit", "ModelMismatch", "Neighbour", "Rag", "RagError", "SearchResults"]
 
 log = logging.getLogger(__name__)
 
@@ -27,21 +31,6 @@ class ModelMismatch(RagError):
     pass
 
 
-@dataclass
-class Hit:
-    chunk_id: int
-    text: str
-    source: str
-    kind: str
-    page: int | None = None
-    kg_uri: str | None = None
-    label: str | None = None
-    score: float = 0.0
-    scores: dict[str, float] = field(default_factory=dict)  # per stage: dense, lexical, fused
-    ranks: dict[str, int] = field(default_factory=dict)  # 1-based rank per stage
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
-
-
 class Rag:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
@@ -51,6 +40,8 @@ class Rag:
         self.store = Store(url)
         self._embedder: Embedder | None = embedder  # share one across Rag objects to load the model once
         self._indexes: dict[str, CollectionIndexes] = {}
+        self._indexes_lock = threading.Lock()
+        self._reranker: Reranker | None = None
 
     @classmethod
     def open(
@@ -112,17 +103,18 @@ class Rag:
 
     def _open_indexes(self, coll: CollectionRow) -> CollectionIndexes:
         """Indexes of a collection, in step with the store (repaired on disk when no ingest holds the lock)."""
-        cached = self._indexes.get(coll.name)
-        if cached is not None and cached.version == self.store.corpus_version(coll.id):
-            return cached
-        idx = self._new_indexes(coll)
-        try:
-            with CollectionLock(self._folder(coll)):
-                idx.open(persist=True)
-        except IngestLocked:
-            idx.open(persist=False)  # an ingest is running: catch up in memory, write nothing
-        self._indexes[coll.name] = idx
-        return idx
+        with self._indexes_lock:  # threads share one reload; searches keep the object they started with
+            cached = self._indexes.get(coll.name)
+            if cached is not None and cached.version == self.store.corpus_version(coll.id):
+                return cached
+            idx = self._new_indexes(coll)
+            try:
+                with CollectionLock(self._folder(coll)):
+                    idx.open(persist=True)
+            except IngestLocked:
+                idx.open(persist=False)  # an ingest is running: catch up in memory, write nothing
+            self._indexes[coll.name] = idx
+            return idx
 
     # --- ingestion -----------------------------------------------------------------------------------------
     def ingest(
@@ -224,55 +216,65 @@ class Rag:
             })
         return out
 
-    # --- search (a first hybrid: dense + BM25 fused by reciprocal rank) ---------------------------------------
-    def search(self, query: str, k: int = 5, collection: str = "default", mode: str = "hybrid",
-               candidates: int = 50, rrf_k: int = 60) -> list[Hit]:
-        if not query or not query.strip():
-            raise RagError("empty query: type a question or some keywords")
-        if mode not in ("hybrid", "dense", "lexical"):
-            raise RagError(f"unknown mode {mode!r}: use hybrid, dense or lexical")
-        coll = self._collection(collection, create=False)
-        idx = self._open_indexes(coll)
-        timings: dict[str, float] = {}
-        ranked: dict[str, list[tuple[int, float]]] = {}
-        if mode in ("hybrid", "dense") and idx.vectors.ntotal:
-            t = time.perf_counter()
-            qv = self.embedder.encode([query])
-            scores, ids = idx.vectors.search(qv, candidates)
-            ranked["dense"] = [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
-            timings["dense"] = time.perf_counter() - t
-        if mode in ("hybrid", "lexical"):
-            t = time.perf_counter()
-            scores, ids = idx.lexical.search(query, candidates)
-            ranked["lexical"] = [(int(i), float(s)) for s, i in zip(scores, ids, strict=True)]
-            timings["lexical"] = time.perf_counter() - t
-        fused: dict[int, float] = {}
-        for leg in ranked.values():
-            for rank, (cid, _) in enumerate(leg, start=1):
-                fused[cid] = fused.get(cid, 0.0) + 1.0 / (rrf_k + rank)
-        top = sorted(fused, key=lambda c: -fused[c])[:k]
-        hits = self._hydrate(top)
-        for h in hits:
-            h.score = fused[h.chunk_id]
-            for leg, items in ranked.items():
-                for rank, (cid, sc) in enumerate(items, start=1):
-                    if cid == h.chunk_id:
-                        h.scores[leg], h.ranks[leg] = sc, rank
-            h.scores["fused"] = h.score
-            h.timings = dict(timings)
-        return hits
+    # --- search ------------------------------------------------------------------------------------------------
+    @property
+    def reranker(self) -> Reranker | None:
+        """The configured cross-encoder, or None: no reranker is active unless `reranker_model` is set."""
+        if self._reranker is None and self.settings.reranker_model:
+            s = self.settings
+            self._reranker = Reranker(s.reranker_model, device=s.device, batch_size=s.rerank_batch_size)
+        return self._reranker
 
-    def _hydrate(self, ids: list[int]) -> list[Hit]:
-        if not ids:
-            return []
-        with self.store.session() as s:
-            rows = s.execute(
-                select(ChunkRow, DocumentRow.source, DocumentRow.kind)
-                .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
-                .where(ChunkRow.id.in_(ids))
-            ).all()
-        by_id = {
-            r[0].id: Hit(r[0].id, r[0].text, r[1], r[2], page=r[0].page, kg_uri=r[0].kg_uri, label=r[0].label)
-            for r in rows
-        }
-        return [by_id[i] for i in ids if i in by_id]
+    def search(
+        self, query: str, k: int = 5, collection: str = "default", mode: str | None = None,
+        filters: Filters | dict[str, Any] | None = None, rerank: bool | None = None, expand: bool = False,
+        fusion: str | None = None, candidates: int | None = None, min_relevance: float | None = None,
+        **params: Any,
+    ) -> SearchResults:
+        """Hybrid (or dense / lexical) search of a collection; returns hits best first, with per-stage scores,
+        ranks and timings. `filters`: `{"kinds": [...], "sources": ["*.md"]}`. `rerank`: None = when a reranker is
+        configured, True = required, False = skip. `expand`: add knowledge-graph neighbours to RDF hits.
+        Other keyword arguments set SearchParams fields (rrf_k, weights, alpha, rerank_top)."""
+        if not isinstance(query, str) or not query.strip():
+            raise RagError("empty query: type a question or some keywords")
+        st = self.settings
+        p = SearchParams(
+            k=k, mode=mode or st.search_mode, fusion=fusion or st.fusion, candidates=candidates or st.candidates,
+            rrf_k=st.rrf_k, weights={"dense": st.rrf_weight_dense, "lexical": st.rrf_weight_lexical},
+            alpha=st.convex_alpha, min_relevance=st.min_relevance if min_relevance is None else min_relevance,
+            rerank_top=st.rerank_top, expand=expand, max_neighbours=st.kg_max_neighbours,
+        )
+        for key, value in params.items():
+            if not hasattr(p, key):
+                raise RagError(f"unknown search parameter {key!r}")
+            setattr(p, key, value)
+        try:
+            p.check()
+            f = Filters.coerce(filters)
+        except (SearchError, ValueError, TypeError) as exc:
+            raise RagError(str(exc)) from None
+        reranker = None
+        if rerank is not False:
+            reranker = self.reranker
+            if reranker is None and rerank:
+                raise RagError("reranking was asked for, but no reranker is configured: set reranker_model "
+                               "(LOCALRAG_RERANKER_MODEL) to a sentence-transformers CrossEncoder id or folder")
+        coll = self._collection(collection, create=False)
+        if p.mode != "lexical":
+            _ = self.embedder.model  # load before the clock starts: stage timings measure searching, not loading
+        for attempt in range(5):
+            idx = self._open_indexes(coll)
+            try:
+                res = Searcher(self.store, self.embedder, idx, reranker).search(query, p, f)
+            except StaleIndex:
+                if attempt == 4:
+                    raise RagError("the collection kept changing during the search (an ingest is running); "
+                                   "try again") from None
+                continue
+            except RerankerError as exc:
+                raise RagError(str(exc)) from None
+            res.collection = collection
+            if reranker is None and p.mode != "lexical":
+                log.debug("no reranker active")
+            return res
+        raise AssertionError("unreachable")

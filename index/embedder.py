@@ -54,7 +54,7 @@ class Embedder:
         self.device = pick_device(device)
         self.batch_size = batch_size
         self._model = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     @property
     def model(self):  # noqa: ANN201 - SentenceTransformer, imported lazily
@@ -102,18 +102,21 @@ class Embedder:
         """Number of wordpiece tokens per text, without special tokens."""
         if not texts:
             return []
-        enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)
+        with self._lock:  # a fast tokenizer raises "Already borrowed" when two threads use it at once
+            enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)
         return [len(ids) for ids in enc["input_ids"]]
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """L2-normalized float32 embeddings, shape (len(texts), dim)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vecs = self.model.encode(
-            list(texts),
-            batch_size=batch_size or self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        model = self.model
+        with self._lock:
+            vecs = model.encode(
+                list(texts),
+                batch_size=batch_size or self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.ascontiguousarray(vecs, dtype=np.float32)

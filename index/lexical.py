@@ -10,9 +10,11 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import math
 import re
 import shutil
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +48,7 @@ class LexicalIndex:
         self.ids = np.zeros(0, dtype=np.int64)
         self._tokens: list[list[str]] | None = None  # rank-bm25 only (it has no save format of its own)
         self._impl = None
+        self._df: Counter[str] | None = None  # rank-bm25 document frequencies, computed on first use
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -71,6 +74,7 @@ class LexicalIndex:
             from rank_bm25 import BM25Okapi
 
             self._tokens = tokens
+            self._df = None
             self._impl = BM25Okapi([t or [""] for t in tokens], k1=self.k1, b=self.b)
 
     def scores(self, query: str) -> np.ndarray:
@@ -85,9 +89,53 @@ class LexicalIndex:
             return np.asarray(self._impl.get_scores(known), dtype=np.float32)
         return np.asarray(self._impl.get_scores(q), dtype=np.float32)
 
-    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k chunks by BM25; `allowed` is a boolean mask over `self.ids` (pre-filter)."""
-        s = self.scores(query)
+    def doc_freq(self, token: str) -> int:
+        """Number of indexed chunks containing `token` (0 when unknown)."""
+        if self._impl is None:
+            return 0
+        if self.backend == "bm25s":
+            tid = self._impl.vocab_dict.get(token)
+            if tid is None:
+                return 0
+            indptr = self._impl.scores["indptr"]
+            return int(indptr[tid + 1] - indptr[tid])
+        if self._df is None:
+            self._df = Counter(t for d in self._impl.doc_freqs for t in d)
+        return int(self._df.get(token, 0))
+
+    def max_score(self, query: str) -> float:
+        """An upper bound of the BM25 score any chunk can reach for `query`: the sum of the query terms' IDF
+        (times k1+1 for rank-bm25, whose term weight saturates there). Query terms the corpus lacks count with the
+        highest IDF, so a query about things the corpus does not mention gets a low normalized score."""
+        q = tokenize(query)
+        n = len(self.ids)
+        if not q or n == 0:
+            return 0.0
+        idf = sum(math.log(1.0 + (n - self.doc_freq(t) + 0.5) / (self.doc_freq(t) + 0.5)) for t in q)
+        return float(idf * (self.k1 + 1.0 if self.backend == "rank-bm25" else 1.0))
+
+    def normalized(self, query: str, raw: np.ndarray) -> np.ndarray:
+        """Raw BM25 scores mapped to [0, 1] by `max_score` (comparable across queries, unlike min-max)."""
+        top = self.max_score(query)
+        if top <= 0:
+            return np.zeros_like(raw, dtype=np.float32)
+        return np.clip(np.asarray(raw, dtype=np.float32) / top, 0.0, 1.0)
+
+    def positions(self, chunk_ids: np.ndarray) -> np.ndarray:
+        """Positions of chunk ids in `self.ids` (which is sorted); -1 where absent."""
+        chunk_ids = np.asarray(chunk_ids, dtype=np.int64)
+        if len(self.ids) == 0:
+            return np.full(len(chunk_ids), -1, np.int64)
+        pos = np.searchsorted(self.ids, chunk_ids)
+        pos = np.clip(pos, 0, len(self.ids) - 1)
+        return np.where(self.ids[pos] == chunk_ids, pos, -1)
+
+    def search(
+        self, query: str, k: int, allowed: np.ndarray | None = None, scores: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k chunks by BM25; `allowed` is a boolean mask over `self.ids` (pre-filter). Pass `scores` (from
+        `scores(query)`) to avoid scoring twice."""
+        s = self.scores(query) if scores is None else scores
         if allowed is not None:
             s = np.where(allowed, s, 0.0)
         nz = np.flatnonzero(s > 0)

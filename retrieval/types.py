@@ -1,0 +1,109 @@
+"""What a search returns: hits with per-stage scores, ranks and timings, and the notes of the run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+KINDS = ("pdf", "text", "markdown", "rdf")
+
+
+@dataclass
+class Neighbour:
+    """A knowledge-graph node linked to a hit's node (depth-1 expansion). It is context, not a search hit."""
+
+    uri: str
+    label: str | None
+    relation: str  # predicate in words, e.g. "built by"
+    direction: str  # "out": hit --relation--> neighbour; "in": neighbour --relation--> hit
+    chunk_id: int | None
+    text: str  # the neighbour's description and facts
+    expansion: bool = True
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    text: str
+    source: str
+    kind: str
+    page: int | None = None
+    kg_uri: str | None = None
+    label: str | None = None
+    score: float = 0.0  # the score the final order is by (rerank when reranked, else fused)
+    relevance: float = 0.0  # normalized to [0, 1], comparable across queries: what `min_relevance` applies to
+    scores: dict[str, float] = field(default_factory=dict)  # dense, lexical, dense_norm, lexical_norm, fused, rerank
+    ranks: dict[str, int] = field(default_factory=dict)  # 1-based rank per stage
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (shared by the hits of one search)
+    neighbours: list[Neighbour] = field(default_factory=list)
+
+    @property
+    def location(self) -> str:
+        """Page or URI, for display."""
+        if self.page is not None:
+            return f"p. {self.page}"
+        return self.kg_uri or ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Filters:
+    """Restrict a search before ranking. `kinds`: document kinds (pdf, text, markdown, rdf); `sources`: glob
+    patterns matched against the stored path, its file name, or its tail (`notes/*.md`)."""
+
+    kinds: list[str] | None = None
+    sources: list[str] | None = None
+
+    @classmethod
+    def coerce(cls, value: Filters | dict[str, Any] | None) -> Filters:
+        if value is None:
+            return cls()
+        if isinstance(value, Filters):
+            f = value
+        elif isinstance(value, dict):
+            unknown = set(value) - {"kinds", "kind", "sources", "source"}
+            if unknown:
+                raise ValueError(f"unknown filter key(s) {sorted(unknown)}: use kinds and sources")
+            kinds = value.get("kinds", value.get("kind"))
+            sources = value.get("sources", value.get("source"))
+            f = cls(
+                kinds=[kinds] if isinstance(kinds, str) else kinds,
+                sources=[sources] if isinstance(sources, str) else sources,
+            )
+        else:
+            raise TypeError(f"filters must be a Filters or a dict, not {type(value).__name__}")
+        if f.kinds:
+            bad = [k for k in f.kinds if k not in KINDS]
+            if bad:
+                raise ValueError(f"unknown document kind(s) {bad}: use {', '.join(KINDS)}")
+        return f
+
+    @property
+    def active(self) -> bool:
+        return bool(self.kinds or self.sources)
+
+
+class SearchResults(list[Hit]):
+    """A list of hits, plus what the pipeline did: mode, fusion, reranker (None when none was active), notes
+    (warnings a person should see), and timings per stage in seconds."""
+
+    def __init__(self, hits: list[Hit] | None = None, **info: Any) -> None:
+        super().__init__(hits or [])
+        self.query: str = info.get("query", "")
+        self.collection: str = info.get("collection", "")
+        self.mode: str = info.get("mode", "hybrid")
+        self.fusion: str | None = info.get("fusion")
+        self.reranker: str | None = info.get("reranker")
+        self.expanded: bool = info.get("expanded", False)
+        self.corpus_version: int = info.get("corpus_version", 0)
+        self.notes: list[str] = list(info.get("notes", []))
+        self.timings: dict[str, float] = dict(info.get("timings", {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query, "collection": self.collection, "mode": self.mode, "fusion": self.fusion,
+            "reranker": self.reranker, "expanded": self.expanded, "corpus_version": self.corpus_version,
+            "notes": self.notes, "timings": self.timings, "hits": [h.to_dict() for h in self],
+        }
