@@ -267,6 +267,9 @@ class Rag:
             try:
                 res = Searcher(self.store, self.embedder, idx, reranker).search(query, p, f)
             except StaleIndex:
+                with self._indexes_lock:
+                    if self._indexes.get(coll.name) is idx:
+                        del self._indexes[coll.name]  # reload from the store on the next attempt
                 if attempt == 4:
                     raise RagError("the collection kept changing during the search (an ingest is running); "
                                    "try again") from None

@@ -61,10 +61,29 @@ class CollectionIndexes:
 
     def open(self, persist: bool = True) -> Repair:
         """Load the saved indexes and bring them in step with the store. `persist=False` repairs in memory only
-        (for readers that must not write while another process ingests)."""
+        (for readers that must not write while another process ingests).
+
+        The store may change while this reads it (another process ingesting). Every change bumps
+        corpus_version in the same transaction, so the rebuild is repeated until the version is the same before
+        and after it: then both indexes reflect that one version, never a mix of two."""
         self.folder.mkdir(parents=True, exist_ok=True)
         repair = Repair()
-        db_version = self.store.corpus_version(self.collection_id)
+        for _ in range(20):
+            db_version = self.store.corpus_version(self.collection_id)
+            v_version, l_version = self._load_and_reconcile(db_version, repair)
+            if self.store.corpus_version(self.collection_id) == db_version:
+                break
+            repair.notes.append("the store changed while the indexes were read; read again")
+        else:
+            raise RuntimeError("the collection kept changing while its indexes were being loaded")
+        self.version = db_version
+        if persist and (v_version != db_version or l_version != db_version):
+            self.save(db_version)
+        if repair.any:
+            log.warning("indexes of collection %s repaired: %s", self.collection_id, repair)
+        return repair
+
+    def _load_and_reconcile(self, db_version: int, repair: Repair) -> tuple[int, int]:
         try:
             self.vectors, vmeta = VectorIndex.load(self.vectors_path, self.dim, use_gpu=self.use_gpu)
             v_version = int(vmeta.get("corpus_version", -1))
@@ -84,12 +103,7 @@ class CollectionIndexes:
         if l_version != db_version:
             self.rebuild_lexical()
             repair.lexical_rebuilt = l_version != -1 or db_version > 0
-        self.version = db_version
-        if persist and (v_version != db_version or l_version != db_version):
-            self.save(db_version)
-        if repair.any:
-            log.warning("indexes of collection %s repaired: %s", self.collection_id, repair)
-        return repair
+        return v_version, l_version
 
     def _reconcile_vectors(self, repair: Repair) -> None:
         db_ids = self.store.chunk_ids(self.collection_id)

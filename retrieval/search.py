@@ -185,7 +185,10 @@ class Searcher:
         if use_dense:
             missing = [c for c in cand if c not in dense_score]
             if missing:
-                sims = vectors.vectors(np.array(missing, dtype=np.int64)) @ qv[0]
+                try:
+                    sims = vectors.vectors(np.array(missing, dtype=np.int64)) @ qv[0]
+                except RuntimeError as exc:  # BM25 named a chunk FAISS lacks: the pair is out of step
+                    raise StaleIndex(missing) from exc
                 dense_score.update({c: float(v) for c, v in zip(missing, sims, strict=True)})
             dense_norm = {c: min(1.0, max(0.0, dense_score[c])) for c in cand}
         lex_score: dict[int, float] = {}
