@@ -1,4 +1,4 @@
-"""`localrag` command line: ingest, sync, remove, status, search, demo.
+"""`localrag` command line: ingest, sync, remove, status, search, demo, bench.
 
 Exit codes: 0 success, 1 some files failed (or a runtime problem), 2 usage or configuration errors.
 """
@@ -337,6 +337,55 @@ def demo(collection: CollectionOpt = "default") -> None:
             _print_hits(q, rag.search(q, k=5, collection=collection, expand=True))
         except RagError as exc:
             err.print(f"[red]error:[/] {exc}")
+
+
+bench_app = typer.Typer(
+    help="Benchmarks: speed and quality measured against reference implementations (see docs/BENCHMARKS.md).",
+    no_args_is_help=True,
+)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("retrieval")
+def bench_retrieval(
+    sizes: Annotated[str, typer.Option(help="Generated collection sizes in chunks, comma-separated.")] = "10000,100000",
+    queries: Annotated[int, typer.Option(help="Queries per mode and size.")] = 200,
+    peers: Annotated[bool, typer.Option("--peers/--no-peers", help="Compare with LangChain (bench extra).")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search latency p50/p95 per stage at each size, bm25s vs rank-bm25, and our hybrid vs LangChain's
+    EnsembleRetriever (latency and recall@5 on the labeled set data/eval/retrieval.jsonl)."""
+    from eval import bench_retrieval as b
+
+    argv = ["--sizes", sizes, "--queries", str(queries)] + ([] if peers else ["--no-peers"])
+    raise typer.Exit(b.main(argv + (["--json"] if as_json else [])))
+
+
+@bench_app.command("quality")
+def bench_quality(
+    k: Annotated[int, typer.Option("--k", "-k", help="Depth of each ranking.")] = 10,
+    reranker: Annotated[
+        str | None, typer.Option(help="Also evaluate hybrid reranked by this CrossEncoder id or folder.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recall@5/10, MRR@10 and nDCG@10 of lexical, dense and hybrid search on the labeled set over data/sample
+    (ingested into a temporary folder), and the relevance floor that separates answerable questions."""
+    from eval import retrieval_eval as q
+
+    argv = ["--k", str(k)] + (["--reranker", reranker] if reranker else []) + (["--json"] if as_json else [])
+    raise typer.Exit(q.main(argv))
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    chunks: Annotated[int, typer.Option(help="Approximate generated corpus size in chunks.")] = 10_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingestion throughput next to raw SentenceTransformer.encode, re-ingest cost, peak memory."""
+    from eval import bench_ingest as b
+
+    raise typer.Exit(b.main(["--chunks", str(chunks)] + (["--json"] if as_json else [])))
 
 
 def main() -> None:

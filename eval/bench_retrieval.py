@@ -414,8 +414,8 @@ def peers_on_sample(embedder: Any, queries_path: Path, log: Callable[[str], None
                 "ours hybrid-convex": ours(mode="hybrid", fusion="convex"),
                 "ours dense": ours(mode="dense"),
                 "ours lexical": ours(mode="lexical"),
-                # diagnostic: RRF over 5 candidates per leg, as deep as LangChain's sub-retrievers
-                "ours hybrid-rrf, candidates=5": ours(mode="hybrid", fusion="rrf", candidates=5),
+                # diagnostic: RRF with LangChain's constant (c=60) instead of the configured rrf_k
+                "ours hybrid-rrf, rrf_k=60": ours(mode="hybrid", fusion="rrf", rrf_k=60.0),
                 "langchain ensemble": lc(ens),
                 "langchain ensemble, our tokenizer": lc(ens_tok),
             }
@@ -443,6 +443,7 @@ def run(sizes: Sequence[int] = (10_000, 100_000), n_queries: int = 200, peers: b
         embedder: Any = None, queries_path: Path = QUERIES_PATH, verbose: bool = False) -> dict[str, Any]:
     """Run the benchmark; `embedder` may be a loaded index.embedder.Embedder to share. Peer latency on the
     synthetic corpus runs at the smallest size only."""
+    from app.config import load_settings
     from index.embedder import Embedder
 
     def log(msg: str) -> None:
@@ -460,10 +461,13 @@ def run(sizes: Sequence[int] = (10_000, 100_000), n_queries: int = 200, peers: b
     vocab, p = make_vocabulary(seed=seed)
     peer_skip = langchain_available() if peers else "peers not requested (--no-peers)"
     sizes = sorted(int(s) for s in sizes)
+    st = load_settings()
     result: dict[str, Any] = {
         "config": {"sizes": sizes, "queries": n_queries, "k": K, "peer_k": PEER_K, "seed": seed,
                    "vocabulary": len(vocab), "rank_bm25_full_up_to": RANK_BM25_FULL_UP_TO,
-                   "rank_bm25_few": RANK_BM25_FEW},
+                   "rank_bm25_few": RANK_BM25_FEW,
+                   "settings": {"candidates": st.candidates, "rrf_k": st.rrf_k, "convex_alpha": st.convex_alpha,
+                                "default_fusion": st.fusion, "lexical_backend": st.lexical_backend}},
         "machine": {"cpus": os.cpu_count(), "device": embedder.device, "python": sys.version.split()[0],
                     "loadavg_start": os.getloadavg()[0]},
         "model_load_s": model_load_s,
@@ -511,6 +515,7 @@ def format_report(res: dict[str, Any]) -> str:
     L.append(f"retrieval benchmark: {m['cpus']} CPUs, device {m['device']}, Python {m['python']}; "
              f"model load {res['model_load_s']:.1f} s; {res['config']['queries']} queries per mode, k={K}; "
              f"1-min load average {m['loadavg_start']:.2f} at start, {m['loadavg_end']:.2f} at end")
+    L.append("search settings: " + ", ".join(f"{k} {v}" for k, v in res["config"]["settings"].items()))
     for n, s in res["sizes"].items():
         c, cold = s["corpus"], s["cold"]
         L.append("")

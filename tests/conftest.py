@@ -47,3 +47,15 @@ def sample_copy(tmp_path) -> Path:
     dst = tmp_path / "sample"
     shutil.copytree(SAMPLE, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def sample_rag(tmp_path_factory, embedder):
+    """data/sample ingested once for the session (read-only use: tests must not ingest into it)."""
+    from app.rag import Rag
+
+    r = Rag.open(tmp_path_factory.mktemp("sample") / "data", embedder=embedder)
+    report = r.ingest([SAMPLE])
+    assert report.exit_code == 0, report.to_dict()
+    yield r
+    r.close()

@@ -42,7 +42,9 @@ def test_ingest_json_exit_codes_and_status(tmp_path):
     assert st["documents"] == 1 and st["index"]["in_step"] and st["embedding_dim"] == 384
 
     res = runner.invoke(app, ["--data-dir", str(data), "search", "ferry time", "--json"])
-    assert res.exit_code == 0 and json.loads(res.stdout)[0]["source"].endswith("ok.md")
+    assert res.exit_code == 0
+    out = json.loads(res.stdout)
+    assert out["hits"][0]["source"].endswith("ok.md") and out["reranker"] is None and out["mode"] == "hybrid"
 
 
 def test_usage_and_config_errors_exit_2(tmp_path):
@@ -51,4 +53,28 @@ def test_usage_and_config_errors_exit_2(tmp_path):
     res = runner.invoke(app, ["--data-dir", str(tmp_path), "ingest", str(tmp_path), "--chunk-tokens", "4"])
     assert res.exit_code == 2 and "chunk_tokens" in res.output
     res = runner.invoke(app, ["--data-dir", str(tmp_path), "search", "   "])
-    assert res.exit_code == 1 and "empty query" in res.output
+    assert res.exit_code == 2 and "empty query" in res.output
+
+
+def test_search_table_filters_and_messages(tmp_path):
+    data = tmp_path / "data"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ferry.md").write_text("# Ferry\n\nThe Skerry Point ferry leaves at 09:40 on weekdays.\n")
+    (docs / "bakery.txt").write_text("The Wren Loaf bakery opens at 07:00 and bakes sourdough with samphire.\n")
+    assert runner.invoke(app, ["--data-dir", str(data), "ingest", str(docs)]).exit_code == 0
+    res = runner.invoke(app, ["--data-dir", str(data), "search", "when does the ferry leave", "-k", "2"],
+                        env={"COLUMNS": "160"})
+    assert res.exit_code == 0
+    assert "ferry.md" in res.output and "relevance" in res.output and "reranker: none" in res.output
+    res = runner.invoke(app, ["--data-dir", str(data), "search", "ferry", "--kind", "text", "--json"])
+    hits = json.loads(res.stdout)["hits"]
+    assert [h["source"].rsplit("/", 1)[-1] for h in hits] == ["bakery.txt"]
+    res = runner.invoke(app, ["--data-dir", str(data), "search", "ferry", "--source", "*.pdf"])
+    assert res.exit_code == 0 and "no documents match the filters" in res.output
+    res = runner.invoke(app, ["--data-dir", str(data), "search", "ferry", "--kind", "docx"])
+    assert res.exit_code == 1 and "unknown document kind" in res.output
+    res = runner.invoke(app, ["--data-dir", str(data), "search", "ferry", "--rerank"])
+    assert res.exit_code == 1 and "no reranker is configured" in res.output
+    res = runner.invoke(app, ["--data-dir", str(data), "search", "ferry", "-c", "nope"])
+    assert res.exit_code == 1 and "no collection named 'nope'" in res.output

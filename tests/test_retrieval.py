@@ -8,19 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from app.rag import Rag, RagError
+from app.rag import RagError
 from retrieval import fusion
 from retrieval.snippet import snippet
 from tests.conftest import SAMPLE
 
 
-@pytest.fixture(scope="module")
-def rag(tmp_path_factory, embedder):
-    r = Rag.open(tmp_path_factory.mktemp("retrieval") / "data", embedder=embedder)
-    report = r.ingest([SAMPLE])
-    assert report.exit_code == 0
-    yield r
-    r.close()
+@pytest.fixture()
+def rag(sample_rag):
+    return sample_rag
 
 
 # --- fusion functions ----------------------------------------------------------------------------------------
