@@ -388,6 +388,148 @@ def bench_ingest(
     raise typer.Exit(b.main(["--chunks", str(chunks)] + (["--json"] if as_json else [])))
 
 
+llm_app = typer.Typer(
+    help="The language model that writes answers: in process (llama-cpp, default: the packaged SmolLM2-135M "
+    "GGUF) or any OpenAI-compatible server (llm_backend=openai + llm_base_url). `llm serve` runs such a server.",
+    no_args_is_help=True,
+)
+app.add_typer(llm_app, name="llm")
+
+
+def _llm_fail(message: str, code: int = 1) -> None:
+    from rich.markup import escape
+
+    err.print(f"[red]error:[/] {escape(message)}")  # messages name pip extras like llama-cpp-python[server]
+    raise typer.Exit(code)
+
+
+def _llm_settings(**overrides: Any):  # noqa: ANN202 - app.config.Settings, imported lazily
+    from app.config import ConfigError, load_settings
+
+    try:
+        return load_settings(_state.get("config"), **overrides)
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+@llm_app.command("serve")
+def llm_serve(
+    model: Annotated[
+        Path | None, typer.Option("--model", "-m", help="GGUF file to serve (default: llm_model, else the packaged "
+                                  "SmolLM2-135M-Instruct).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    n_ctx: Annotated[int | None, typer.Option("--n-ctx", help="Context window in tokens (default: llm_n_ctx).")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: llm_threads, else llama.cpp's).")] = None,
+    gpu_layers: Annotated[
+        int | None, typer.Option("--gpu-layers", help="Layers offloaded to a GPU, -1 = all (default: llm_gpu_layers).")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", help="Require this key (clients set it in LOCALRAG_LLM_API_KEY).")
+    ] = None,
+) -> None:
+    """Run llama.cpp's OpenAI-compatible server in the foreground (Ctrl-C stops it).
+
+    Point localrag (or any OpenAI client) at it with LOCALRAG_LLM_BACKEND=openai and the printed
+    LOCALRAG_LLM_BASE_URL. Needs llama-cpp-python's server extra (fastapi, uvicorn, sse-starlette)."""
+    import importlib.util
+    import signal
+    import socket
+    import subprocess
+
+    from app.llm import LLMConfigError, LLMError, resolve_gguf
+
+    s = _llm_settings()
+    missing = [m for m in ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        _llm_fail(f"the server needs {', '.join(missing)}: run `pip install \"llama-cpp-python[server]==0.3.36\"`")
+    try:
+        gguf = resolve_gguf(model if model is not None else s.llm_model if s.llm_backend == "llama-cpp" else None)
+    except LLMError as exc:
+        _llm_fail(str(exc), 2 if isinstance(exc, LLMConfigError) else 1)
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            _llm_fail(f"cannot listen on {host}:{port} ({exc.strerror}): pick another --port, or stop what is "
+                      "using it")
+    threads = threads if threads is not None else s.llm_threads
+    gpu_layers = gpu_layers if gpu_layers is not None else s.llm_gpu_layers
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", gguf.stem,
+           "--host", host, "--port", str(port), "--n_ctx", str(n_ctx or s.llm_n_ctx),
+           "--n_gpu_layers", str(gpu_layers), "--verbose", "False"]
+    if threads is not None:
+        cmd += ["--n_threads", str(threads)]
+    if s.llm_prompt_lookup > 0:
+        cmd += ["--draft_model", "prompt-lookup-decoding", "--draft_model_num_pred_tokens", str(s.llm_prompt_lookup)]
+    if api_key:
+        cmd += ["--api_key", api_key]
+    shown = "[::1]" if host == "::1" else ("127.0.0.1" if host in ("0.0.0.0", "::") else host)
+    url = f"http://{shown}:{port}/v1"
+    err.print(f"serving [bold]{gguf.name}[/] (model name {gguf.stem!r}) at [bold]{url}[/] — Ctrl-C stops it",
+              soft_wrap=True)
+    err.print(f"use it:  LOCALRAG_LLM_BACKEND=openai LOCALRAG_LLM_BASE_URL={url} localrag ...", soft_wrap=True)
+    proc = subprocess.Popen(cmd)
+    # pass SIGTERM on so that stopping this command stops the server (Ctrl-C reaches both already)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))
+    try:
+        rc = proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait()
+        err.print("server stopped")
+        raise typer.Exit(0) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if rc not in (0, -signal.SIGTERM, -signal.SIGINT):
+        err.print(f"[red]error:[/] the server exited with status {rc} (see its messages above)")
+        raise typer.Exit(1)
+
+
+@llm_app.command("info")
+def llm_info(as_json: JsonOpt = False) -> None:
+    """Show the configured LLM (backend, model file or server, model id, limits) and check that it loads or
+    answers. Exit code 1 when it does not, 2 for configuration errors."""
+    from rich.markup import escape
+
+    from app.llm import LLMConfigError, LLMError, make_llm
+
+    s = _llm_settings()
+    info: dict[str, Any] = {"backend": s.llm_backend, "model": s.llm_model, "base_url": s.llm_base_url}
+    info["settings"] = {
+        k: getattr(s, k) for k in ("llm_n_ctx", "llm_threads", "llm_gpu_layers", "llm_temperature", "llm_top_p",
+                                   "llm_max_tokens", "llm_stop", "llm_prompt_lookup", "llm_timeout_s")
+    }
+    llm, code = None, 0
+    try:
+        llm = make_llm(s)
+        info |= llm.info()
+        info["tokens_in_hello_world"] = llm.count_tokens("Hello, world!")
+        info["ok"], info["error"] = True, None
+    except LLMError as exc:
+        info["ok"], info["error"] = False, str(exc)
+        code = 2 if isinstance(exc, LLMConfigError) else 1
+    finally:
+        if llm is not None:
+            llm.close()
+    if as_json:
+        out.print_json(json.dumps(info, ensure_ascii=False, default=str))
+    else:
+        table = Table(show_header=False, title="LLM", title_justify="left")
+        table.add_column("key", style="bold")
+        table.add_column("value", overflow="fold")
+        for k, v in info.items():
+            if k not in ("settings", "ok", "error") and v is not None:
+                table.add_row(k, escape(", ".join(map(str, v)) if isinstance(v, list) else str(v)))
+        table.add_row("settings", " · ".join(f"{k.removeprefix('llm_')}={v}" for k, v in info["settings"].items()))
+        table.add_row("status", "[green]loads and answers[/]" if info["ok"] else f"[red]{escape(info['error'])}[/]")
+        out.print(table)
+    raise typer.Exit(code)
+
+
 def main() -> None:
     """Console-script entry point: usage errors exit 2 (click's convention), everything else as documented."""
     try:

@@ -48,6 +48,34 @@ class Settings(BaseSettings):
     rerank_top: int = Field(default=20, ge=1, description="fused candidates the reranker rescores")
     rerank_batch_size: int = Field(default=32, ge=1)
     kg_max_neighbours: int = Field(default=8, ge=0, description="linked nodes added per knowledge-graph hit")
+    # generation (LLM): app/llm.py
+    llm_backend: Literal["llama-cpp", "openai"] = Field(
+        default="llama-cpp", description="llama-cpp: a GGUF model in process; openai: an OpenAI-compatible server"
+    )
+    llm_model: str | None = Field(
+        default=None,
+        description="llama-cpp: .gguf file (default: packaged SmolLM2-135M-Instruct); openai: model name "
+        "(default: the server's first model)",
+    )
+    llm_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible server for llm_backend=openai, e.g. http://127.0.0.1:8080/v1"
+    )
+    llm_api_key_env: str = Field(
+        default="LOCALRAG_LLM_API_KEY", description="environment variable holding the server's API key (optional)"
+    )
+    llm_n_ctx: int = Field(default=4096, ge=256, description="context window in tokens (llama-cpp)")
+    llm_threads: int | None = Field(default=None, ge=1, description="CPU threads (llama-cpp); default: llama.cpp's")
+    llm_gpu_layers: int = Field(default=0, ge=-1, description="layers offloaded to a GPU (llama-cpp); -1 = all")
+    llm_seed: int = Field(default=0, description="sampling seed (llama-cpp)")
+    llm_temperature: float = Field(default=0.1, ge=0, le=2, description="low: factual answers; 0 = greedy")
+    llm_top_p: float = Field(default=0.9, gt=0, le=1)
+    llm_max_tokens: int = Field(default=512, ge=1, description="most tokens generated per call")
+    llm_stop: list[str] = Field(default_factory=list, description="extra stop strings (JSON list in the environment)")
+    llm_prompt_lookup: int = Field(
+        default=0, ge=0, description="prompt lookup decoding draft tokens (llama-cpp); 0 = off; pays only when "
+        "answers copy long spans of the prompt (app/llm.py)"
+    )
+    llm_timeout_s: float = Field(default=120.0, gt=0, description="HTTP timeout per request (openai)")
 
     @field_validator("chunk_overlap")
     @classmethod

@@ -183,6 +183,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def embed_probe_ms(embedder: Any, n: int = 20) -> float:
+    """p50 of embedding one fixed query: a check that the machine was quiet. On a 2-core VM with another busy
+    process, torch's two intra-op threads make this tens of times slower than on an idle machine."""
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        embedder.encode(["how deep is the harbour channel at low water"])
+        times.append(time.perf_counter() - t)
+    return pct(times, 50) * 1e3
+
+
 def search_latency(rag: Any, queries: list[str], kw: dict[str, Any], k: int = K) -> dict[str, Any]:
     """Per-stage p50/p95 (ms) from SearchResults.timings, plus `call`: the wall time of rag.search itself."""
     rag.search("warm up query", k=k, collection=COLLECTION, rerank=False, **kw)
@@ -275,17 +286,18 @@ def latency_at_size(n_chunks: int, n_queries: int, embedder: Any, seed: int, voc
 
         coll = rag.store.collection(COLLECTION)
         ids, texts = rag.store.chunk_texts(coll.id)
-        rank_q = n_queries if n_chunks <= RANK_BM25_FULL_UP_TO else RANK_BM25_FEW
-        log(f"[{n_chunks:,} chunks] bm25s vs rank-bm25 ({n_queries} / {rank_q} queries) ...")
-        out["bm25"] = bm25_compare(ids, texts, queries, rank_q)
         if peers:
             log(f"[{n_chunks:,} chunks] LangChain EnsembleRetriever latency ...")
             vecs = rag.store.embeddings(ids, DIM)
             out["peer_latency"] = peer_latency(rag, COLLECTION, ids, texts, vecs, embedder, queries)
             del vecs
-        del texts, ids
         rag.close()
         del rag
+        gc.collect()  # the search indexes go before the two BM25 builds below
+        rank_q = n_queries if n_chunks <= RANK_BM25_FULL_UP_TO else RANK_BM25_FEW
+        log(f"[{n_chunks:,} chunks] bm25s vs rank-bm25 ({n_queries} / {rank_q} queries) ...")
+        out["bm25"] = bm25_compare(ids, texts, queries, rank_q)
+        del texts, ids
     finally:
         shutil.rmtree(work, ignore_errors=True)
         gc.collect()
@@ -469,7 +481,7 @@ def run(sizes: Sequence[int] = (10_000, 100_000), n_queries: int = 200, peers: b
                    "settings": {"candidates": st.candidates, "rrf_k": st.rrf_k, "convex_alpha": st.convex_alpha,
                                 "default_fusion": st.fusion, "lexical_backend": st.lexical_backend}},
         "machine": {"cpus": os.cpu_count(), "device": embedder.device, "python": sys.version.split()[0],
-                    "loadavg_start": os.getloadavg()[0]},
+                    "loadavg_start": os.getloadavg()[0], "embed_probe_ms_start": embed_probe_ms(embedder)},
         "model_load_s": model_load_s,
         "sizes": {},
     }
@@ -484,6 +496,7 @@ def run(sizes: Sequence[int] = (10_000, 100_000), n_queries: int = 200, peers: b
     result["goals"] = goals(result)
     result["peak_rss_mb"] = peak_rss_mb()
     result["machine"]["loadavg_end"] = os.getloadavg()[0]
+    result["machine"]["embed_probe_ms_end"] = embed_probe_ms(embedder)
     result["wall_s"] = time.perf_counter() - t_run
     return result
 
@@ -514,7 +527,9 @@ def format_report(res: dict[str, Any]) -> str:
     m = res["machine"]
     L.append(f"retrieval benchmark: {m['cpus']} CPUs, device {m['device']}, Python {m['python']}; "
              f"model load {res['model_load_s']:.1f} s; {res['config']['queries']} queries per mode, k={K}; "
-             f"1-min load average {m['loadavg_start']:.2f} at start, {m['loadavg_end']:.2f} at end")
+             f"1-min load average {m['loadavg_start']:.2f} at start, {m['loadavg_end']:.2f} at end; one-query "
+             f"embed p50 {m['embed_probe_ms_start']:.1f} ms at start, {m['embed_probe_ms_end']:.1f} ms at end (a check "
+             "that no other process competed for the CPUs)")
     L.append("search settings: " + ", ".join(f"{k} {v}" for k, v in res["config"]["settings"].items()))
     for n, s in res["sizes"].items():
         c, cold = s["corpus"], s["cold"]
