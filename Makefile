@@ -48,6 +48,8 @@ bench: install
 	$(PY) -m eval.bench_ingest --chunks 10000
 	$(PY) -m eval.retrieval_eval
 	$(PY) -m eval.bench_retrieval
+	$(PY) -m eval.cache_eval
+	$(PY) -m eval.bench_answer
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache

@@ -76,6 +76,24 @@ class Settings(BaseSettings):
         "answers copy long spans of the prompt (app/llm.py)"
     )
     llm_timeout_s: float = Field(default=120.0, gt=0, description="HTTP timeout per request (openai)")
+    # answering: app/answer.py
+    answer_k: int = Field(default=4, ge=1, le=50, description="hits retrieved for an answer")
+    answer_min_relevance: float = Field(
+        default=0.15, ge=0, le=1, description="relevance floor: with no hit above it the answer is 'I don't know' "
+        "without calling the LLM (0.15 keeps every answerable labeled query of data/eval: BENCHMARKS.md)"
+    )
+    answer_context_tokens: int = Field(
+        default=1000, ge=64, description="LLM tokens for the numbered sources (capped to fit llm_n_ctx)"
+    )
+    answer_max_tokens: int = Field(default=256, ge=16, description="most tokens in an answer (a draft cut off there "
+                                   "fails the runaway guardrail)")
+    answer_retries: int = Field(default=1, ge=0, le=5, description="retries after a failed guardrail")
+    score_answers: bool = Field(default=True, description="fast non-LLM faithfulness/relevance scores on every answer")
+    cache_enabled: bool = Field(default=True, description="semantic answer cache")
+    cache_threshold: float = Field(
+        default=0.95, ge=0.5, le=1, description="cosine above which a cached question may match (then verified)"
+    )
+    cache_ttl_s: float = Field(default=7 * 24 * 3600, gt=0, description="cached answers expire after this")
 
     @field_validator("chunk_overlap")
     @classmethod

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
@@ -17,6 +20,11 @@ from ingest.job import CollectionLock, IngestJob, IngestLocked, IngestReport, Pr
 from retrieval.rerank import Reranker, RerankerError
 from retrieval.search import Searcher, SearchError, SearchParams, StaleIndex
 from retrieval.types import Filters, Hit, Neighbour, SearchResults
+
+if TYPE_CHECKING:
+    from app.answer import Answer, Restart
+    from app.llm import LlamaCppLLM, OpenAICompatLLM
+    from retrieval.cache import SemanticCache
 
 __all__ = ["Filters", "Hit", "ModelMismatch", "Neighbour", "Rag", "RagError", "SearchResults"]
 
@@ -42,6 +50,10 @@ class Rag:
         self._indexes: dict[str, CollectionIndexes] = {}
         self._indexes_lock = threading.Lock()
         self._reranker: Reranker | None = None
+        self._llm: LlamaCppLLM | OpenAICompatLLM | None = None
+        self._llm_lock = threading.Lock()
+        self._cache: SemanticCache | None = None
+        self._scorer: Any = None
 
     @classmethod
     def open(
@@ -54,6 +66,9 @@ class Rag:
         return cls(load_settings(config_file, **overrides), embedder=embedder)
 
     def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
         self.store.engine.dispose()
 
     def __enter__(self) -> Rag:
@@ -281,3 +296,196 @@ class Rag:
                 log.debug("no reranker active")
             return res
         raise AssertionError("unreachable")
+
+    # --- answering -------------------------------------------------------------------------------------------
+    @property
+    def llm(self) -> LlamaCppLLM | OpenAICompatLLM:
+        """The configured LLM, loaded on first use (llm_backend, llm_model, ...). Raises app.llm.LLMError."""
+        if self._llm is None:
+            from app.llm import make_llm
+
+            with self._llm_lock:
+                if self._llm is None:
+                    self._llm = make_llm(self.settings)
+        return self._llm
+
+    def set_llm(self, llm: Any) -> None:
+        """Use this LLM object (anything following app.llm.LLM) instead of the configured one."""
+        self._llm = llm
+
+    def _llm_model_id(self) -> str:
+        """The model id without loading the model where possible (a cache hit should not cost a model load)."""
+        if self._llm is not None:
+            return self._llm.model_id
+        if self.settings.llm_backend == "llama-cpp":
+            from app.llm import resolve_gguf
+
+            return resolve_gguf(self.settings.llm_model).name
+        return self.settings.llm_model or self.llm.model_id
+
+    @property
+    def cache(self) -> SemanticCache:
+        if self._cache is None:
+            from retrieval.cache import SemanticCache
+
+            s = self.settings
+            self._cache = SemanticCache(self.store, self.embedder, threshold=s.cache_threshold, ttl_s=s.cache_ttl_s)
+        return self._cache
+
+    def score_answer(self, question: str, ans: Answer, reference: str | None = None) -> dict[str, Any]:
+        """The fast, non-LLM scores of an answer (eval.scoring.ProxyScorer): faithfulness as the share of its
+        sentences supported by the sources they cite, answer relevancy as question/answer similarity, and context
+        precision. Labelled with the judge that produced them ("proxy")."""
+        from eval.scoring import ProxyScorer
+
+        if self._scorer is None:
+            self._scorer = ProxyScorer(self.embedder)
+        by_n = {s.n: s.text for s in ans.sources}
+        cited = {c.n: by_n[c.n] for c in ans.citations if c.n in by_n}
+        metrics = ["faithfulness", "answer_relevancy", "context_precision"] + (["context_recall"] if reference else [])
+        return self._scorer.score(question, ans.text, [s.text for s in ans.sources], cited=cited or None,
+                                  reference=reference, abstained=ans.abstained, metrics=metrics).to_dict()
+
+    def clear_cache(self, collection: str | None = None) -> int:
+        """Forget cached answers (of one collection, or all). Returns how many were removed."""
+        coll_id = None
+        if collection is not None:
+            coll_id = self._collection(collection, create=False).id
+        return self.cache.clear(coll_id)
+
+    def rewrite_question(self, question: str, history: Sequence[dict[str, str]] | Sequence[tuple[str, str]]) -> str:
+        """A follow-up rewritten into a standalone question from the chat history (see app.answer)."""
+        from app.answer import rewrite_question
+
+        return rewrite_question(self.llm, _as_messages(history), question)
+
+    def ask(self, question: str, collection: str = "default", **kw: Any) -> Answer:
+        """Answer a question from a collection's documents, with numbered citations; 'I don't know' when the
+        sources do not support an answer. Keyword arguments as for `ask_stream`."""
+        final = None
+        for event in self._ask(question, collection, stream=False, **kw):
+            final = event
+        assert final is not None
+        return final  # type: ignore[return-value]
+
+    def ask_stream(self, question: str, collection: str = "default", **kw: Any) -> Iterator[str | Restart | Answer]:
+        """Like `ask`, streaming: yields text pieces as the model writes them, a `Restart` when a draft failed a
+        guardrail and is being rewritten (discard what was shown), and the final `Answer` last.
+
+        Keyword arguments: k, mode, filters, rerank, expand (as for search), history (earlier turns, as
+        [{"role": "user"|"assistant", "content": ...}] or [(question, answer)]), cache (False: bypass it),
+        temperature, top_p, max_tokens, stop (sampling overrides)."""
+        return self._ask(question, collection, stream=True, **kw)
+
+    def _ask(
+        self, question: str, collection: str, *, stream: bool, k: int | None = None, mode: str | None = None,
+        filters: Filters | dict[str, Any] | None = None, rerank: bool | None = None, expand: bool = False,
+        history: Sequence[Any] | None = None, cache: bool | None = None, temperature: float | None = None,
+        top_p: float | None = None, max_tokens: int | None = None, stop: Sequence[str] | None = None,
+    ) -> Iterator[Any]:
+        from app.answer import IDK, PROMPT_VERSION, Answer, Answerer, rewrite_question
+        from app.llm import LLMError
+
+        if not isinstance(question, str) or not question.strip():
+            raise RagError("empty question: type a question")
+        st = self.settings
+        coll = self._collection(collection, create=False)
+        _ = self.embedder.model  # loaded before the clock starts: timings measure answering, not model loading
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        k = k or st.answer_k
+        standalone = question.strip()
+        try:
+            if history:
+                t = time.perf_counter()
+                standalone = rewrite_question(self.llm, _as_messages(history), standalone)
+                timings["rewrite"] = time.perf_counter() - t
+            use_cache = st.cache_enabled if cache is None else cache
+            sampling = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens or st.answer_max_tokens,
+                        "stop": list(stop) if stop else None}
+            scope = json.dumps({"prompt": PROMPT_VERSION, "k": k, "mode": mode or st.search_mode,
+                                "filters": Filters.coerce(filters).__dict__, "expand": expand, "rerank": rerank,
+                                "floor": st.answer_min_relevance, "sampling": sampling}, sort_keys=True)
+            model_id = self._llm_model_id()
+        except LLMError as exc:
+            raise RagError(str(exc)) from None
+        except (ValueError, TypeError) as exc:
+            raise RagError(str(exc)) from None
+        if use_cache:
+            t = time.perf_counter()
+            version = self.store.corpus_version(coll.id)
+            hit = self.cache.lookup(coll.id, version, model_id, scope, standalone)
+            timings["cache"] = time.perf_counter() - t
+            if hit is not None:
+                ans = Answer.from_dict(hit.payload)
+                ans.question, ans.cached = question, True
+                ans.cache = {"kind": hit.kind, "similarity": round(hit.similarity, 4),
+                             "matched_question": hit.matched_question, "age_s": round(hit.age_s, 1)}
+                ans.timings = {**timings, "total": time.perf_counter() - t_start}
+                ans.tokens = {"prompt": 0, "completion": 0}
+                if stream:
+                    yield ans.text
+                yield ans
+                return
+        res = self.search(standalone, k=k, collection=collection, mode=mode, filters=filters, rerank=rerank,
+                          expand=expand)
+        timings["retrieve"] = res.timings.get("total", 0.0)
+        relevant = [h for h in res if h.relevance >= st.answer_min_relevance]
+        if not relevant:
+            best = max((h.relevance for h in res), default=None)
+            why = ("the collection has no matching chunks" if best is None else
+                   f"no source is relevant enough (best relevance {best:.2f} < answer_min_relevance "
+                   f"{st.answer_min_relevance:.2f})")
+            ans = Answer(question=question, text=IDK, abstained=True, abstain_reason=why, model_id=model_id,
+                         collection=collection, corpus_version=res.corpus_version, warnings=list(res.notes),
+                         standalone_question=standalone if standalone != question.strip() else None,
+                         tokens={"prompt": 0, "completion": 0})
+            ans.timings = {**timings, "total": time.perf_counter() - t_start}
+            if stream:
+                yield ans.text
+            yield ans
+            return
+        try:
+            llm = self.llm
+            budget = st.answer_context_tokens
+            n_ctx = getattr(llm, "n_ctx", None)
+            out_tokens = max_tokens or st.answer_max_tokens
+            if n_ctx:  # leave room for the instructions, the question, the answer and a retry's draft
+                budget = max(64, min(budget, n_ctx - 2 * out_tokens - 400))
+            answerer = Answerer(llm, retries=st.answer_retries, context_tokens=budget, sampling=sampling,
+                                max_tokens=out_tokens)
+            final: Answer | None = None
+            for event in answerer.run(standalone, relevant, stream=stream):
+                if isinstance(event, Answer):
+                    final = event
+                else:
+                    yield event
+        except LLMError as exc:
+            raise RagError(str(exc)) from None
+        assert final is not None
+        final.question = question
+        final.standalone_question = standalone if standalone != question.strip() else None
+        final.collection, final.corpus_version = collection, res.corpus_version
+        final.warnings = list(res.notes) + final.warnings
+        if st.score_answers and final.sources:
+            t = time.perf_counter()
+            final.scores = self.score_answer(standalone, final)
+            timings["score"] = time.perf_counter() - t
+        final.timings = {**timings, **final.timings, "total": time.perf_counter() - t_start}
+        if use_cache and not final.abstained:
+            t = time.perf_counter()
+            self.cache.put(coll.id, res.corpus_version, model_id, scope, standalone, final.to_dict())
+            final.timings["cache_store"] = time.perf_counter() - t
+        yield final
+
+
+def _as_messages(history: Sequence[Any]) -> list[dict[str, str]]:
+    """Chat history as messages: accepts message dicts or (question, answer) pairs."""
+    msgs: list[dict[str, str]] = []
+    for item in history:
+        if isinstance(item, dict):
+            msgs.append({"role": str(item.get("role")), "content": str(item.get("content", ""))})
+        else:
+            q, a = item
+            msgs += [{"role": "user", "content": str(q)}, {"role": "assistant", "content": str(a)}]
+    return msgs

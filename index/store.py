@@ -123,6 +123,26 @@ class IngestRunRow(Base):
     outcomes: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list
 
 
+class AnswerCacheRow(Base):
+    """One cached answer (retrieval/cache.py); visible only to lookups with the same scope columns."""
+
+    __tablename__ = "answers_cache"
+    __table_args__ = {"sqlite_autoincrement": True}  # a new entry never reuses an id (the cache keys on max id)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    corpus_version: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[str] = mapped_column(String(500))  # the answering LLM
+    prompt_version: Mapped[str] = mapped_column(String(200))
+    embedding_model: Mapped[str] = mapped_column(String(500))  # the embedder that made `embedding`
+    question: Mapped[str] = mapped_column(Text)
+    question_key: Mapped[str] = mapped_column(String(64), index=True)  # sha256 of the normalized question
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float16, normalized
+    payload: Mapped[str] = mapped_column(Text)  # JSON object: answer, citations, scores...
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_hit: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, and a killed writer rolls back

@@ -277,16 +277,14 @@ class Searcher:
     def _hydrate(self, ids: list[int]) -> list[Hit]:
         if not ids:
             return []
-        with self.store.session() as s:
+        with self.store.session() as s:  # plain columns: no ORM objects, and the embedding blobs stay on disk
             rows = s.execute(
-                select(ChunkRow, DocumentRow.source, DocumentRow.kind)
+                select(ChunkRow.id, ChunkRow.text, DocumentRow.source, DocumentRow.kind, ChunkRow.page,
+                       ChunkRow.kg_uri, ChunkRow.label)
                 .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
                 .where(ChunkRow.id.in_(ids))
             ).all()
-        by_id = {
-            r[0].id: Hit(r[0].id, r[0].text, r[1], r[2], page=r[0].page, kg_uri=r[0].kg_uri, label=r[0].label)
-            for r in rows
-        }
+        by_id = {r[0]: Hit(r[0], r[1], r[2], r[3], page=r[4], kg_uri=r[5], label=r[6]) for r in rows}
         missing = [i for i in ids if i not in by_id]
         if missing:
             raise StaleIndex(missing)

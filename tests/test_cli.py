@@ -78,3 +78,26 @@ def test_search_table_filters_and_messages(tmp_path):
     assert res.exit_code == 1 and "no reranker is configured" in res.output
     res = runner.invoke(app, ["--data-dir", str(data), "search", "ferry", "-c", "nope"])
     assert res.exit_code == 1 and "no collection named 'nope'" in res.output
+
+
+def test_ask_abstains_with_exit_3_and_cache_commands(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOCALRAG_LLM_THREADS", "2")
+    data = tmp_path / "data"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ferry.md").write_text("# Ferry\n\nThe Skerry Point ferry leaves at 09:40 on weekdays.\n")
+    assert runner.invoke(app, ["--data-dir", str(data), "ingest", str(docs)]).exit_code == 0
+    assert "ask" in runner.invoke(app, ["--help"]).output and "chat" in runner.invoke(app, ["--help"]).output
+    res = runner.invoke(app, ["--data-dir", str(data), "ask", "Who won the chess olympiad in 1974?", "--json"])
+    assert res.exit_code == 3, res.output
+    ans = json.loads(res.stdout)
+    assert ans["abstained"] and ans["text"].startswith("I don't know") and "relevance" in ans["abstain_reason"]
+    assert ans["attempts"] == 0 and ans["citations"] == []
+    res = runner.invoke(app, ["--data-dir", str(data), "ask", "   "])
+    assert res.exit_code == 2 and "empty question" in res.output
+    res = runner.invoke(app, ["--data-dir", str(data), "ask", "ferry?", "--collection", "nope"])
+    assert res.exit_code == 1 and "no collection named" in res.output
+    res = runner.invoke(app, ["--data-dir", str(data), "cache", "clear", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["removed"] == 0
+    res = runner.invoke(app, ["--data-dir", str(data), "cache", "stats", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["entries"] == 0

@@ -343,3 +343,23 @@ def test_cli_llm_info(tmp_path, monkeypatch):
     res = runner.invoke(app, ["llm", "info", "--json"])
     assert res.exit_code == 1 and "localrag llm serve" in json.loads(res.stdout)["error"]
     assert "serve" in runner.invoke(app, ["llm", "--help"]).output
+
+
+def test_ask_through_the_server(server, sample_rag, embedder):
+    """The answering pipeline end to end against a real OpenAI-compatible server (`localrag llm serve`)."""
+    from app.rag import Rag
+
+    rag = Rag.open(sample_rag.data_dir, embedder=embedder, llm_backend="openai", llm_base_url=server,
+                   cache_enabled=False)
+    try:
+        ans = rag.ask("How tall is the Gannet Head lighthouse?", temperature=0, max_tokens=96)
+        assert ans.model_id == "SmolLM2-135M-Instruct.Q4_1" and rag.llm.backend == "openai"
+        assert ans.sources and ans.attempts >= 1 and ans.tokens["prompt"] > 100
+        assert rag.llm.token_count_exact  # the context budget was counted with the server's tokenizer
+        if not ans.abstained:
+            by_n = {s.n: s for s in ans.sources}
+            assert ans.citations and all(by_n[c.n].chunk_id == c.chunk_id for c in ans.citations)
+        else:
+            assert ans.abstain_reason
+    finally:
+        rag.close()
