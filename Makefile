@@ -10,6 +10,7 @@ FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS),)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install run test lint bench sample clean
 

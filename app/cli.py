@@ -19,6 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# OpenMP worker threads (torch, llama.cpp) sleep rather than spin while waiting: spinning threads make both many
+# times slower as soon as another busy process shares the cores (measured: eval/scoring.py notes, BENCHMARKS.md)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 app = typer.Typer(
     help="localrag: ingest your documents and knowledge graphs, then search and ask them — offline, on this machine.",
@@ -496,6 +499,8 @@ def ask(
     temperature: TemperatureOpt = None,
     top_p: TopPOpt = None,
     max_tokens: MaxTokensOpt = None,
+    stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop generating at this string (repeatable).")]
+    = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from your documents, citing them as [1], [2]...; says "I don't know" when they don't.
@@ -508,7 +513,7 @@ def ask(
         raise typer.Exit(2)
     rag = _rag()
     kw = {"k": k, "filters": {"kinds": kind or None, "sources": source or None}, "cache": False if no_cache else None,
-          **_sampling_opts(temperature, top_p, max_tokens)}
+          "stop": stop or None, **_sampling_opts(temperature, top_p, max_tokens)}
     ans = _answer(rag, question, collection, as_json, not no_stream, kw)
     raise typer.Exit(3 if ans.abstained else 0)
 
@@ -722,6 +727,78 @@ def llm_info(as_json: JsonOpt = False) -> None:
         table.add_row("status", "[green]loads and answers[/]" if info["ok"] else f"[red]{escape(info['error'])}[/]")
         out.print(table)
     raise typer.Exit(code)
+
+
+@app.command("eval")
+def eval_qa(
+    qa_file: Annotated[Path, typer.Argument(help="QA set, JSON lines: question, reference, relevant, answerable, id.")],
+    collection: CollectionOpt = "default",
+    as_json: JsonOpt = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.json, report.md and the PNG charts.")]
+    = Path("eval-out"),
+    judge: Annotated[str, typer.Option(help="proxy (fast, no LLM) or llm (adds the LLM judge next to it; slow).")]
+    = "proxy",
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.", min=1)] = None,
+    k: Annotated[int | None, typer.Option("--k", "-k", help="Sources per answer (default answer_k, 4).", min=1)] = None,
+    robustness: Annotated[int, typer.Option(help="Also ask each question N more times with non-semantic "
+                                            "perturbations and report how far the answers drift (0 = off).",
+                                            min=0)] = 0,
+) -> None:
+    """Evaluate answers on a QA set: retrieval metrics, abstention accuracy, RAGAS-style scores, latency.
+
+    Writes report.json, report.md, scores.png and latency.png into --out. Exit code 0 when every question ran,
+    1 when some failed (each is reported; the others still run), 2 for a bad QA file or usage errors."""
+    from rich.markup import escape
+
+    from eval.runner import EvalInputError, load_items, run_eval, summary_rows, write_report
+
+    if judge not in ("proxy", "llm"):
+        err.print(f"[red]error:[/] --judge must be proxy or llm, got {escape(judge)!r}")
+        raise typer.Exit(2)
+    try:
+        items = load_items(qa_file, limit=limit)
+    except EvalInputError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    rag = _rag()
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[current]}"), console=err, disable=not sys.stderr.isatty(), transient=True,
+    )
+    try:
+        with progress:
+            task = progress.add_task("evaluating", total=len(items), current="")
+
+            def on_progress(done: int, total: int, current: str) -> None:
+                progress.update(task, completed=done, total=total, current=current)
+
+            result = run_eval(rag, items, collection=collection, judge=judge, k=k, robustness=robustness,
+                              progress=on_progress)
+    except EvalInputError as exc:
+        _fail(exc, 2)
+    except ValueError as exc:  # no such collection
+        _fail(exc, 2)
+    except RuntimeError as exc:  # the LLM judge's model could not be loaded
+        _fail(exc, 1)
+    finally:
+        rag.close()
+    result["qa_file"], result["limit"] = str(qa_file), limit
+    paths = write_report(result, out_dir)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=1, default=str))
+    else:
+        table = Table(title=f"eval of {qa_file.name} on collection {collection!r}", title_justify="left")
+        for col in ("section", "measure", "value"):
+            table.add_column(col, overflow="fold")
+        for row in summary_rows(result):
+            table.add_row(*(escape(c) for c in row))
+        out.print(table)
+        for note in result["notes"][1:]:
+            err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+        for e in result["errors"]:
+            err.print(f"[red]failed[/] {escape(e['id'])}: {escape(e['error'])}", soft_wrap=True)
+        out.print("report: " + ", ".join(str(p) for p in paths))
+    raise typer.Exit(result["exit_code"])
 
 
 def main() -> None:
