@@ -354,6 +354,10 @@ class LlamaCppLLM:
             from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
             kwargs["draft_model"] = LlamaPromptLookupDecoding(num_pred_tokens=prompt_lookup)
+            # a draft model makes llama-cpp-python 0.3.36 keep logits for every position, but it sizes its score
+            # buffer from the logits_all argument: without this, prompts past n_batch (512) tokens crash in eval()
+            # ("could not broadcast ... into shape (0,)"). Costs n_ctx x vocabulary floats (805 MB for SmolLM2 at 4096).
+            kwargs["logits_all"] = True
         t0 = time.perf_counter()
         try:
             self._llm = llama_cpp.Llama(**kwargs)

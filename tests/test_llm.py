@@ -168,6 +168,10 @@ def test_prompt_lookup_decoding_copies_a_passage_like_plain_decoding():
         b = draft.generate(msgs, temperature=0, max_tokens=40)
         assert a.text == b.text and a.text
         assert "".join(draft.stream(msgs, temperature=0, max_tokens=40)) == a.text
+        # a prompt longer than llama.cpp's batch (512 tokens) crashed llama-cpp-python's draft path before the fix
+        long = [{"role": "user", "content": (passage + " ") * 16 + "\n\nHow far is the light visible?"}]
+        assert draft.count_tokens(long[0]["content"]) > 600
+        assert draft.generate(long, temperature=0, max_tokens=8).text
     finally:
         plain.close()
         draft.close()
