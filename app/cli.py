@@ -743,6 +743,12 @@ def eval_qa(
     robustness: Annotated[int, typer.Option(help="Also ask each question N more times with non-semantic "
                                             "perturbations and report how far the answers drift (0 = off).",
                                             min=0)] = 0,
+    panel: Annotated[str | None, typer.Option(help="Also pool a panel of judges, comma-separated (proxy,llm), "
+                                              "and report their agreement.")] = None,
+    aggregate: Annotated[str, typer.Option(help="How --panel pools its judges: mean, max or majority.")] = "mean",
+    engine: Annotated[str | None, typer.Option(help="ragas: add the official ragas library's scores next to ours "
+                                               "(needs the optional ragas extra and llm_backend=openai).")]
+    = None,
 ) -> None:
     """Evaluate answers on a QA set: retrieval metrics, abstention accuracy, RAGAS-style scores, latency.
 
@@ -750,11 +756,29 @@ def eval_qa(
     1 when some failed (each is reported; the others still run), 2 for a bad QA file or usage errors."""
     from rich.markup import escape
 
+    from eval.ragas_engine import RagasUnavailableError
     from eval.runner import EvalInputError, load_items, run_eval, summary_rows, write_report
 
     if judge not in ("proxy", "llm"):
         err.print(f"[red]error:[/] --judge must be proxy or llm, got {escape(judge)!r}")
         raise typer.Exit(2)
+    panel_judges = [p.strip() for p in panel.split(",") if p.strip()] if panel else None
+    if panel is not None and (not panel_judges or any(p not in ("proxy", "llm") for p in panel_judges)):
+        err.print(f"[red]error:[/] --panel takes proxy and/or llm, comma-separated, got {escape(panel)!r}")
+        raise typer.Exit(2)
+    if aggregate not in ("mean", "max", "majority"):
+        err.print(f"[red]error:[/] --aggregate must be mean, max or majority, got {escape(aggregate)!r}")
+        raise typer.Exit(2)
+    if engine is not None:
+        from eval.ragas_engine import INSTALL_HINT, ragas_available
+
+        if engine != "ragas":
+            err.print(f"[red]error:[/] --engine must be ragas, got {escape(engine)!r}")
+            raise typer.Exit(2)
+        if not ragas_available():
+            err.print(f"[red]error:[/] --engine ragas needs the optional extra: {escape(INSTALL_HINT)}",
+                      soft_wrap=True)
+            raise typer.Exit(2)
     try:
         items = load_items(qa_file, limit=limit)
     except EvalInputError as exc:
@@ -773,8 +797,10 @@ def eval_qa(
                 progress.update(task, completed=done, total=total, current=current)
 
             result = run_eval(rag, items, collection=collection, judge=judge, k=k, robustness=robustness,
-                              progress=on_progress)
+                              progress=on_progress, panel=panel_judges, aggregate=aggregate, engine=engine)
     except EvalInputError as exc:
+        _fail(exc, 2)
+    except RagasUnavailableError as exc:  # no extra, or no OpenAI-compatible LLM server for ragas
         _fail(exc, 2)
     except ValueError as exc:  # no such collection
         _fail(exc, 2)

@@ -44,7 +44,7 @@ __all__ = [
 
 SPEC_KEYS = {"source", "contains", "page", "uri"}
 ITEM_KEYS = {"id", "question", "reference", "relevant", "answerable", "type"}
-STAGES = ("retrieve", "ttft", "generate", "guardrails", "score", "judge", "total")
+STAGES = ("retrieve", "ttft", "generate", "guardrails", "score", "judge", "panel", "ragas", "total")
 PERTURBATIONS = ("spaces", "punctuation", "zero-width", "case", "padding")
 ZWJ = "\u200d"
 JUDGE_CAVEAT = (
@@ -232,12 +232,21 @@ def _retrieval_metrics(answer_k: int) -> tuple[str, ...]:
 def run_eval(
     rag: Any, items: Iterable[dict[str, Any]], collection: str = "default", judge: str = "proxy",
     k: int | None = None, robustness: int = 0, progress: ProgressFn | None = None,
+    panel: Sequence[str] | None = None, aggregate: str = "mean", engine: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate `items` (raw or from load_items) against an open Rag; one item's failure is recorded on the item
     and the run goes on. `progress(done, total, current_id)` is called before each item and once at the end.
+    `panel` (e.g. ["proxy", "llm"]) adds a pooled panel of those judges (eval.panel.JudgePanel, `aggregate`) as
+    one more judge plus a run-level inter-judge agreement; `engine="ragas"` adds the official ragas library's
+    scores next to ours (eval.ragas_engine; needs the extra and an OpenAI-compatible LLM server).
     Returns the JSON-ready report; its `exit_code` is 1 when some item failed, else 0."""
     if judge not in ("proxy", "llm"):
         raise ValueError(f"judge must be 'proxy' or 'llm', got {judge!r}")
+    panel = list(dict.fromkeys(panel or []))
+    if any(p not in PANEL_JUDGES for p in panel):
+        raise ValueError(f"panel judges must be among {', '.join(PANEL_JUDGES)}, got {', '.join(panel)}")
+    if engine not in (None, "ours", "ragas"):
+        raise ValueError(f"engine must be 'ragas' (or None), got {engine!r}")
     if robustness < 0:
         raise ValueError(f"robustness must be >= 0, got {robustness}")
     norm: list[dict[str, Any]] = []
@@ -258,6 +267,8 @@ def run_eval(
         from eval.scoring import LLMJudge
 
         llm_judge = LLMJudge(rag.llm, rag.embedder)
+    judge_panel = _make_panel(rag, panel, aggregate, llm_judge) if panel else None
+    ragas_engine = _make_ragas(rag) if engine == "ragas" else None
 
     t_run = time.perf_counter()
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -298,10 +309,30 @@ def run_eval(
                 by_n = {s.n: s.text for s in ans.sources}
                 cited = {c.n: by_n[c.n] for c in ans.citations if c.n in by_n}
                 t = time.perf_counter()
-                scored = llm_judge.score(q, ans.text, [s.text for s in ans.sources], cited=cited or None,
-                                         reference=item["reference"], abstained=ans.abstained).to_dict()
+                llm_scores = llm_judge.score(q, ans.text, [s.text for s in ans.sources], cited=cited or None,
+                                             reference=item["reference"], abstained=ans.abstained)
+                scored = llm_scores.to_dict()
                 timings["judge"] = time.perf_counter() - t
                 rec["scores"][scored["judge"]] = scored
+            if judge_panel is not None or ragas_engine is not None:
+                by_n = {s.n: s.text for s in ans.sources}
+                args = (q, ans.text, [s.text for s in ans.sources])
+                kw = {"cited": {c.n: by_n[c.n] for c in ans.citations if c.n in by_n} or None,
+                      "reference": item["reference"], "abstained": ans.abstained,
+                      "metrics": ["faithfulness", "answer_relevancy", "context_precision"]
+                      + (["context_recall"] if item["reference"] else [])}
+                if judge_panel is not None:
+                    t = time.perf_counter()
+                    reuse = {i: llm_scores for i, j in enumerate(judge_panel.judges)
+                             if llm_judge is not None and j is llm_judge}
+                    pooled = judge_panel.score(*args, **kw, reuse=reuse).to_dict()
+                    timings["panel"] = time.perf_counter() - t
+                    rec["scores"][pooled["judge"]] = pooled
+                if ragas_engine is not None:
+                    t = time.perf_counter()
+                    rs = ragas_engine.score(*args, **kw).to_dict()
+                    timings["ragas"] = time.perf_counter() - t
+                    rec["scores"][rs["judge"]] = rs
             if robustness:
                 variants = [perturb(q, j, item["id"]) for j in range(robustness)]
                 answers = [rag.ask(v, collection=collection, k=k, cache=False, temperature=0) for v in variants]
@@ -349,7 +380,66 @@ def run_eval(
     }
     if llm_judge is not None:
         result["llm_judge_stats"] = dict(llm_judge.stats)
+    if judge_panel is not None:
+        result["settings"]["panel"], result["settings"]["aggregate"] = panel, aggregate
+        result["panel"] = _panel_summary(judge_panel, records)
+        if "llm" in panel and llm_judge is None:
+            result["notes"].append(JUDGE_CAVEAT.format(model=_llm_label(rag)))
+    if ragas_engine is not None:
+        result["settings"]["engine"] = "ragas"
+        result["notes"].append(RAGAS_NOTE)
     return _finite(result)
+
+
+PANEL_JUDGES = ("proxy", "llm")
+RAGAS_NOTE = (
+    "The ragas columns come from the official ragas library on the same LLM and embeddings: a metric ragas "
+    "returned as NaN is reported unscored (\"ragas returned NaN\"), never as a number."
+)
+
+
+def _llm_label(rag: Any) -> str:
+    return f"llm:{getattr(rag.llm, 'model_id', type(rag.llm).__name__)}"
+
+
+def _make_panel(rag: Any, names: Sequence[str], aggregate: str, llm_judge: Any = None) -> Any:
+    """A JudgePanel of the named judges (an LLM judge the run already has is reused, not built twice)."""
+    from eval.panel import JudgePanel
+    from eval.scoring import LLMJudge, ProxyScorer
+
+    judges = [ProxyScorer(rag.embedder) if n == "proxy" else llm_judge or LLMJudge(rag.llm, rag.embedder)
+              for n in names]
+    return JudgePanel(judges, aggregate=aggregate)
+
+
+def _make_ragas(rag: Any) -> Any:
+    """The ragas engine on the app's LLM server; RagasUnavailableError without the extra or a server."""
+    from eval.ragas_engine import RagasEngine, RagasUnavailableError, require_ragas
+
+    require_ragas()
+    st = rag.settings
+    url = getattr(st, "llm_base_url", None) if getattr(st, "llm_backend", None) == "openai" else None
+    if not url:
+        from eval.ragas_engine import _NEEDS_SERVER
+
+        raise RagasUnavailableError(_NEEDS_SERVER)
+    return RagasEngine(url, rag.embedder, model=getattr(st, "llm_model", None))
+
+
+def _panel_summary(judge_panel: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Run-level inter-judge agreement per metric, from the per-item judge values in the panel's details."""
+    from eval.panel import agreement, per_item_values
+
+    label = judge_panel.judge
+    out: dict[str, Any] = {"judge": label, "aggregate": judge_panel.aggregate, "judges": judge_panel.labels,
+                           "threshold": judge_panel.threshold, "agreement": {}}
+    by_metric: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        for name, m in (((r.get("scores") or {}).get(label) or {}).get("metrics") or {}).items():
+            by_metric.setdefault(name, []).append(m.get("details") or {})
+    for name, details in by_metric.items():
+        out["agreement"][name] = agreement(per_item_values(details, judge_panel.labels), judge_panel.threshold)
+    return out
 
 
 # --- summaries ---------------------------------------------------------------------------------------------------
@@ -461,6 +551,11 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
             rows.append((f"scores [{judge}]", name, f"{_f(m['mean'])} (scored {m['n']}, unscored {m['n_unscored']})"))
     for stage, s in result["latency"].items():
         rows.append(("latency", stage, f"p50 {s['p50'] * 1000:.0f} ms · p95 {s['p95'] * 1000:.0f} ms"))
+    for name, ag in ((result.get("panel") or {}).get("agreement") or {}).items():
+        kappa = ag.get("fleiss_kappa")
+        rows.append(("panel agreement", name,
+                     f"mean |diff| {_f(ag.get('mean_abs_diff'))} · pairs agreeing "
+                     f"{_f(ag.get('binary_agreement'), True)} · kappa {_f(kappa)} (n={ag.get('n_compared', 0)})"))
     rob = result.get("robustness")
     if rob:
         rows.append(("robustness", "mean cosine deviation",
