@@ -319,6 +319,7 @@ class Draft:
     finish_reason: str | None
     completion_tokens: int | None
     max_tokens: int
+    trimmed: bool = False  # cut at the token limit, then back to the last complete sentence
 
     @property
     def abstained(self) -> bool:
@@ -353,8 +354,19 @@ def _not_empty(d: Draft) -> str | None:
     return None if len(_WORD.findall(body)) >= 1 else "the answer is empty"
 
 
+def complete_sentences(text: str, max_sentences: int | None = None) -> str:
+    """The text up to its last complete sentence (one ending in . ! ? or a citation after one), at most
+    `max_sentences` of them, or ''."""
+    last = None
+    for n, m in enumerate(re.finditer(r"[.!?][\"')\]]*(?:\s*\[[\d,\s\-–]+\])*(?=\s|$)", text), start=1):
+        last = m.end()
+        if max_sentences is not None and n >= max_sentences:
+            break
+    return text[:last].strip() if last else ""
+
+
 def _not_runaway(d: Draft) -> str | None:
-    if d.finish_reason == "length":
+    if d.finish_reason == "length" and not d.trimmed:
         return (f"the answer was cut off at the token limit ({d.max_tokens} tokens): write a shorter answer, "
                 "one to four sentences")
     words = [w.lower() for w in _WORD.findall(d.text)]
@@ -590,7 +602,13 @@ class Answerer:
                 timings["ttft"] = (t0 - t_gen) + c.ttft_seconds
             prompt_tokens += c.prompt_tokens or 0
             completion_tokens += c.completion_tokens or 0
-            text, found, invalid = parse_citations(c.text.strip(), len(sources))
+            raw = c.text.strip()
+            trimmed = False
+            if c.finish_reason == "length":  # keep what was complete; the rest was cut mid-sentence (or rambling)
+                cut = complete_sentences(raw, max_sentences=4)  # the prompt asks for one to four sentences
+                if cut and len(_WORD.findall(cut)) >= 3:
+                    raw, trimmed = cut, True
+            text, found, invalid = parse_citations(raw, len(sources))
             attributed = False
             if not found and not is_idk(text) and self.attribute:
                 fixed = attribute(text, sources)
@@ -599,7 +617,8 @@ class Answerer:
                     attributed = True
             draft = Draft(question=question, raw=c.text, text=text, sources=sources,
                           cited=list(dict.fromkeys(n for n, _ in found)), invalid_markers=invalid,
-                          finish_reason=c.finish_reason, completion_tokens=c.completion_tokens, max_tokens=max_tokens)
+                          finish_reason=c.finish_reason, completion_tokens=c.completion_tokens, max_tokens=max_tokens,
+                          trimmed=trimmed)
             t_check = time.perf_counter()
             failures = [(v, msg) for v in self.validators if (msg := v.check(draft)) is not None]
             timings["guardrails"] = timings.get("guardrails", 0.0) + time.perf_counter() - t_check
@@ -630,6 +649,9 @@ class Answerer:
             ans.citations = make_citations(draft.text, [(n, o) for n, o in _offsets(draft.text, len(sources))],
                                            sources)
             ans.warnings += [f"{g['name']}: {g['message']}" for g in last if g["severity"] == "soft"]
+            if draft.trimmed:
+                ans.warnings.append(f"the model's answer ran to the token limit ({max_tokens}): it was cut after its "
+                                    "last complete sentence (four at most)")
             if attributed:
                 ans.attributed = True
                 ans.warnings.append("the model cited no source: localrag added the citations, each to the source "

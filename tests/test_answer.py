@@ -134,11 +134,12 @@ class FakeLLM:
     replies: list[str]
     model_id: str = "fake-model"
     calls: list[list[dict]] = field(default_factory=list)
+    finish_reason: str = "stop"
 
     def _next(self, messages: list[dict]) -> Completion:
         self.calls.append(messages)
         text = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
-        return Completion(text, 50, len(text.split()), "stop", 0.01, 0.005, self.model_id)
+        return Completion(text, 50, len(text.split()), self.finish_reason, 0.01, 0.005, self.model_id)
 
     def generate(self, messages: list[dict], **kw) -> Completion:
         return self._next(messages)
@@ -193,6 +194,18 @@ def test_soft_failure_answers_with_a_warning_and_user_validators_run():
     assert ans.invalid_citations == ["[5]"] and "[5]" not in ans.text
     assert any(w.startswith("citations-valid") for w in ans.warnings)
     assert any(w.startswith("no-metres") for w in ans.warnings)
+
+
+def test_an_answer_cut_at_the_token_limit_keeps_its_complete_sentences():
+    fake = FakeLLM(["The tower is 31 metres tall [1]. The stone came from the Carn Dhu quarry [1]. It was then"],
+                   finish_reason="length")
+    ans = list(Answerer(fake, retries=0).run("How tall is the tower?", HITS))[-1]
+    assert not ans.abstained
+    assert ans.text == "The tower is 31 metres tall [1]. The stone came from the Carn Dhu quarry [1]."
+    assert any("token limit" in w for w in ans.warnings)
+    fake = FakeLLM(["The tower is 31 metres tall and"], finish_reason="length")  # nothing complete: runaway
+    ans = list(Answerer(fake, retries=0).run("How tall is the tower?", HITS))[-1]
+    assert ans.abstained and "not-runaway" in ans.abstain_reason
 
 
 def test_the_model_saying_it_does_not_know_is_an_abstention():
