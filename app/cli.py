@@ -64,7 +64,9 @@ def _rag(**overrides: Any):  # noqa: ANN202 - app.rag.Rag, imported lazily so --
 
 
 def _fail(exc: Exception, code: int = 1) -> None:
-    err.print(f"[red]error:[/] {exc}")
+    from rich.markup import escape
+
+    err.print(f"[red]error:[/] {escape(str(exc))}")  # messages may name pip extras like .[ragas]
     raise typer.Exit(code)
 
 
