@@ -1,4 +1,4 @@
-# localrag — `make run` (install + sample ingest + demo) · `make test` (install + pytest) · `make bench`
+# localrag — `make run` (install + sample ingest + an answer + search demo) · `make test` (install + pytest) · `make bench`
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -33,6 +33,8 @@ sample: install
 run: install
 	$(VENV)/bin/localrag --data-dir $(DATA) ingest data/sample
 	$(VENV)/bin/localrag --data-dir $(DATA) status
+	# a cited answer from the bundled 135M model (exit 3 = it said "I don't know", which is not a failure here)
+	$(VENV)/bin/localrag --data-dir $(DATA) ask "Who designed Gannet Head Lighthouse?" || [ $$? -eq 3 ]
 	$(VENV)/bin/localrag --data-dir $(DATA) demo
 
 # pytest exits 5 when it collected no tests: say so plainly instead of failing mysteriously
