@@ -626,10 +626,7 @@ class Answerer:
                 ans.guardrails.append({"attempt": attempt, "name": v.name, "severity": v.severity, "message": msg,
                                        "draft": c.text[:400]})
             ans.attempts = attempt
-            hard = [m for v, m in failures if v.severity == "hard"]
-            if not failures or (not hard and attempt > self.retries):
-                break
-            if hard and attempt > self.retries:
+            if not failures or attempt > self.retries:
                 break
             feedback = "; ".join(m for _, m in failures)
         timings["generate"] = time.perf_counter() - t_gen - timings.get("guardrails", 0.0)
@@ -646,8 +643,7 @@ class Answerer:
             ans.text, ans.abstained, ans.abstain_reason = IDK, True, "the model found no answer in the sources"
         else:
             ans.text = draft.text
-            ans.citations = make_citations(draft.text, [(n, o) for n, o in _offsets(draft.text, len(sources))],
-                                           sources)
+            ans.citations = make_citations(draft.text, found, sources)  # offsets of the last draft's markers
             ans.warnings += [f"{g['name']}: {g['message']}" for g in last if g["severity"] == "soft"]
             if draft.trimmed:
                 ans.warnings.append(f"the model's answer ran to the token limit ({max_tokens}): it was cut after its "
@@ -658,9 +654,6 @@ class Answerer:
                                     "that contains most of the sentence's words")
         yield ans
 
-
-def _offsets(text: str, k: int) -> list[tuple[int, int]]:
-    return parse_citations(text, k)[1]
 
 
 # --- chat: follow-ups -----------------------------------------------------------------------------------------
