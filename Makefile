@@ -48,11 +48,11 @@ lint: install
 
 bench: install
 	$(PIP) install -q $(FIND_LINKS) -e ".[dev,bench]"
-	$(PY) -m eval.bench_ingest --chunks 10000
-	$(PY) -m eval.retrieval_eval
-	$(PY) -m eval.bench_retrieval
-	$(PY) -m eval.cache_eval
-	$(PY) -m eval.bench_answer
+	$(PY) -m localrag.eval.bench_ingest --chunks 10000
+	$(PY) -m localrag.eval.retrieval_eval
+	$(PY) -m localrag.eval.bench_retrieval
+	$(PY) -m localrag.eval.cache_eval
+	$(PY) -m localrag.eval.bench_answer
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
-from retrieval.types import Hit
+from localrag.retrieval.types import Hit
 
 __all__ = [
     "IDK", "PROMPT_VERSION", "Answer", "Answerer", "Citation", "Draft", "Restart", "Source", "Validator",

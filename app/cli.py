@@ -53,8 +53,8 @@ def _main(
 
 
 def _rag(**overrides: Any):  # noqa: ANN202 - app.rag.Rag, imported lazily so --help stays fast
-    from app.config import ConfigError
-    from app.rag import Rag
+    from localrag.app.config import ConfigError
+    from localrag.app.rag import Rag
 
     try:
         return Rag.open(_state.get("data_dir"), config_file=_state.get("config"), **overrides)
@@ -107,8 +107,8 @@ def _print_report(report: Any, as_json: bool) -> None:
 
 
 def _run_ingest(paths: list[Path], collection: str, as_json: bool, sync: bool, overrides: dict[str, Any]) -> None:
-    from app.rag import RagError
-    from ingest.job import IngestLocked
+    from localrag.app.rag import RagError
+    from localrag.ingest.job import IngestLocked
 
     rag = _rag(**overrides)
     show = not as_json and sys.stderr.isatty()
@@ -170,8 +170,8 @@ def remove(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove documents (their chunks, vectors and BM25 entries) by source."""
-    from app.rag import RagError
-    from ingest.job import IngestLocked
+    from localrag.app.rag import RagError
+    from localrag.ingest.job import IngestLocked
 
     rag = _rag()
     try:
@@ -185,7 +185,7 @@ def remove(
 @app.command()
 def status(as_json: JsonOpt = False) -> None:
     """Collections, counts, embedding model and index health."""
-    from app.rag import RagError
+    from localrag.app.rag import RagError
 
     rag = _rag()
     try:
@@ -248,7 +248,7 @@ def search(
     """Search a collection: dense (FAISS) and BM25 candidates, fused, optionally reranked.
 
     Each hit shows its relevance (0-1, comparable across queries) and its rank in every stage."""
-    from app.rag import RagError
+    from localrag.app.rag import RagError
 
     if not query.strip():
         err.print("[red]error:[/] empty query: type a question or some keywords")
@@ -275,7 +275,7 @@ def _short_uri(uri: str) -> str:
 def _print_hits(query: str, res: Any) -> None:
     from rich.text import Text
 
-    from retrieval.snippet import snippet
+    from localrag.retrieval.snippet import snippet
 
     for note in res.notes:
         err.print(f"[yellow]note:[/] {note}")
@@ -320,7 +320,7 @@ def _print_hits(query: str, res: Any) -> None:
 @app.command()
 def demo(collection: CollectionOpt = "default") -> None:
     """Interactive search over a collection (type a question, empty line to quit)."""
-    from app.rag import RagError
+    from localrag.app.rag import RagError
 
     rag = _rag()
     examples = ["What lens does the lighthouse use?", "battery capacity of the microgrid", "Who built RV Kittiwake?"]
@@ -361,7 +361,7 @@ def bench_retrieval(
 ) -> None:
     """Search latency p50/p95 per stage at each size, bm25s vs rank-bm25, and our hybrid vs LangChain's
     EnsembleRetriever (latency and recall@5 on the labeled set data/eval/retrieval.jsonl)."""
-    from eval import bench_retrieval as b
+    from localrag.eval import bench_retrieval as b
 
     argv = ["--sizes", sizes, "--queries", str(queries)] + ([] if peers else ["--no-peers"])
     raise typer.Exit(b.main(argv + (["--json"] if as_json else [])))
@@ -377,7 +377,7 @@ def bench_quality(
 ) -> None:
     """Recall@5/10, MRR@10 and nDCG@10 of lexical, dense and hybrid search on the labeled set over data/sample
     (ingested into a temporary folder), and the relevance floor that separates answerable questions."""
-    from eval import retrieval_eval as q
+    from localrag.eval import retrieval_eval as q
 
     argv = ["--k", str(k)] + (["--reranker", reranker] if reranker else []) + (["--json"] if as_json else [])
     raise typer.Exit(q.main(argv))
@@ -389,7 +389,7 @@ def bench_ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Ingestion throughput next to raw SentenceTransformer.encode, re-ingest cost, peak memory."""
-    from eval import bench_ingest as b
+    from localrag.eval import bench_ingest as b
 
     raise typer.Exit(b.main(["--chunks", str(chunks)] + (["--json"] if as_json else [])))
 
@@ -401,7 +401,7 @@ def bench_answer(
     as_json: JsonOpt = False,
 ) -> None:
     """Time to first token, tokens/s and per-stage latency of `ask`; cache hit vs miss; prompt lookup decoding."""
-    from eval import bench_answer as b
+    from localrag.eval import bench_answer as b
 
     raise typer.Exit(b.main(["--questions", str(questions), "--threads", str(threads)]
                             + (["--json"] if as_json else [])))
@@ -460,8 +460,8 @@ def _print_answer_tail(ans: Any, streamed: bool) -> None:
 
 
 def _answer(rag: Any, question: str, collection: str, as_json: bool, stream: bool, kw: dict[str, Any]) -> Any:
-    from app.answer import Answer, Restart
-    from app.rag import RagError
+    from localrag.app.answer import Answer, Restart
+    from localrag.app.rag import RagError
 
     try:
         if as_json or not stream:
@@ -563,7 +563,7 @@ def cache_clear(
     as_json: JsonOpt = False,
 ) -> None:
     """Forget cached answers (all collections unless --collection is given)."""
-    from app.rag import RagError
+    from localrag.app.rag import RagError
 
     rag = _rag()
     try:
@@ -605,7 +605,7 @@ def _llm_fail(message: str, code: int = 1) -> None:
 
 
 def _llm_settings(**overrides: Any):  # noqa: ANN202 - app.config.Settings, imported lazily
-    from app.config import ConfigError, load_settings
+    from localrag.app.config import ConfigError, load_settings
 
     try:
         return load_settings(_state.get("config"), **overrides)
@@ -640,7 +640,7 @@ def llm_serve(
     import socket
     import subprocess
 
-    from app.llm import LLMConfigError, LLMError, resolve_gguf
+    from localrag.app.llm import LLMConfigError, LLMError, resolve_gguf
 
     s = _llm_settings()
     missing = [m for m in ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context")
@@ -696,7 +696,7 @@ def llm_info(as_json: JsonOpt = False) -> None:
     answers. Exit code 1 when it does not, 2 for configuration errors."""
     from rich.markup import escape
 
-    from app.llm import LLMConfigError, LLMError, make_llm
+    from localrag.app.llm import LLMConfigError, LLMError, make_llm
 
     s = _llm_settings()
     info: dict[str, Any] = {"backend": s.llm_backend, "model": s.llm_model, "base_url": s.llm_base_url}
@@ -758,8 +758,8 @@ def eval_qa(
     1 when some failed (each is reported; the others still run), 2 for a bad QA file or usage errors."""
     from rich.markup import escape
 
-    from eval.ragas_engine import RagasUnavailableError
-    from eval.runner import EvalInputError, load_items, run_eval, summary_rows, write_report
+    from localrag.eval.ragas_engine import RagasUnavailableError
+    from localrag.eval.runner import EvalInputError, load_items, run_eval, summary_rows, write_report
 
     if judge not in ("proxy", "llm"):
         err.print(f"[red]error:[/] --judge must be proxy or llm, got {escape(judge)!r}")
@@ -772,7 +772,7 @@ def eval_qa(
         err.print(f"[red]error:[/] --aggregate must be mean, max or majority, got {escape(aggregate)!r}")
         raise typer.Exit(2)
     if engine is not None:
-        from eval.ragas_engine import INSTALL_HINT, ragas_available
+        from localrag.eval.ragas_engine import INSTALL_HINT, ragas_available
 
         if engine != "ragas":
             err.print(f"[red]error:[/] --engine must be ragas, got {escape(engine)!r}")

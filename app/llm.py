@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from app.config import Settings
+    from localrag.app.config import Settings
 
 __all__ = [
     "LLM", "Completion", "ContextOverflow", "LLMConfigError", "LLMError", "LLMUnavailable", "LlamaCppLLM",

@@ -12,19 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from app.config import Settings, load_settings
-from index.embedder import Embedder, resolve_model
-from index.indexes import CollectionIndexes
-from index.store import ChunkRow, CollectionRow, DocumentRow, IngestRunRow, KgEdgeRow, KgNodeRow, Store
-from ingest.job import CollectionLock, IngestJob, IngestLocked, IngestReport, ProgressFn
-from retrieval.rerank import Reranker, RerankerError
-from retrieval.search import Searcher, SearchError, SearchParams, StaleIndex
-from retrieval.types import Filters, Hit, Neighbour, SearchResults
+from localrag.app.config import Settings, load_settings
+from localrag.index.embedder import Embedder, resolve_model
+from localrag.index.indexes import CollectionIndexes
+from localrag.index.store import ChunkRow, CollectionRow, DocumentRow, IngestRunRow, KgEdgeRow, KgNodeRow, Store
+from localrag.ingest.job import CollectionLock, IngestJob, IngestLocked, IngestReport, ProgressFn
+from localrag.retrieval.rerank import Reranker, RerankerError
+from localrag.retrieval.search import Searcher, SearchError, SearchParams, StaleIndex
+from localrag.retrieval.types import Filters, Hit, Neighbour, SearchResults
 
 if TYPE_CHECKING:
-    from app.answer import Answer, Restart
-    from app.llm import LlamaCppLLM, OpenAICompatLLM
-    from retrieval.cache import SemanticCache
+    from localrag.app.answer import Answer, Restart
+    from localrag.app.llm import LlamaCppLLM, OpenAICompatLLM
+    from localrag.retrieval.cache import SemanticCache
 
 __all__ = ["Filters", "Hit", "ModelMismatch", "Neighbour", "Rag", "RagError", "SearchResults"]
 
@@ -302,7 +302,7 @@ class Rag:
     def llm(self) -> LlamaCppLLM | OpenAICompatLLM:
         """The configured LLM, loaded on first use (llm_backend, llm_model, ...). Raises app.llm.LLMError."""
         if self._llm is None:
-            from app.llm import make_llm
+            from localrag.app.llm import make_llm
 
             with self._llm_lock:
                 if self._llm is None:
@@ -318,7 +318,7 @@ class Rag:
         if self._llm is not None:
             return self._llm.model_id
         if self.settings.llm_backend == "llama-cpp":
-            from app.llm import resolve_gguf
+            from localrag.app.llm import resolve_gguf
 
             return resolve_gguf(self.settings.llm_model).name
         return self.settings.llm_model or self.llm.model_id
@@ -326,7 +326,7 @@ class Rag:
     @property
     def cache(self) -> SemanticCache:
         if self._cache is None:
-            from retrieval.cache import SemanticCache
+            from localrag.retrieval.cache import SemanticCache
 
             s = self.settings
             self._cache = SemanticCache(self.store, self.embedder, threshold=s.cache_threshold, ttl_s=s.cache_ttl_s)
@@ -336,7 +336,7 @@ class Rag:
         """The fast, non-LLM scores of an answer (eval.scoring.ProxyScorer): faithfulness as the share of its
         sentences supported by the sources they cite, answer relevancy as question/answer similarity, and context
         precision. Labelled with the judge that produced them ("proxy")."""
-        from eval.scoring import ProxyScorer
+        from localrag.eval.scoring import ProxyScorer
 
         if self._scorer is None:
             self._scorer = ProxyScorer(self.embedder)
@@ -355,7 +355,7 @@ class Rag:
 
     def rewrite_question(self, question: str, history: Sequence[dict[str, str]] | Sequence[tuple[str, str]]) -> str:
         """A follow-up rewritten into a standalone question from the chat history (see app.answer)."""
-        from app.answer import rewrite_question
+        from localrag.app.answer import rewrite_question
 
         return rewrite_question(self.llm, _as_messages(history), question)
 
@@ -383,8 +383,8 @@ class Rag:
         history: Sequence[Any] | None = None, cache: bool | None = None, temperature: float | None = None,
         top_p: float | None = None, max_tokens: int | None = None, stop: Sequence[str] | None = None,
     ) -> Iterator[Any]:
-        from app.answer import IDK, PROMPT_VERSION, Answer, Answerer, rewrite_question
-        from app.llm import LLMError
+        from localrag.app.answer import IDK, PROMPT_VERSION, Answer, Answerer, rewrite_question
+        from localrag.app.llm import LLMError
 
         if not isinstance(question, str) or not question.strip():
             raise RagError("empty question: type a question")

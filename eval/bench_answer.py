@@ -64,8 +64,8 @@ def stage_table(answers: list[Any]) -> dict[str, dict[str, float]]:
 
 
 def run(n_questions: int = 12, threads: int | None = 2, lookup_tokens: int = 10) -> dict[str, Any]:
-    from app.llm import LlamaCppLLM
-    from app.rag import Rag
+    from localrag.app.llm import LlamaCppLLM
+    from localrag.app.rag import Rag
 
     t_run = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="localrag-bench-answer-"))
@@ -124,7 +124,7 @@ def run(n_questions: int = 12, threads: int | None = 2, lookup_tokens: int = 10)
 
     # 3. prompt lookup decoding vs plain, greedy, on the answer prompts of section 1
     log(f"prompt lookup decoding ({lookup_tokens} draft tokens) vs plain ...")
-    from app.answer import build_messages
+    from localrag.app.answer import build_messages
 
     prompts = [build_messages(a.question, a.sources) for a in answers if a.sources]
     plain_llm = llm

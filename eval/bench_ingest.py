@@ -55,9 +55,9 @@ def peak_rss_mb() -> tuple[float, float]:
 
 
 def run(target_chunks: int, keep: Path | None = None) -> dict:
-    from app.rag import Rag
-    from index.embedder import Embedder
-    from index.store import ChunkRow
+    from localrag.app.rag import Rag
+    from localrag.index.embedder import Embedder
+    from localrag.index.store import ChunkRow
 
     work = Path(tempfile.mkdtemp(prefix="localrag-bench-")) if keep is None else keep
     corpus, data = work / "corpus", work / "data"

@@ -101,7 +101,7 @@ def make_texts(rng: np.random.Generator, vocab: np.ndarray, p: np.ndarray, n: in
 
 def make_queries(rng: np.random.Generator, vocab: np.ndarray, p: np.ndarray, n: int) -> list[str]:
     """2-6 words each, drawn from the same Zipf distribution, stopwords left out (people type content words)."""
-    from index.lexical import STOPWORDS
+    from localrag.index.lexical import STOPWORDS
 
     keep = np.array([w not in STOPWORDS and len(w) > 2 for w in vocab])
     q_p = np.where(keep, p, 0.0)
@@ -121,7 +121,7 @@ def build_collection(data_dir: Path, n_chunks: int, rng: np.random.Generator, vo
     next Rag.open has to build FAISS and BM25 from the stored rows (as after a crash or a copy)."""
     from sqlalchemy import insert, update
 
-    from index.store import ChunkRow, CollectionRow, DocumentRow, Store
+    from localrag.index.store import ChunkRow, CollectionRow, DocumentRow, Store
 
     t0 = time.perf_counter()
     store = Store.sqlite(data_dir / "localrag.sqlite")
@@ -217,7 +217,7 @@ def search_latency(rag: Any, queries: list[str], kw: dict[str, Any], k: int = K)
 
 def bm25_compare(ids: np.ndarray, texts: list[str], queries: list[str], rank_queries: int) -> dict[str, Any]:
     """bm25s and rank-bm25 through LexicalIndex (identical tokens): build time, queries/s, top-10 agreement."""
-    from index.lexical import LexicalIndex, tokenize
+    from localrag.index.lexical import LexicalIndex, tokenize
 
     t = time.perf_counter()
     for x in texts:
@@ -249,7 +249,7 @@ def bm25_compare(ids: np.ndarray, texts: list[str], queries: list[str], rank_que
 
 def latency_at_size(n_chunks: int, n_queries: int, embedder: Any, seed: int, vocab: np.ndarray, p: np.ndarray,
                     peers: bool, log: Callable[[str], None]) -> dict[str, Any]:
-    from app.rag import Rag
+    from localrag.app.rag import Rag
 
     rng = np.random.default_rng(seed + n_chunks)
     queries = make_queries(np.random.default_rng(seed + 1), vocab, p, n_queries)
@@ -389,9 +389,9 @@ def peer_latency(rag: Any, collection: str, ids: np.ndarray, texts: list[str], v
 
 def peers_on_sample(embedder: Any, queries_path: Path, log: Callable[[str], None]) -> dict[str, Any]:
     """Quality (labeled set) and latency of ours vs LangChain over the chunks of data/sample."""
-    from app.rag import Rag
-    from eval.retrieval_eval import METRICS, evaluate_system, load_queries, resolve
-    from index.lexical import tokenize
+    from localrag.app.rag import Rag
+    from localrag.eval.retrieval_eval import METRICS, evaluate_system, load_queries, resolve
+    from localrag.index.lexical import tokenize
 
     out: dict[str, Any] = {}
     work = Path(tempfile.mkdtemp(prefix="localrag-bench-peers-"))
@@ -455,8 +455,8 @@ def run(sizes: Sequence[int] = (10_000, 100_000), n_queries: int = 200, peers: b
         embedder: Any = None, queries_path: Path = QUERIES_PATH, verbose: bool = False) -> dict[str, Any]:
     """Run the benchmark; `embedder` may be a loaded index.embedder.Embedder to share. Peer latency on the
     synthetic corpus runs at the smallest size only."""
-    from app.config import load_settings
-    from index.embedder import Embedder
+    from localrag.app.config import load_settings
+    from localrag.index.embedder import Embedder
 
     def log(msg: str) -> None:
         if verbose:

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from index.embedder import Embedder
-from index.store import Store
-from retrieval.cache import SemanticCache, verify_equivalent
+from localrag.index.embedder import Embedder
+from localrag.index.store import Store
+from localrag.retrieval.cache import SemanticCache, verify_equivalent
 
 ROOT = Path(__file__).resolve().parent.parent
 PAIRS = ROOT / "data" / "eval" / "cache_pairs.jsonl"
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import tempfile
 
-    from app.rag import Rag
+    from localrag.app.rag import Rag
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")

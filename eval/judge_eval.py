@@ -172,15 +172,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads for --llm")
     args = ap.parse_args(argv)
 
-    from eval.scoring import LLMJudge, ProxyScorer
-    from index.embedder import Embedder
+    from localrag.eval.scoring import LLMJudge, ProxyScorer
+    from localrag.index.embedder import Embedder
 
     statements = load_statements(args.path)
     embedder = Embedder()
     _ = embedder.dim  # load the model before anything is timed
     llm_judge = None
     if args.llm:
-        from app.llm import LlamaCppLLM  # the entry point may reach up to app/; the library code does not
+        from localrag.app.llm import LlamaCppLLM  # the entry point may reach up to app/; the library code does not
 
         llm_judge = LLMJudge(LlamaCppLLM(n_ctx=2048, n_threads=args.threads), embedder)
     report = evaluate_judges(statements, ProxyScorer(embedder), llm_judge)

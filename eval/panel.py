@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from eval.scoring import METRICS, MetricScore, Scores
+from localrag.eval.scoring import METRICS, MetricScore, Scores
 
 __all__ = ["AGGREGATES", "JudgePanel", "agreement", "item_agreement", "per_item_values"]
 

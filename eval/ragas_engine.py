@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from eval.scoring import METRICS, MetricScore, Scores
+from localrag.eval.scoring import METRICS, MetricScore, Scores
 
 __all__ = ["INSTALL_HINT", "RagasEngine", "RagasUnavailableError", "ragas_available", "scores_from_result"]
 
@@ -210,7 +210,7 @@ class RagasEngine:
         from ragas.dataset_schema import SingleTurnSample
         from ragas.run_config import RunConfig
 
-        from eval.scoring import is_abstention
+        from localrag.eval.scoring import is_abstention
 
         t0 = time.perf_counter()
         wanted = list(dict.fromkeys(metrics)) if metrics is not None else list(METRICS)

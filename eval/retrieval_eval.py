@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from index.store import ChunkRow, DocumentRow, Store
+from localrag.index.store import ChunkRow, DocumentRow, Store
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERIES = ROOT / "data" / "eval" / "retrieval.jsonl"
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import tempfile
 
-    from app.rag import Rag
+    from localrag.app.rag import Rag
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from eval.retrieval_eval import LabeledQuery, measure, spec_matches
+from localrag.eval.retrieval_eval import LabeledQuery, measure, spec_matches
 
 __all__ = [
     "EvalInputError", "JUDGE_CAVEAT", "PERTURBATIONS", "load_items", "normalize_item", "perturb", "run_eval",
@@ -190,7 +190,7 @@ def _chunk_rows(store: Any, collection_id: int) -> list[tuple]:
     """(chunk id, source, text, page, kg_uri) of every chunk, read once to resolve all evidence specs."""
     from sqlalchemy import select
 
-    from index.store import ChunkRow, DocumentRow
+    from localrag.index.store import ChunkRow, DocumentRow
 
     with store.session() as s:
         return list(s.execute(
@@ -264,7 +264,7 @@ def run_eval(
     rows = _chunk_rows(rag.store, coll.id) if any(it["relevant"] for it in norm) else []
     llm_judge = None
     if judge == "llm":
-        from eval.scoring import LLMJudge
+        from localrag.eval.scoring import LLMJudge
 
         llm_judge = LLMJudge(rag.llm, rag.embedder)
     judge_panel = _make_panel(rag, panel, aggregate, llm_judge) if panel else None
@@ -404,8 +404,8 @@ def _llm_label(rag: Any) -> str:
 
 def _make_panel(rag: Any, names: Sequence[str], aggregate: str, llm_judge: Any = None) -> Any:
     """A JudgePanel of the named judges (an LLM judge the run already has is reused, not built twice)."""
-    from eval.panel import JudgePanel
-    from eval.scoring import LLMJudge, ProxyScorer
+    from localrag.eval.panel import JudgePanel
+    from localrag.eval.scoring import LLMJudge, ProxyScorer
 
     judges = [ProxyScorer(rag.embedder) if n == "proxy" else llm_judge or LLMJudge(rag.llm, rag.embedder)
               for n in names]
@@ -414,13 +414,13 @@ def _make_panel(rag: Any, names: Sequence[str], aggregate: str, llm_judge: Any =
 
 def _make_ragas(rag: Any) -> Any:
     """The ragas engine on the app's LLM server; RagasUnavailableError without the extra or a server."""
-    from eval.ragas_engine import RagasEngine, RagasUnavailableError, require_ragas
+    from localrag.eval.ragas_engine import RagasEngine, RagasUnavailableError, require_ragas
 
     require_ragas()
     st = rag.settings
     url = getattr(st, "llm_base_url", None) if getattr(st, "llm_backend", None) == "openai" else None
     if not url:
-        from eval.ragas_engine import _NEEDS_SERVER
+        from localrag.eval.ragas_engine import _NEEDS_SERVER
 
         raise RagasUnavailableError(_NEEDS_SERVER)
     return RagasEngine(url, rag.embedder, model=getattr(st, "llm_model", None))
@@ -428,7 +428,7 @@ def _make_ragas(rag: Any) -> Any:
 
 def _panel_summary(judge_panel: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
     """Run-level inter-judge agreement per metric, from the per-item judge values in the panel's details."""
-    from eval.panel import agreement, per_item_values
+    from localrag.eval.panel import agreement, per_item_values
 
     label = judge_panel.judge
     out: dict[str, Any] = {"judge": label, "aggregate": judge_panel.aggregate, "judges": judge_panel.labels,

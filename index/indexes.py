@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from index.lexical import LexicalIndex
-from index.store import Store
-from index.vectors import VectorIndex
+from localrag.index.lexical import LexicalIndex
+from localrag.index.store import Store
+from localrag.index.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 

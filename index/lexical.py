@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.vectors import atomic_write_json
+from localrag.index.vectors import atomic_write_json
 
 log = logging.getLogger(__name__)
 

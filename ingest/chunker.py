@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ingest.document import Unit
+from localrag.ingest.document import Unit
 
 # a sentence ends at . ! ? (or CJK 。！？) followed by space, or at a blank line / list-item line break
 _SENT_END = re.compile(r"(?<=[.!?。！？])\s+|\n\s*\n+|\n(?=\s*(?:[-*+•]|\d+[.)]|#{1,6})\s)")

@@ -22,9 +22,9 @@ import numpy as np
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from index.embedder import Embedder
-from index.indexes import CollectionIndexes
-from index.store import (
+from localrag.index.embedder import Embedder
+from localrag.index.indexes import CollectionIndexes
+from localrag.index.store import (
     ChunkRow,
     CollectionRow,
     DocumentRow,
@@ -35,11 +35,11 @@ from index.store import (
     dumps,
     utcnow,
 )
-from ingest.chunker import ChunkDraft, Tokenizer, chunk_units
-from ingest.discover import Found, discover
-from ingest.document import LoadedDocument, UnsupportedType
-from ingest.loaders import detect_kind
-from ingest.worker import DEFAULT_LOADER, LoaderPool
+from localrag.ingest.chunker import ChunkDraft, Tokenizer, chunk_units
+from localrag.ingest.discover import Found, discover
+from localrag.ingest.document import LoadedDocument, UnsupportedType
+from localrag.ingest.loaders import detect_kind
+from localrag.ingest.worker import DEFAULT_LOADER, LoaderPool
 
 EMBED_BATCH_CHUNKS = 256  # chunks gathered across documents before one encode call
 

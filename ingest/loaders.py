@@ -13,9 +13,9 @@ from pathlib import Path
 from pypdf import PdfReader
 from pypdf.errors import DependencyError
 
-from ingest.document import Kind, LoadedDocument, LoadError, Unit, UnsupportedType
-from ingest.rdf import RDF_FORMATS, load_rdf
-from ingest.text import (
+from localrag.ingest.document import Kind, LoadedDocument, LoadError, Unit, UnsupportedType
+from localrag.ingest.rdf import RDF_FORMATS, load_rdf
+from localrag.ingest.text import (
     EMPTY_MESSAGE,
     CleanStats,
     captured_library_noise,

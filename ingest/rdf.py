@@ -25,8 +25,8 @@ from rdflib.namespace import DC, DCTERMS, FOAF, OWL, SKOS
 from rdflib.plugins.parsers.notation3 import BadSyntax
 from rdflib.term import Node
 
-from ingest.document import KgEdge, KgNode, Kind, LoadedDocument, LoadError, Unit
-from ingest.text import EMPTY_MESSAGE, CleanStats, captured_library_noise, clean_text, summarize_noise
+from localrag.ingest.document import KgEdge, KgNode, Kind, LoadedDocument, LoadError, Unit
+from localrag.ingest.text import EMPTY_MESSAGE, CleanStats, captured_library_noise, clean_text, summarize_noise
 
 RDF_FORMATS: dict[str, str] = {
     ".ttl": "turtle",

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import charset_normalizer
 
-from ingest.document import Kind, LoadedDocument, LoadError, Unit
+from localrag.ingest.document import Kind, LoadedDocument, LoadError, Unit
 
 # A base character keeps at most this many combining marks: real scripts need 1-4; more is "Zalgo" text that
 # only slows down normalization and tokenizers.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.document import LoadedDocument, LoadError
+from localrag.ingest.document import LoadedDocument, LoadError
 
 
 @dataclass(slots=True)
@@ -25,7 +25,7 @@ class LoadResult:
     seconds: float = 0.0
 
 
-DEFAULT_LOADER = "ingest.loaders:load_file"
+DEFAULT_LOADER = "localrag.ingest.loaders:load_file"
 
 
 def _serve(conn: Any, loader: str) -> None:  # pragma: no cover - runs in the child process

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import and_, delete, func, or_, select, true, update
 
-from index.embedder import Embedder
-from index.store import AnswerCacheRow, ChunkRow, Store, utcnow
+from localrag.index.embedder import Embedder
+from localrag.index.store import AnswerCacheRow, ChunkRow, Store, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import re
 
 from sqlalchemy import or_, select
 
-from index.store import ChunkRow, DocumentRow, KgEdgeRow, KgNodeRow, Store
-from retrieval.types import Hit, Neighbour
+from localrag.index.store import ChunkRow, DocumentRow, KgEdgeRow, KgNodeRow, Store
+from localrag.retrieval.types import Hit, Neighbour
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 

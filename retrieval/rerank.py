@@ -37,7 +37,7 @@ class Reranker:
         from sentence_transformers import CrossEncoder
         from transformers.utils import logging as hf_logging
 
-        from index.embedder import pick_device
+        from localrag.index.embedder import pick_device
 
         hf_logging.disable_progress_bar()
         try:

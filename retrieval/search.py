@@ -20,13 +20,13 @@ from pathlib import PurePath
 import numpy as np
 from sqlalchemy import select
 
-from index.embedder import Embedder
-from index.indexes import CollectionIndexes
-from index.store import ChunkRow, DocumentRow, Store
-from retrieval import fusion as fuse
-from retrieval.kg import expand
-from retrieval.rerank import Reranker
-from retrieval.types import Filters, Hit, SearchResults
+from localrag.index.embedder import Embedder
+from localrag.index.indexes import CollectionIndexes
+from localrag.index.store import ChunkRow, DocumentRow, Store
+from localrag.retrieval import fusion as fuse
+from localrag.retrieval.kg import expand
+from localrag.retrieval.rerank import Reranker
+from localrag.retrieval.types import Filters, Hit, SearchResults
 
 log = logging.getLogger(__name__)
 

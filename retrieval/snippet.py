@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from index.lexical import tokenize
+from localrag.index.lexical import tokenize
 
 
 def query_terms(query: str) -> list[str]:

@@ -21,7 +21,7 @@ SAMPLE = ROOT / "data" / "sample"
 
 @pytest.fixture(scope="session")
 def embedder():
-    from index.embedder import Embedder
+    from localrag.index.embedder import Embedder
 
     e = Embedder()
     _ = e.dim  # load once
@@ -30,7 +30,7 @@ def embedder():
 
 @pytest.fixture()
 def rag_factory(tmp_path, embedder):
-    from app.rag import Rag
+    from localrag.app.rag import Rag
 
     opened = []
 
@@ -55,7 +55,7 @@ def sample_copy(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def sample_rag(tmp_path_factory, embedder):
     """data/sample ingested once for the session (read-only use: tests must not ingest into it)."""
-    from app.rag import Rag
+    from localrag.app.rag import Rag
 
     r = Rag.open(tmp_path_factory.mktemp("sample") / "data", embedder=embedder)
     report = r.ingest([SAMPLE])

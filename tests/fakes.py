@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ingest.document import LoadedDocument
+from localrag.ingest.document import LoadedDocument
 
 
 def fake_slow_loader(path: Path) -> LoadedDocument:
     """Hangs on files whose name contains 'slow'; loads every other file with the real loader."""
-    from ingest.loaders import load_file
+    from localrag.ingest.loaders import load_file
 
     if "slow" in path.name:
         time.sleep(600)
@@ -22,7 +22,7 @@ def fake_crashing_loader(path: Path) -> LoadedDocument:
     import os
     import signal
 
-    from ingest.loaders import load_file
+    from localrag.ingest.loaders import load_file
 
     if "crash" in path.name:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 
-from index.lexical import LexicalIndex
-from index.store import ChunkRow, DocumentRow, Store
-from index.vectors import VectorIndex
+from localrag.index.lexical import LexicalIndex
+from localrag.index.store import ChunkRow, DocumentRow, Store
+from localrag.index.vectors import VectorIndex
 
 
 def saved_state(data_dir: Path, collection: str = "default") -> dict:

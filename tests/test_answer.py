@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from app.answer import (
+from localrag.app.answer import (
     IDK,
     Answer,
     Answerer,
@@ -28,9 +28,9 @@ from app.answer import (
     rewrite_question,
     sanitize_source,
 )
-from app.llm import Completion, LlamaCppLLM, StreamResult
-from app.rag import Rag, RagError
-from retrieval.types import Hit
+from localrag.app.llm import Completion, LlamaCppLLM, StreamResult
+from localrag.app.rag import Rag, RagError
+from localrag.retrieval.types import Hit
 
 LIGHTHOUSE = ("Work started in the spring of 1865. The stone came from the Carn Dhu quarry, four miles inland. "
               "The finished tower is 31 metres tall from its base to the weathervane.")

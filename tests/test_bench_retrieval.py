@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from eval import bench_retrieval as bench
+from localrag.eval import bench_retrieval as bench
 
 
 def _finite_positive(x: float) -> bool:

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from ingest.chunker import Tokenizer, chunk_units, split_sentences
-from ingest.document import Unit
+from localrag.ingest.chunker import Tokenizer, chunk_units, split_sentences
+from localrag.ingest.document import Unit
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from app.cli import app
+from localrag.app.cli import app
 
 runner = CliRunner()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from index.store import ChunkRow
+from localrag.index.store import ChunkRow
 from tests.conftest import ROOT, SAMPLE
 
 N_THREADS = 6
@@ -54,7 +54,7 @@ def test_threads_search_while_another_process_ingests(tmp_path, rag_factory):
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "--data-dir", str(data), "ingest", str(corpus), "--json"],
+        [sys.executable, "-m", "localrag.app.cli", "--data-dir", str(data), "ingest", str(corpus), "--json"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     errors: list[BaseException] = []

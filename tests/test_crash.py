@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.job import Status
+from localrag.ingest.job import Status
 from tests.conftest import ROOT
 from tests.helpers import assert_consistent, saved_state
 
@@ -47,7 +47,7 @@ def _committed_docs(db: Path) -> int:
 def _start(data: Path, corpus: Path) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "--data-dir", str(data), "ingest", str(corpus), "--json"],
+        [sys.executable, "-m", "localrag.app.cli", "--data-dir", str(data), "ingest", str(corpus), "--json"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 

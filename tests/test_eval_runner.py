@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from app.cli import app
-from eval import runner as er
+from localrag.app.cli import app
+from localrag.eval import runner as er
 
 ROOT = Path(__file__).resolve().parent.parent
 QA = ROOT / "data" / "eval" / "qa.jsonl"

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from app.rag import ModelMismatch, RagError
-from index.store import ChunkRow, KgEdgeRow, KgNodeRow
-from ingest.job import Status
+from localrag.app.rag import ModelMismatch, RagError
+from localrag.index.store import ChunkRow, KgEdgeRow, KgNodeRow
+from localrag.ingest.job import Status
 from tests import badinputs
 from tests.helpers import assert_consistent
 
@@ -54,7 +54,7 @@ def test_changed_file_replaces_its_chunks(rag_factory, sample_copy, tmp_path):
     rag = rag_factory()
     doc = sample_copy / "wren-loaf-bakery.md"
     rag.ingest([sample_copy])
-    from index.store import DocumentRow
+    from localrag.index.store import DocumentRow
 
     with rag.store.session() as s:
         old_ids = set(s.scalars(
@@ -189,9 +189,9 @@ def test_bad_inputs_are_reported_and_good_files_still_go_in(rag_factory, tmp_pat
 
 
 def test_per_file_time_limit_stops_a_hanging_loader(rag_factory, tmp_path, monkeypatch):
-    import ingest.job
+    import localrag.ingest.job
 
-    monkeypatch.setattr(ingest.job, "DEFAULT_LOADER", "tests.fakes:fake_slow_loader")
+    monkeypatch.setattr(localrag.ingest.job, "DEFAULT_LOADER", "tests.fakes:fake_slow_loader")
     rag = rag_factory(file_timeout_s=2)
     d = tmp_path / "docs"
     d.mkdir()
@@ -207,9 +207,9 @@ def test_per_file_time_limit_stops_a_hanging_loader(rag_factory, tmp_path, monke
 
 
 def test_a_crashing_loader_costs_one_file(rag_factory, tmp_path, monkeypatch):
-    import ingest.job
+    import localrag.ingest.job
 
-    monkeypatch.setattr(ingest.job, "DEFAULT_LOADER", "tests.fakes:fake_crashing_loader")
+    monkeypatch.setattr(localrag.ingest.job, "DEFAULT_LOADER", "tests.fakes:fake_crashing_loader")
     rag = rag_factory()
     d = tmp_path / "docs"
     d.mkdir()
@@ -233,7 +233,7 @@ def test_failed_update_keeps_previous_version(rag_factory, tmp_path):
 
 
 def test_reconcile_repairs_indexes_without_reembedding(rag_factory, sample_copy, tmp_path):
-    from index.vectors import VectorIndex
+    from localrag.index.vectors import VectorIndex
 
     data = tmp_path / "data"
     rag = rag_factory()

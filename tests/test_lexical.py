@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from index.lexical import LexicalIndex, tokenize
+from localrag.index.lexical import LexicalIndex, tokenize
 
 CORPUS = [
     "The Gannet Head lighthouse has a second-order Fresnel lens in a mercury bath.",

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from app.cli import app
-from app.config import Settings
-from app.llm import (
+from localrag.app.cli import app
+from localrag.app.config import Settings
+from localrag.app.llm import (
     LLM,
     ContextOverflow,
     LlamaCppLLM,
@@ -271,7 +271,7 @@ def server():
     """`localrag llm serve` as a real subprocess on a free port (always stopped afterwards)."""
     port = _free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    cmd = [sys.executable, "-m", "app.cli", "llm", "serve", "--port", str(port), "--n-ctx", "2048", "--threads", "2"]
+    cmd = [sys.executable, "-m", "localrag.app.cli", "llm", "serve", "--port", str(port), "--n-ctx", "2048", "--threads", "2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"
@@ -351,7 +351,7 @@ def test_cli_llm_info(tmp_path, monkeypatch):
 
 def test_ask_through_the_server(server, sample_rag, embedder):
     """The answering pipeline end to end against a real OpenAI-compatible server (`localrag llm serve`)."""
-    from app.rag import Rag
+    from localrag.app.rag import Rag
 
     rag = Rag.open(sample_rag.data_dir, embedder=embedder, llm_backend="openai", llm_base_url=server,
                    cache_enabled=False)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.document import Kind, LoadedDocument, LoadError, UnsupportedType
-from ingest.loaders import SUPPORTED_SUFFIXES, detect_kind, load_file
-from ingest.rdf import MAX_JSONLD_DEPTH, MAX_RDF_LINE_BYTES
-from ingest.text import MAX_COMBINING_MARKS, clean_text
+from localrag.ingest.document import Kind, LoadedDocument, LoadError, UnsupportedType
+from localrag.ingest.loaders import SUPPORTED_SUFFIXES, detect_kind, load_file
+from localrag.ingest.rdf import MAX_JSONLD_DEPTH, MAX_RDF_LINE_BYTES
+from localrag.ingest.text import MAX_COMBINING_MARKS, clean_text
 
 try:
     from tests import badinputs

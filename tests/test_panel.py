@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from eval.panel import JudgePanel, agreement
-from eval.scoring import MetricScore, ProxyScorer, Scores
+from localrag.eval.panel import JudgePanel, agreement
+from localrag.eval.scoring import MetricScore, ProxyScorer, Scores
 
 
 class FakeJudge:
@@ -128,7 +128,7 @@ def test_panel_of_real_proxies(embedder):
 def test_ragas_not_installed_gives_clear_error(monkeypatch, embedder):
     import importlib.util
 
-    from eval import ragas_engine
+    from localrag.eval import ragas_engine
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ragas" else real(name, *a))
@@ -140,8 +140,8 @@ def test_ragas_not_installed_gives_clear_error(monkeypatch, embedder):
 def test_cli_engine_ragas_without_extra_exits_2(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
-    from app.cli import app
-    from eval import ragas_engine
+    from localrag.app.cli import app
+    from localrag.eval import ragas_engine
 
     monkeypatch.setattr(ragas_engine, "ragas_available", lambda: False)
     qa = tmp_path / "qa.jsonl"
@@ -159,7 +159,7 @@ class FakeRagasResult:
 
 
 def test_ragas_nan_becomes_none_with_reason():
-    from eval.ragas_engine import _result_rows, scores_from_result
+    from localrag.eval.ragas_engine import _result_rows, scores_from_result
 
     rows = _result_rows(FakeRagasResult([{"user_input": "q", "faithfulness": math.nan, "answer_relevancy": 0.7,
                                           "llm_context_precision_with_reference": float("nan")}]))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.rag import RagError
-from retrieval import fusion
-from retrieval.snippet import snippet
+from localrag.app.rag import RagError
+from localrag.retrieval import fusion
+from localrag.retrieval.snippet import snippet
 from tests.conftest import SAMPLE
 
 

@@ -9,9 +9,9 @@ import math
 
 import pytest
 
-from app.llm import ContextOverflow, LlamaCppLLM, LLMError
-from eval.judge_eval import STATEMENTS, evaluate_judges, format_report, load_statements
-from eval.scoring import (
+from localrag.app.llm import ContextOverflow, LlamaCppLLM, LLMError
+from localrag.eval.judge_eval import STATEMENTS, evaluate_judges, format_report, load_statements
+from localrag.eval.scoring import (
     METRICS,
     LLMJudge,
     MetricScore,
