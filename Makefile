@@ -43,8 +43,10 @@ test: install
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5) — that is a failure"; fi; \
 	exit $$rc
 
+# ruff, and the import-linter contracts in pyproject.toml (layers point one way; see docs/ARCHITECTURE.md)
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PIP) install -q $(FIND_LINKS) -e ".[dev,bench]"

@@ -42,7 +42,12 @@ _EXPORTS: dict[str, str] = {
     "LoadError": "localrag.ingest.document",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [  # noqa: RUF022 - grouped as in _EXPORTS
+    "__version__",
+    "Rag", "RagError", "ModelMismatch", "Settings", "ConfigError", "load_settings", "Answer", "Citation", "Source",
+    "LLMError", "LLMUnavailable", "Hit", "Filters", "Neighbour", "SearchResults", "Scores", "MetricScore", "Kind",
+    "LoadError",
+]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from localrag.app.answer import Answer, Citation, Source

@@ -271,7 +271,8 @@ def server():
     """`localrag llm serve` as a real subprocess on a free port (always stopped afterwards)."""
     port = _free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    cmd = [sys.executable, "-m", "localrag.app.cli", "llm", "serve", "--port", str(port), "--n-ctx", "2048", "--threads", "2"]
+    cmd = [sys.executable, "-m", "localrag.app.cli", "llm", "serve", "--port", str(port), "--n-ctx", "2048",
+           "--threads", "2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"
