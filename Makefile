@@ -1,4 +1,4 @@
-# localrag — `make run` (install + sample ingest + an answer + search demo) · `make test` (install + pytest) · `make bench`
+# localrag — `make run` (install + sample ingest + the chat UI) · `make test` (install + pytest) · `make lint` · `make demo` · `make bench`
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install run test lint bench sample clean
+.PHONY: install run demo test lint bench sample clean
 
 install: $(VENV)/.installed
 
@@ -30,11 +30,19 @@ $(VENV)/.installed: pyproject.toml Makefile
 sample: install
 	$(PY) data/make_sample_pdf.py
 
+HOST ?= 127.0.0.1
+PORT ?= 8501
+
+# ingest data/sample (unchanged files are a no-op) and start the chat UI on loopback; it prints the URL
 run: install
 	$(VENV)/bin/localrag --data-dir $(DATA) ingest data/sample
+	$(VENV)/bin/localrag --data-dir $(DATA) ui --host $(HOST) --port $(PORT)
+
+# the terminal tour: ingest, status, one cited answer (it must answer: exit 3 "I don't know" fails), search demo
+demo: install
+	$(VENV)/bin/localrag --data-dir $(DATA) ingest data/sample
 	$(VENV)/bin/localrag --data-dir $(DATA) status
-	# a cited answer from the bundled 135M model (exit 3 = it said "I don't know", which is not a failure here)
-	$(VENV)/bin/localrag --data-dir $(DATA) ask "Who designed Gannet Head Lighthouse?" || [ $$? -eq 3 ]
+	$(VENV)/bin/localrag --data-dir $(DATA) ask "Who designed Gannet Head Lighthouse?"
 	$(VENV)/bin/localrag --data-dir $(DATA) demo
 
 # pytest exits 5 when it collected no tests: say so plainly instead of failing mysteriously
