@@ -46,6 +46,18 @@ def test_wheel_installs_only_the_localrag_package(wheel):
     assert "localrag = localrag.app.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
+def test_every_subpackage_in_the_tree_is_in_the_wheel(wheel):
+    """pyproject.toml lists the packages explicitly (package-dir maps the root to `localrag`): a new folder with an
+    __init__.py that is not listed would be missing from a non-editable install."""
+    in_tree = {
+        "localrag/" + str(init.parent.relative_to(ROOT))
+        for top in sorted(GENERIC - {"tests", "data"})
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    in_wheel = {n.rsplit("/", 1)[0] for n in zipfile.ZipFile(wheel).namelist() if n.endswith("/__init__.py")}
+    assert in_tree <= in_wheel, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(in_tree - in_wheel)}"
+
+
 def test_installed_wheel_ingests_and_answers_from_outside_the_checkout(wheel, tmp_path):
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
