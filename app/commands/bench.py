@@ -1,0 +1,77 @@
+"""`localrag bench`: the benchmarks (app/bench), each run as its own `main(argv)`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from localrag.app.commands.common import JsonOpt
+
+__all__ = ["bench_app", "register"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `bench` group to `app`."""
+    app.add_typer(bench_app, name="bench")
+
+
+bench_app = typer.Typer(
+    help="Benchmarks: speed and quality measured against reference implementations (see docs/BENCHMARKS.md).",
+    no_args_is_help=True,
+)
+
+
+@bench_app.command("retrieval")
+def bench_retrieval(
+    sizes: Annotated[str, typer.Option(help="Generated collection sizes in chunks, comma-separated.")] = "10000,100000",
+    queries: Annotated[int, typer.Option(help="Queries per mode and size.")] = 200,
+    peers: Annotated[bool, typer.Option("--peers/--no-peers", help="Compare with LangChain (bench extra).")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search latency p50/p95 per stage at each size, bm25s vs rank-bm25, and our hybrid vs LangChain's
+    EnsembleRetriever (latency and recall@5 on the labeled set data/eval/retrieval.jsonl)."""
+    from localrag.app.bench import retrieval as b
+
+    argv = ["--sizes", sizes, "--queries", str(queries)] + ([] if peers else ["--no-peers"])
+    raise typer.Exit(b.main(argv + (["--json"] if as_json else [])))
+
+
+@bench_app.command("quality")
+def bench_quality(
+    k: Annotated[int, typer.Option("--k", "-k", help="Depth of each ranking.")] = 10,
+    reranker: Annotated[
+        str | None, typer.Option(help="Also evaluate hybrid reranked by this CrossEncoder id or folder.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recall@5/10, MRR@10 and nDCG@10 of lexical, dense and hybrid search on the labeled set over data/sample
+    (ingested into a temporary folder), and the relevance floor that separates answerable questions."""
+    from localrag.app.bench import retrieval_quality as q
+
+    argv = ["--k", str(k)] + (["--reranker", reranker] if reranker else []) + (["--json"] if as_json else [])
+    raise typer.Exit(q.main(argv))
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    chunks: Annotated[int, typer.Option(help="Approximate generated corpus size in chunks.")] = 10_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingestion throughput next to raw SentenceTransformer.encode, re-ingest cost, peak memory."""
+    from localrag.app.bench import ingest as b
+
+    raise typer.Exit(b.main(["--chunks", str(chunks)] + (["--json"] if as_json else [])))
+
+
+@bench_app.command("answer")
+def bench_answer(
+    questions: Annotated[int, typer.Option(help="Labeled questions to ask.")] = 12,
+    threads: Annotated[int, typer.Option(help="llama.cpp threads.")] = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Time to first token, tokens/s and per-stage latency of `ask`; cache hit vs miss; prompt lookup decoding."""
+    from localrag.app.bench import answer as b
+
+    raise typer.Exit(b.main(["--questions", str(questions), "--threads", str(threads)]
+                            + (["--json"] if as_json else [])))

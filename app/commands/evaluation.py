@@ -1,0 +1,118 @@
+"""`localrag eval`: score answers on a QA set (app/evaluate) and write the report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from localrag.app.commands.common import CollectionOpt, JsonOpt, err, fail, open_rag, out
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add `eval` to `app`."""
+    app.command("eval")(eval_qa)
+
+
+def eval_qa(
+    qa_file: Annotated[Path, typer.Argument(help="QA set, JSON lines: question, reference, relevant, answerable, id.")],
+    collection: CollectionOpt = "default",
+    as_json: JsonOpt = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.json, report.md and the PNG charts.")]
+    = Path("eval-out"),
+    judge: Annotated[str, typer.Option(help="proxy (fast, no LLM) or llm (adds the LLM judge next to it; slow).")]
+    = "proxy",
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.", min=1)] = None,
+    k: Annotated[int | None, typer.Option("--k", "-k", help="Sources per answer (default answer_k, 4).", min=1)] = None,
+    robustness: Annotated[int, typer.Option(help="Also ask each question N more times with non-semantic "
+                                            "perturbations and report how far the answers drift (0 = off).",
+                                            min=0)] = 0,
+    panel: Annotated[str | None, typer.Option(help="Also pool a panel of judges, comma-separated (proxy,llm), "
+                                              "and report their agreement.")] = None,
+    aggregate: Annotated[str, typer.Option(help="How --panel pools its judges: mean, max or majority.")] = "mean",
+    engine: Annotated[str | None, typer.Option(help="ragas: add the official ragas library's scores next to ours "
+                                               "(needs the optional ragas extra and llm_backend=openai).")]
+    = None,
+) -> None:
+    """Evaluate answers on a QA set: retrieval metrics, abstention accuracy, RAGAS-style scores, latency.
+
+    Writes report.json, report.md, scores.png and latency.png into --out. Exit code 0 when every question ran,
+    1 when some failed (each is reported; the others still run), 2 for a bad QA file or usage errors."""
+    from rich.markup import escape
+
+    from localrag.app.evaluate import EvalInputError, load_items, run_eval, summary_rows, write_report
+    from localrag.eval.ragas_engine import RagasUnavailableError
+
+    if judge not in ("proxy", "llm"):
+        err.print(f"[red]error:[/] --judge must be proxy or llm, got {escape(judge)!r}")
+        raise typer.Exit(2)
+    panel_judges = [p.strip() for p in panel.split(",") if p.strip()] if panel else None
+    if panel is not None and (not panel_judges or any(p not in ("proxy", "llm") for p in panel_judges)):
+        err.print(f"[red]error:[/] --panel takes proxy and/or llm, comma-separated, got {escape(panel)!r}")
+        raise typer.Exit(2)
+    if aggregate not in ("mean", "max", "majority"):
+        err.print(f"[red]error:[/] --aggregate must be mean, max or majority, got {escape(aggregate)!r}")
+        raise typer.Exit(2)
+    if engine is not None:
+        from localrag.eval.ragas_engine import INSTALL_HINT, ragas_available
+
+        if engine != "ragas":
+            err.print(f"[red]error:[/] --engine must be ragas, got {escape(engine)!r}")
+            raise typer.Exit(2)
+        if not ragas_available():
+            err.print(f"[red]error:[/] --engine ragas needs the optional extra: {escape(INSTALL_HINT)}",
+                      soft_wrap=True)
+            raise typer.Exit(2)
+    try:
+        items = load_items(qa_file, limit=limit)
+    except EvalInputError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    rag = open_rag()
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[current]}"), console=err, disable=not sys.stderr.isatty(), transient=True,
+    )
+    try:
+        with progress:
+            task = progress.add_task("evaluating", total=len(items), current="")
+
+            def on_progress(done: int, total: int, current: str) -> None:
+                progress.update(task, completed=done, total=total, current=current)
+
+            result = run_eval(rag, items, collection=collection, judge=judge, k=k, robustness=robustness,
+                              progress=on_progress, panel=panel_judges, aggregate=aggregate, engine=engine)
+    except EvalInputError as exc:
+        fail(exc, 2)
+    except RagasUnavailableError as exc:  # no extra, or no OpenAI-compatible LLM server for ragas
+        fail(exc, 2)
+    except ValueError as exc:  # no such collection
+        fail(exc, 2)
+    except RuntimeError as exc:  # the LLM judge's model could not be loaded
+        fail(exc, 1)
+    finally:
+        rag.close()
+    result["qa_file"], result["limit"] = str(qa_file), limit
+    paths = write_report(result, out_dir)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=1, default=str))
+    else:
+        table = Table(title=f"eval of {qa_file.name} on collection {collection!r}", title_justify="left")
+        for col in ("section", "measure", "value"):
+            table.add_column(col, overflow="fold")
+        for row in summary_rows(result):
+            table.add_row(*(escape(c) for c in row))
+        out.print(table)
+        for note in result["notes"][1:]:
+            err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+        for e in result["errors"]:
+            err.print(f"[red]failed[/] {escape(e['id'])}: {escape(e['error'])}", soft_wrap=True)
+        out.print("report: " + ", ".join(str(p) for p in paths))
+    raise typer.Exit(result["exit_code"])

@@ -1,0 +1,120 @@
+"""`localrag llm`: serve the model over HTTP (llama.cpp's OpenAI-compatible server, app/llm/server.py) and show
+which LLM is configured and whether it loads and answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from localrag.app.commands.common import JsonOpt, err, fail, out, settings
+
+__all__ = ["llm_app", "register"]
+
+
+llm_app = typer.Typer(
+    help="The language model that writes answers: in process (llama-cpp, default: the packaged SmolLM2-135M "
+    "GGUF) or any OpenAI-compatible server (llm_backend=openai + llm_base_url). `llm serve` runs such a server.",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `llm` group to `app`."""
+    app.add_typer(llm_app, name="llm")
+
+
+@llm_app.command("serve")
+def llm_serve(
+    model: Annotated[
+        Path | None, typer.Option("--model", "-m", help="GGUF file to serve (default: llm_model, else the packaged "
+                                  "SmolLM2-135M-Instruct).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    n_ctx: Annotated[int | None, typer.Option("--n-ctx", help="Context window in tokens (default: llm_n_ctx).")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: llm_threads, else llama.cpp's).")] = None,
+    gpu_layers: Annotated[
+        int | None, typer.Option("--gpu-layers", help="Layers offloaded to a GPU, -1 = all (default: llm_gpu_layers).")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", help="Require this key (clients set it in LOCALRAG_LLM_API_KEY).")
+    ] = None,
+) -> None:
+    """Run llama.cpp's OpenAI-compatible server in the foreground (Ctrl-C stops it).
+
+    Point localrag (or any OpenAI client) at it with LOCALRAG_LLM_BACKEND=openai and the printed
+    LOCALRAG_LLM_BASE_URL. Needs llama-cpp-python's server extra (fastapi, uvicorn, sse-starlette)."""
+    from localrag.app.llm import LLAMA_CPP_PIP, LLMConfigError, LLMError, resolve_gguf
+    from localrag.app.llm.server import LlamaServer, missing_server_modules
+
+    s = settings()
+    missing = missing_server_modules()
+    if missing:
+        fail(f"the server needs {', '.join(missing)}: run `{LLAMA_CPP_PIP}`")
+    try:
+        gguf = resolve_gguf(model if model is not None else s.llm_model if s.llm_backend == "llama-cpp" else None)
+    except LLMError as exc:
+        fail(exc, 2 if isinstance(exc, LLMConfigError) else 1)
+    threads = threads if threads is not None else s.llm_threads
+    gpu_layers = gpu_layers if gpu_layers is not None else s.llm_gpu_layers
+    server = LlamaServer(gguf, host=host, port=port, n_ctx=n_ctx or s.llm_n_ctx, n_threads=threads,
+                         n_gpu_layers=gpu_layers, prompt_lookup=s.llm_prompt_lookup, api_key=api_key)
+    try:
+        server.check_port()
+    except LLMError as exc:
+        fail(exc)
+    err.print(f"serving [bold]{gguf.name}[/] (model name {server.model_name!r}) at [bold]{server.url}[/] — Ctrl-C "
+              "stops it", soft_wrap=True)
+    err.print(f"use it:  LOCALRAG_LLM_BACKEND=openai LOCALRAG_LLM_BASE_URL={server.url} localrag ...", soft_wrap=True)
+    ended = server.run()
+    if ended.interrupted:
+        err.print("server stopped")
+        raise typer.Exit(0)
+    if not ended.ok:
+        err.print(f"[red]error:[/] the server exited with status {ended.returncode} (see its messages above)")
+        raise typer.Exit(1)
+
+
+@llm_app.command("info")
+def llm_info(as_json: JsonOpt = False) -> None:
+    """Show the configured LLM (backend, model file or server, model id, limits) and check that it loads or
+    answers. Exit code 1 when it does not, 2 for configuration errors."""
+    from rich.markup import escape
+
+    from localrag.app.llm import LLMConfigError, LLMError, make_llm
+
+    s = settings()
+    info: dict[str, Any] = {"backend": s.llm_backend, "model": s.llm_model, "base_url": s.llm_base_url}
+    info["settings"] = {
+        k: getattr(s, k) for k in ("llm_n_ctx", "llm_threads", "llm_gpu_layers", "llm_temperature", "llm_top_p",
+                                   "llm_max_tokens", "llm_stop", "llm_prompt_lookup", "llm_timeout_s")
+    }
+    llm, code = None, 0
+    try:
+        llm = make_llm(s)
+        info |= llm.info()
+        info["tokens_in_hello_world"] = llm.count_tokens("Hello, world!")
+        info["ok"], info["error"] = True, None
+    except LLMError as exc:
+        info["ok"], info["error"] = False, str(exc)
+        code = 2 if isinstance(exc, LLMConfigError) else 1
+    finally:
+        if llm is not None:
+            llm.close()
+    if as_json:
+        out.print_json(json.dumps(info, ensure_ascii=False, default=str))
+    else:
+        table = Table(show_header=False, title="LLM", title_justify="left")
+        table.add_column("key", style="bold")
+        table.add_column("value", overflow="fold")
+        for k, v in info.items():
+            if k not in ("settings", "ok", "error") and v is not None:
+                table.add_row(k, escape(", ".join(map(str, v)) if isinstance(v, list) else str(v)))
+        table.add_row("settings", " · ".join(f"{k.removeprefix('llm_')}={v}" for k, v in info["settings"].items()))
+        table.add_row("status", "[green]loads and answers[/]" if info["ok"] else f"[red]{escape(info['error'])}[/]")
+        out.print(table)
+    raise typer.Exit(code)
