@@ -58,11 +58,11 @@ lint: install
 
 bench: install
 	$(PIP) install -q $(FIND_LINKS) -e ".[dev,bench]"
-	$(PY) -m localrag.eval.bench_ingest --chunks 10000
-	$(PY) -m localrag.eval.retrieval_eval
-	$(PY) -m localrag.eval.bench_retrieval
-	$(PY) -m localrag.eval.cache_eval
-	$(PY) -m localrag.eval.bench_answer
+	$(PY) -m localrag.app.bench.ingest --chunks 10000
+	$(PY) -m localrag.app.bench.retrieval_quality
+	$(PY) -m localrag.app.bench.retrieval
+	$(PY) -m localrag.app.bench.cache
+	$(PY) -m localrag.app.bench.answer
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache

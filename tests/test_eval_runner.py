@@ -1,8 +1,11 @@
-"""`localrag eval` / eval.runner: the QA set's labels, a small real run (packaged LLM), the report files, exit codes."""
+"""`localrag eval` / localrag.app.evaluate: the QA set's labels, the run-level numbers on hand-made records, a small
+real run (packaged LLM) whose summary is recomputed here from its own per-item rows, the report files, exit codes."""
 
 from __future__ import annotations
 
 import json
+import math
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from localrag.app.cli import app
-from localrag.eval import runner as er
+from localrag.app.evaluate import aggregate, load_items, normalize_item, run_eval, summary_rows, write_report
+from localrag.app.evaluate.items import EvalInputError
+from localrag.app.evaluate.robustness import PERTURBATIONS, ZWJ, perturb, spread
+from localrag.eval.retrieval_metrics import chunk_rows, evidence_units
 
 ROOT = Path(__file__).resolve().parent.parent
 QA = ROOT / "data" / "eval" / "qa.jsonl"
@@ -23,47 +29,118 @@ def _write(path: Path, items: list) -> Path:
     return path
 
 
+# --- labels and input -------------------------------------------------------------------------------------------
 def test_qa_set_labels_match_the_sample_store(sample_rag):
-    items = er.load_items(QA)
+    items = load_items(QA)
     assert len(items) >= 40
     unanswerable = [it for it in items if not it["answerable"]]
     assert len(unanswerable) >= 5
     assert all(it["reference"] is None and not it["relevant"] for it in unanswerable)
-    rows = er._chunk_rows(sample_rag.store, sample_rag.store.collection("default").id)
+    rows = chunk_rows(sample_rag.store, sample_rag.store.collection("default").id)
     for it in items:
         if it["answerable"]:
             assert it["reference"] and it["relevant"], it["id"]
-            units = er._units(it["id"], it["relevant"], rows)  # raises when a spec matches no chunk
+            units = evidence_units(it["id"], it["relevant"], rows)  # raises when a spec matches no chunk
             assert {u for us in units.values() for u in us} == {f"{it['id']}/{n}" for n in range(len(it["relevant"]))}
 
 
 def test_input_validation():
-    assert er.normalize_item({"question": "Q?", "reference": ""})["answerable"] is False
-    assert er.normalize_item({"question": "Q?", "reference": None, "answerable": False})["answerable"] is False
-    assert er.normalize_item({"question": "Q?"})["answerable"] is True  # no reference: answerable, no recall
+    assert normalize_item({"question": "Q?", "reference": ""})["answerable"] is False
+    assert normalize_item({"question": "Q?", "reference": None, "answerable": False})["answerable"] is False
+    assert normalize_item({"question": "Q?"})["answerable"] is True  # no reference: answerable, no recall
     for bad in ({"question": " "}, {"question": "Q?", "reference": "x", "answerable": False},
                 {"question": "Q?", "reference": "", "relevant": [{"source": "a.md"}]},
                 {"question": "Q?", "relevant": [{"contains": "x"}]}, {"question": "Q?", "colour": "red"}, ["Q?"]):
-        with pytest.raises(er.EvalInputError):
-            er.normalize_item(bad)
+        with pytest.raises(EvalInputError):
+            normalize_item(bad)
+
+
+def test_load_items_skips_comments_and_names_the_bad_line(tmp_path):
+    qa = _write(tmp_path / "qa.jsonl", ["# a comment", "", {"question": "A?"}, {"id": "b", "question": "B?"},
+                                        {"question": "C?"}])
+    items = load_items(qa)
+    assert [it["id"] for it in items] == ["line3", "b", "line5"]  # ids default to the file line
+    assert [it["id"] for it in load_items(qa, limit=2)] == ["line3", "b"]
+    dup = _write(tmp_path / "dup.jsonl", [{"id": "x", "question": "A?"}, {"id": "x", "question": "B?"}])
+    with pytest.raises(EvalInputError, match=r"dup\.jsonl:2: duplicate id 'x' \(first on line 1\)"):
+        load_items(dup)
+    arr = _write(tmp_path / "arr.jsonl", [{"question": "A?"}, '["B?"]'])
+    with pytest.raises(EvalInputError, match=r"arr\.jsonl:2: expected a JSON object, got list"):
+        load_items(arr)
+    with pytest.raises(EvalInputError, match="is a folder, not a QA file"):
+        load_items(tmp_path)
+    with pytest.raises(EvalInputError, match="no QA items"):
+        load_items(_write(tmp_path / "empty.jsonl", ["# nothing", ""]))
 
 
 def test_perturbations_keep_the_meaning_and_spread():
     q = "How many steps lead up to the lantern gallery?"
-    variants = [er.perturb(q, i, "x") for i in range(len(er.PERTURBATIONS))]
-    assert variants == [er.perturb(q, i, "x") for i in range(len(er.PERTURBATIONS))]  # deterministic
+    variants = [perturb(q, i, "x") for i in range(len(PERTURBATIONS))]
+    assert variants == [perturb(q, i, "x") for i in range(len(PERTURBATIONS))]  # deterministic
     for v in variants:
         assert v != q
-        core = " ".join(v.replace(er.ZWJ, "").split()).casefold().rstrip("?!. ")
+        core = " ".join(v.replace(ZWJ, "").split()).casefold().rstrip("?!. ")
         assert core == q.casefold().rstrip("?")
-    assert any(er.ZWJ in v for v in variants)
+    assert any(ZWJ in v for v in variants)
     same = np.tile(np.array([[0.6, 0.8]]), (3, 1))
-    assert er._spread(same) == pytest.approx(0.0, abs=1e-9)
-    assert er._spread(np.array([[1.0, 0.0], [0.0, 1.0]])) == pytest.approx(1 - np.sqrt(0.5))
+    assert spread(same) == pytest.approx(0.0, abs=1e-9)
+    assert spread(np.array([[1.0, 0.0], [0.0, 1.0]])) == pytest.approx(1 - np.sqrt(0.5))
 
 
-def test_run_eval_with_the_packaged_llm_writes_a_report(sample_rag, tmp_path):
-    qa = _write(tmp_path / "qa.jsonl", [
+# --- run-level numbers on hand-made records -----------------------------------------------------------------------
+def _rec(answerable: bool, abstained: bool | None, error: str | None = None, **extra) -> dict:
+    return {"answerable": answerable, "abstained": abstained, "error": error, **extra}
+
+
+def test_abstention_accuracy_counts_the_right_decisions():
+    records = [
+        _rec(True, False), _rec(True, False), _rec(True, True),  # answerable: 2 answered (right), 1 abstained
+        _rec(False, True), _rec(False, False),  # unanswerable: 1 abstained (right), 1 answered
+        _rec(True, None, "RuntimeError: boom"), _rec(False, None, "RuntimeError: boom"),  # failed: not counted
+    ]
+    ab = aggregate.abstention(records)
+    assert ab["n"] == 5 and ab["correct"] == 3 and ab["accuracy"] == pytest.approx(3 / 5)
+    assert ab["answerable"] == {"n": 3, "answered": 2, "rate": pytest.approx(2 / 3)}
+    assert ab["unanswerable"] == {"n": 2, "abstained": 1, "rate": pytest.approx(1 / 2)}
+    none = aggregate.abstention([_rec(True, None, "x")])
+    assert none["n"] == 0 and none["accuracy"] is None and none["answerable"]["rate"] is None
+
+
+def test_score_and_latency_summaries_on_hand_made_records():
+    records = [
+        _rec(True, False, scores={"proxy": {"values": {"faithfulness": 0.5, "context_recall": None},
+                                            "unscored": {"context_recall": "no reference"}}},
+             timings={"total": 1.0}),
+        _rec(True, False, scores={"proxy": {"values": {"faithfulness": 1.0, "context_recall": 0.25}},
+                                  "llm:x": {"values": {"faithfulness": None},
+                                            "unscored": {"faithfulness": "LLM error"}}},
+             timings={"total": 3.0, "judge": 0.5}),
+        _rec(True, False, scores={"proxy": {"values": {"faithfulness": 0.0}}}, timings={"total": 2.0}),
+        _rec(True, None, "RuntimeError: boom", timings={"total": 100.0}),  # a failed item's timings are left out
+    ]
+    assert aggregate.judge_labels(records) == ["proxy", "llm:x"]
+    s = aggregate.score_summary(records)
+    f = s["proxy"]["faithfulness"]
+    assert (f["n"], f["n_unscored"], f["min"], f["max"]) == (3, 0, 0.0, 1.0)
+    assert f["mean"] == pytest.approx(0.5) and f["median"] == pytest.approx(0.5)
+    cr = s["proxy"]["context_recall"]
+    assert cr["n"] == 1 and cr["mean"] == pytest.approx(0.25)
+    assert cr["n_unscored"] == 1 and cr["unscored_reasons"] == {"no reference": 1}
+    lf = s["llm:x"]["faithfulness"]
+    assert lf["n"] == 0 and lf["mean"] is None and lf["unscored_reasons"] == {"LLM error": 1}
+    lat = aggregate.latency(records)
+    assert set(lat) == {"total", "judge"}
+    assert lat["total"]["n"] == 3 and lat["total"]["max"] == 3.0
+    assert lat["total"]["mean"] == pytest.approx(2.0) and lat["total"]["p50"] == pytest.approx(2.0)
+    assert lat["total"]["p95"] == pytest.approx(2.9)  # linear interpolation between 2.0 and 3.0
+    assert aggregate.finite({"a": [float("nan"), 1.0, np.float32("inf")]}) == {"a": [None, 1.0, None]}
+
+
+# --- a small real run, its summary recomputed from its own rows ---------------------------------------------------
+@pytest.fixture(scope="module")
+def small_run(sample_rag, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("eval")
+    qa = _write(tmp / "qa.jsonl", [
         {"id": "ans", "question": "Who is the head baker at the Wren Loaf Cooperative Bakery?",
          "reference": "Dilys Penrose."},
         {"id": "none", "question": "What is the name of the Wren Loaf bakery's delivery van driver?",
@@ -72,42 +149,110 @@ def test_run_eval_with_the_packaged_llm_writes_a_report(sample_rag, tmp_path):
          "reference": "112 steps.", "relevant": [{"source": "gannet-head-lighthouse.md", "contains": "112 steps"}]},
         {"id": "cut", "question": "Not run: --limit 3 stops before this one."},
     ])
-    items = er.load_items(qa, limit=3)
-    calls = []
-    result = er.run_eval(sample_rag, items, progress=lambda *a: calls.append(a))
-    assert calls[0] == (0, 3, "ans") and calls[-1] == (3, 3, "")
+    calls: list[tuple] = []
+    result = run_eval(sample_rag, load_items(qa, limit=3), progress=lambda *a: calls.append(a))
+    return result, calls, tmp
+
+
+def test_run_eval_runs_every_item_and_reports_progress(small_run):
+    result, calls, _ = small_run
+    assert calls == [(0, 3, "ans"), (1, 3, "none"), (2, 3, "spec"), (3, 3, "")]
     assert result["n_items"] == 3 and result["n_failed"] == 0 and result["exit_code"] == 0, result["errors"]
-    by = {r["id"]: r for r in result["items"]}
-
-    # abstention: the unanswerable item is correct exactly when the system abstained, the others when they answered
-    for r in by.values():
-        assert r["correct"] == (r["abstained"] != r["answerable"])
-    assert by["none"]["correct"] == by["none"]["abstained"]
-    ab = result["abstention"]
-    assert ab["unanswerable"]["n"] == 1 and ab["answerable"]["n"] == 2
-    assert ab["correct"] == sum(r["correct"] for r in by.values())
-
-    # retrieval metrics only for the item with evidence specs, through ir-measures
-    ret = result["retrieval"]
-    assert ret["n"] == 1 and set(ret["overall"]) == {"R@4", "R@5", "R@10", "RR@10", "nDCG@10"}
-    assert "retrieval" in by["spec"] and "retrieval" not in by["ans"]
-    assert ret["overall"]["R@10"] == 1.0  # "112 steps" is one of the top 10 for this question
-
-    # proxy scores, labelled; context recall needs the reference; no NaN anywhere
-    assert result["judges"] == ["proxy"] and "context_recall" in result["scores"]["proxy"]
-    assert "context_recall" not in by["none"]["scores"]["proxy"]["values"]
-    assert "context_recall" in by["spec"]["scores"]["proxy"]["values"]
+    assert [r["id"] for r in result["items"]] == ["ans", "none", "spec"]
     json.dumps(result, allow_nan=False)
     assert {"retrieve", "total", "score"} <= set(result["latency"])
 
-    paths = er.write_report(result, tmp_path / "out")
+
+def test_run_eval_abstention_matches_its_rows(small_run):
+    result, _, _ = small_run
+    rows = result["items"]
+    by = {r["id"]: r for r in rows}
+    assert [by[i]["answerable"] for i in ("ans", "none", "spec")] == [True, False, True]
+    for r in rows:  # the decision was right: answered an answerable question, abstained on an unanswerable one
+        assert r["correct"] is ((not r["abstained"]) if r["answerable"] else r["abstained"]), r["id"]
+        assert r["abstained"] is r["answer"]["abstained"]
+    answered = sum(1 for r in rows if r["answerable"] and not r["abstained"])
+    abstained = sum(1 for r in rows if not r["answerable"] and r["abstained"])
+    ab = result["abstention"]
+    assert ab["answerable"] == {"n": 2, "answered": answered, "rate": pytest.approx(answered / 2)}
+    assert ab["unanswerable"] == {"n": 1, "abstained": abstained, "rate": pytest.approx(abstained / 1)}
+    assert ab["correct"] == answered + abstained and ab["accuracy"] == pytest.approx((answered + abstained) / 3)
+
+
+def _expected_retrieval(retrieved: list[dict], n_specs: int, answer_k: int) -> dict[str, float]:
+    """Recall@k, RR@10 and nDCG@10 from the retrieved rows of one item (each row lists the evidence units its chunk
+    holds): the first chunk that holds a unit stands for it, a chunk holding only units already seen drops out."""
+    ranking: list[str | None] = []
+    seen: set[str] = set()
+    for row in retrieved:
+        new = [u for u in row["evidence"] if u not in seen]
+        if not row["evidence"]:
+            ranking.append(None)
+        seen.update(new)
+        ranking.extend(new)
+    hits = [i for i, u in enumerate(ranking) if u is not None]
+
+    def recall(k: int) -> float:
+        return sum(1 for i in hits if i < k) / n_specs
+
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(n_specs, 10)))
+    return {f"R@{answer_k}": recall(answer_k), "R@5": recall(5), "R@10": recall(10),
+            "RR@10": 1 / (hits[0] + 1) if hits and hits[0] < 10 else 0.0,
+            "nDCG@10": sum(1 / math.log2(i + 2) for i in hits if i < 10) / ideal}
+
+
+def test_run_eval_retrieval_metrics_match_the_retrieved_rows(small_run):
+    result, _, _ = small_run
+    by = {r["id"]: r for r in result["items"]}
+    ret = result["retrieval"]
+    assert ret["n"] == 1 and ret["metrics"] == ["R@4", "R@5", "R@10", "RR@10", "nDCG@10"]
+    assert "retrieval" in by["spec"] and "retrieval" not in by["ans"] and "retrieved" not in by["ans"]
+    spec = by["spec"]
+    assert len(spec["retrieved"]) == ret["depth"] == 10
+    assert any(row["evidence"] == ["spec/0"] for row in spec["retrieved"])  # "112 steps" is in the top 10
+    expected = _expected_retrieval(spec["retrieved"], len(spec["relevant"]), result["settings"]["k"])
+    assert spec["retrieval"] == pytest.approx(expected)
+    assert ret["overall"] == pytest.approx(expected)  # one item: the mean is its own value
+
+
+def test_run_eval_scores_and_latency_match_the_rows(small_run):
+    result, _, _ = small_run
+    rows = result["items"]
+    assert result["judges"] == ["proxy"]
+    by = {r["id"]: r for r in rows}
+    assert "context_recall" not in by["none"]["scores"]["proxy"]["values"]  # no reference, no recall
+    assert "context_recall" in by["spec"]["scores"]["proxy"]["values"]
+    summary = result["scores"]["proxy"]
+    names = {m for r in rows for m in r["scores"]["proxy"]["values"]}
+    assert set(summary) == names
+    for name, s in summary.items():
+        vals = [r["scores"]["proxy"]["values"][name] for r in rows if name in r["scores"]["proxy"]["values"]]
+        scored = [v for v in vals if v is not None]
+        assert s["n"] == len(scored) and s["n_unscored"] == len(vals) - len(scored), name
+        if scored:
+            assert s["mean"] == pytest.approx(statistics.fmean(scored)) and s["max"] == max(scored), name
+    totals = sorted(r["timings"]["total"] for r in rows)
+    lat = result["latency"]["total"]
+    assert lat["n"] == 3 and lat["max"] == totals[-1] and lat["p50"] == pytest.approx(totals[1])
+
+
+def test_write_report_files(small_run):
+    result, _, tmp = small_run
+    paths = write_report(result, tmp / "out")
     assert [p.name for p in paths] == ["report.json", "report.md", "scores.png", "latency.png"]
-    assert json.loads(paths[0].read_text())["items"][2]["id"] == "spec"
-    assert "## Summary" in paths[1].read_text() and "abstained on unanswerable" in paths[1].read_text()
+    assert json.loads(paths[0].read_text()) == json.loads(json.dumps(result))
+    md = paths[1].read_text()
+    ab = result["abstention"]
+    assert f"| abstention | accuracy | {100 * ab['accuracy']:.0f}% ({ab['correct']} of 3) |" in md
+    for section, measure, value in summary_rows(result):  # the CLI's table and report.md show the same numbers
+        assert f"| {section} | {measure} | {value.replace('|', chr(92) + '|')} |" in md
+    for r in result["items"]:
+        assert f"| {r['id']} | {r['answerable']} | {r['abstained']} | {'yes' if r['correct'] else '**no**'} |" in md
     for png in paths[2:]:
         assert png.read_bytes()[:8] == PNG
 
 
+# --- the CLI -----------------------------------------------------------------------------------------------------
 def test_cli_bad_input_exits_2_naming_the_line(sample_rag, tmp_path, monkeypatch):
     monkeypatch.setenv("LOCALRAG_LLM_THREADS", "2")
     base = ["--data-dir", str(sample_rag.data_dir), "eval"]
@@ -125,6 +270,15 @@ def test_cli_bad_input_exits_2_naming_the_line(sample_rag, tmp_path, monkeypatch
     assert runner.invoke(app, base + [str(good), "--collection", "nope", "--out", str(tmp_path / "o")]).exit_code == 2
 
 
+def _deviation(vectors: np.ndarray) -> float:
+    """Mean of 1 - cos(answer, centroid of the answers), written out here rather than taken from the code."""
+    v = np.asarray(vectors, dtype=np.float64)
+    v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    c = v.mean(axis=0)
+    c = c / np.linalg.norm(c)
+    return float(np.mean([1.0 - float(np.dot(x, c)) for x in v]))
+
+
 def test_cli_eval_json_robustness_and_limit(sample_rag, tmp_path, monkeypatch):
     """Off-topic questions: retrieval finds nothing relevant, so `ask` abstains without calling the LLM (fast)."""
     monkeypatch.setenv("LOCALRAG_LLM_THREADS", "2")
@@ -139,10 +293,17 @@ def test_cli_eval_json_robustness_and_limit(sample_rag, tmp_path, monkeypatch):
     report = json.loads(res.stdout)
     assert [r["id"] for r in report["items"]] == ["off"] and report["limit"] == 1
     item = report["items"][0]
-    assert item["correct"] == item["abstained"]
+    assert item["abstained"] is True and item["correct"] is True  # the off-topic question is declined
+    assert report["abstention"]["accuracy"] == 1.0
     rob = item["robustness"]
-    assert rob["n"] == 2 and len(rob["variants"]) == 2 and rob["deviation"] >= 0.0
+    q = "Who won the 1998 football world cup?"
+    assert [v["question"] for v in rob["variants"]] == [perturb(q, j, "off") for j in range(2)]
+    assert [v["kind"] for v in rob["variants"]] == list(PERTURBATIONS[:2])
+    assert rob["abstain_flips"] == sum(v["abstained"] is not item["abstained"] for v in rob["variants"])
+    texts = [item["answer"]["text"]] + [v["text"] for v in rob["variants"]]
+    assert rob["deviation"] == pytest.approx(_deviation(sample_rag.embedder.encode(texts)), abs=1e-4)
     assert report["robustness"]["mean_deviation"] == pytest.approx(rob["deviation"])
+    assert report["robustness"]["abstain_flips"] == rob["abstain_flips"]
     assert report["retrieval"] is None
     assert json.loads((out / "report.json").read_text())["n_items"] == 1
     assert (out / "latency.png").read_bytes()[:8] == PNG and (out / "scores.png").read_bytes()[:8] == PNG

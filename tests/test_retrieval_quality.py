@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from localrag.eval.retrieval_eval import best_floor, load_queries, measure, resolve, run_quality, unit_ranking
+from localrag.app.bench.retrieval_quality import best_floor, load_queries, measure, resolve, run_quality, unit_ranking
 
 
 def test_every_evidence_spec_resolves_and_the_set_has_what_it_claims(sample_rag):
@@ -19,7 +19,7 @@ def test_every_evidence_spec_resolves_and_the_set_has_what_it_claims(sample_rag)
 
 
 def test_unit_ranking_and_measure_on_a_hand_made_run():
-    from localrag.eval.retrieval_eval import LabeledQuery
+    from localrag.app.bench.retrieval_quality import LabeledQuery
 
     qs = [LabeledQuery("a", "x", "exact", [{"source": "f"}, {"source": "g"}]), LabeledQuery("b", "y", "exact",
           [{"source": "f"}])]
@@ -33,7 +33,7 @@ def test_unit_ranking_and_measure_on_a_hand_made_run():
 
 
 def test_best_floor_separates():
-    from localrag.eval.retrieval_eval import LabeledQuery
+    from localrag.app.bench.retrieval_quality import LabeledQuery
 
     qs = [LabeledQuery("a", "", "x", [{}]), LabeledQuery("b", "", "x", [{}]), LabeledQuery("c", "", "offtopic")]
     f = best_floor({"a": 0.5, "b": 0.6, "c": 0.2}, qs, ("offtopic",))

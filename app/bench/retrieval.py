@@ -2,7 +2,8 @@
 rank-bm25 on the same tokens, and (when langchain is installed) LangChain's EnsembleRetriever as a peer, for
 quality on the labeled set and for latency.
 
-    python -m eval.bench_retrieval [--sizes 10000,100000] [--queries 200] [--no-peers] [--json]
+    python -m localrag.app.bench.retrieval [--sizes 10000,100000] [--queries 200] [--no-peers] [--seed 0] [--json]
+    (or: localrag bench retrieval)
 
 The synthetic collections are written straight into a temporary data dir through the Store (generated texts of
 about 150 words from a Zipf-distributed vocabulary, random unit-norm fp16 embeddings of the real model's
@@ -36,7 +37,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample"
 QUERIES_PATH = ROOT / "data" / "eval" / "retrieval.jsonl"
 
@@ -390,7 +391,7 @@ def peer_latency(rag: Any, collection: str, ids: np.ndarray, texts: list[str], v
 def peers_on_sample(embedder: Any, queries_path: Path, log: Callable[[str], None]) -> dict[str, Any]:
     """Quality (labeled set) and latency of ours vs LangChain over the chunks of data/sample."""
     from localrag.app.rag import Rag
-    from localrag.eval.retrieval_eval import METRICS, evaluate_system, load_queries, resolve
+    from localrag.eval.retrieval_metrics import METRICS, evaluate_system, load_queries, resolve
     from localrag.index.lexical import tokenize
 
     out: dict[str, Any] = {}

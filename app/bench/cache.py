@@ -5,7 +5,7 @@ For every pair, the cache starts empty, stores question `a`, then looks up quest
 useful one. Each threshold is also scored as if the cache had no verification ("cosine only"), to show that the
 verification, not the threshold, keeps false hits at zero.
 
-    python -m eval.cache_eval [--json] [--thresholds 0.95 0.90 0.85]
+    python -m localrag.app.bench.cache [--json] [--pairs FILE] [--thresholds 0.95 0.90 0.85] [--verbose]
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from localrag.index.embedder import Embedder
+from localrag.index.jsonl import read_jsonl
 from localrag.index.store import Store
 from localrag.retrieval.cache import SemanticCache, verify_equivalent
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAIRS = ROOT / "data" / "eval" / "cache_pairs.jsonl"
 SAMPLE = ROOT / "data" / "sample"
 TYPES = ("paraphrase", "near_duplicate")
@@ -27,18 +28,16 @@ THRESHOLDS = (0.95, 0.90, 0.85)
 
 
 def load_pairs(path: Path = PAIRS) -> list[dict[str, Any]]:
-    """The pair set, checked: unique ids, a known type, two different questions."""
+    """The pair set, checked: unique ids, a known type, two different questions; errors name the file and line."""
     pairs: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for n, obj in read_jsonl(path):
         try:
-            obj = json.loads(line)
             pid, kind, a, b = obj["id"], obj["type"], obj["a"], obj["b"]
-        except (ValueError, KeyError) as exc:
-            raise ValueError(f"{path}:{n}: not a cache pair ({exc})") from None
-        if kind not in TYPES or pid in seen or not a.strip() or not b.strip() or a == b:
+        except KeyError as exc:
+            raise ValueError(f"{path}:{n}: not a cache pair (missing {exc})") from None
+        if (kind not in TYPES or pid in seen or not isinstance(a, str) or not isinstance(b, str) or not a.strip()
+                or not b.strip() or a == b):
             raise ValueError(f"{path}:{n}: bad pair {pid!r} (type must be one of {TYPES}, ids unique, a != b)")
         seen.add(pid)
         pairs.append(obj)

@@ -7,22 +7,22 @@ verdict per statement; we report accuracy, precision/recall/F1 for "unsupported"
 exists to catch), the share it called supported, Cohen's kappa against the labels (0 = no better than chance, as for
 a judge that says "yes" to everything), accuracy per kind of statement, and agreement between judges.
 
-    python -m eval.judge_eval [--llm] [--json] [--threads N]
+Pure functions of (labelled statements, judge objects): any object with ``judge_statement`` or ``verdict`` is a
+judge. The entry point that builds the judges, the LLM one included, is localrag.app.bench.judges:
 
-`--llm` adds the packaged SmolLM2-135M GGUF as judge (through app.llm, imported inside main() only: this is an
-entry point; the library functions take any judge object).
+    python -m localrag.app.bench.judges [--llm] [--json] [--threads N]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from localrag.index.jsonl import read_jsonl
+
+__all__ = ["LABELS", "STATEMENTS", "evaluate_judges", "format_report", "load_statements"]
 
 ROOT = Path(__file__).resolve().parent.parent
 STATEMENTS = ROOT / "data" / "eval" / "judge_statements.jsonl"
@@ -30,20 +30,15 @@ LABELS = ("supported", "unsupported")
 
 
 def load_statements(path: Path = STATEMENTS) -> list[dict[str, Any]]:
-    """The labelled statements; a malformed line is an error naming the line."""
+    """The labelled statements; a malformed line is a ValueError naming the file and line."""
     items = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            for key in ("id", "context", "statement", "label", "source"):
-                if not isinstance(obj.get(key), str) or not obj[key].strip():
-                    raise ValueError(f"missing or empty {key!r}")
-            if obj["label"] not in LABELS:
-                raise ValueError(f"label must be one of {LABELS}, got {obj['label']!r}")
-        except ValueError as exc:
-            raise ValueError(f"{path}:{n}: not a labelled statement ({exc})") from None
+    for n, obj in read_jsonl(path):
+        for key in ("id", "context", "statement", "label", "source"):
+            if not isinstance(obj.get(key), str) or not obj[key].strip():
+                raise ValueError(f"{path}:{n}: not a labelled statement (missing or empty {key!r})")
+        if obj["label"] not in LABELS:
+            raise ValueError(f"{path}:{n}: not a labelled statement (label must be one of {LABELS}, "
+                             f"got {obj['label']!r})")
         items.append(obj)
     return items
 
@@ -156,39 +151,3 @@ def format_report(report: dict[str, Any]) -> str:
     for pair, a in report.get("agreement", {}).items():
         lines.append(f"\nagreement {pair}: {_fmt(a['agree'], True)} of {a['n']} (kappa {_fmt(a['kappa'])})")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # Idle OpenMP threads sleep instead of spinning: on 2 cores shared with other processes, spinning made one MiniLM
-    # forward take ~500 ms instead of ~15 ms, and SmolLM2 calls ~10x slower. Read when torch/llama.cpp load.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    ap = argparse.ArgumentParser(prog="python -m eval.judge_eval", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--llm", action="store_true", help="also judge with the packaged SmolLM2 GGUF (slow: ~1 s/stmt)")
-    ap.add_argument("--json", action="store_true", help="print the full report as JSON")
-    ap.add_argument("--path", type=Path, default=STATEMENTS, help="statements file (JSON lines)")
-    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads for --llm")
-    args = ap.parse_args(argv)
-
-    from localrag.eval.scoring import LLMJudge, ProxyScorer
-    from localrag.index.embedder import Embedder
-
-    statements = load_statements(args.path)
-    embedder = Embedder()
-    _ = embedder.dim  # load the model before anything is timed
-    llm_judge = None
-    if args.llm:
-        from localrag.app.llm import LlamaCppLLM  # the entry point may reach up to app/; the library code does not
-
-        llm_judge = LLMJudge(LlamaCppLLM(n_ctx=2048, n_threads=args.threads), embedder)
-    report = evaluate_judges(statements, ProxyScorer(embedder), llm_judge)
-    if llm_judge is not None:
-        report["llm_stats"] = dict(llm_judge.stats)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,8 @@
 vs miss latency; prompt lookup decoding against plain decoding on the same answer prompts (speed and whether the
 greedy output is identical).
 
-    python -m eval.bench_answer [--questions 12] [--threads 2] [--json]      (or: localrag bench answer)
+    python -m localrag.app.bench.answer [--questions 12] [--threads 2] [--lookup-tokens 10] [--json]
+    (or: localrag bench answer)
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from localrag.eval.retrieval_metrics import load_queries
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see app/cli.py
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample"
 LABELED = ROOT / "data" / "eval" / "retrieval.jsonl"
 
@@ -38,13 +41,12 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def questions(n: int) -> list[str]:
+def questions(n: int, path: Path = LABELED) -> list[str]:
     """The first n answerable labeled questions, alternating the query types so that the mix is stable."""
-    rows = [json.loads(line) for line in LABELED.read_text(encoding="utf-8").splitlines() if line.strip()]
     by_type: dict[str, list[str]] = {}
-    for r in rows:
-        if r["relevant"]:
-            by_type.setdefault(r["type"], []).append(r["query"])
+    for q in load_queries(path):
+        if q.answerable:
+            by_type.setdefault(q.type, []).append(q.query)
     out: list[str] = []
     while len(out) < n and any(by_type.values()):
         for t in sorted(by_type):

@@ -1,11 +1,12 @@
-"""Retrieval quality on a labeled query set (data/eval/retrieval.jsonl), measured with ir-measures.
+"""Evidence-level retrieval metrics on a labeled query set (data/eval/retrieval.jsonl), through ir-measures.
 
 Relevance is at the evidence level: each query lists the pieces of evidence it needs ("specs": a source plus
 a substring, PDF page or knowledge-graph URI). A ranked list of chunks becomes a ranked list of evidence units
 (the first chunk that holds a unit stands for it; other chunks stay as themselves), so recall@5 is the share of
 a query's evidence found in its top 5 chunks, whatever the chunking.
 
-    python -m eval.retrieval_eval [--json] [--k 10]
+Pure functions of (labels, store rows, rankings): nothing here searches. What drives a `Rag` over the set (the
+search modes compared, the `localrag bench quality` entry point) is localrag.app.bench.retrieval_quality.
 """
 
 from __future__ import annotations
@@ -19,12 +20,18 @@ from typing import Any
 
 from sqlalchemy import select
 
+from localrag.index.jsonl import read_jsonl
 from localrag.index.store import ChunkRow, DocumentRow, Store
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERIES = ROOT / "data" / "eval" / "retrieval.jsonl"
-SAMPLE = ROOT / "data" / "sample"
 METRICS = ("R@5", "R@10", "RR@10", "nDCG@10")
+ChunkFacts = tuple[int, str, str, int | None, str | None]  # chunk id, source, text, page, kg_uri
+
+__all__ = [
+    "METRICS", "QUERIES", "ChunkFacts", "LabeledQuery", "best_floor", "chunk_rows", "evaluate_system",
+    "evidence_units", "load_queries", "measure", "resolve", "spec_matches", "unit_ranking",
+]
 
 
 @dataclass
@@ -40,14 +47,13 @@ class LabeledQuery:
 
 
 def load_queries(path: Path = QUERIES) -> list[LabeledQuery]:
+    """The labeled queries; a malformed line is a ValueError naming the file and line (index.jsonl.JsonlError
+    for one that is not a JSON object)."""
     items = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for n, obj in read_jsonl(path):
         try:
-            obj = json.loads(line)
             items.append(LabeledQuery(obj["id"], obj["query"], obj.get("type", ""), list(obj.get("relevant", []))))
-        except (ValueError, KeyError) as exc:
+        except (TypeError, KeyError) as exc:
             raise ValueError(f"{path}:{n}: not a labeled query ({exc})") from None
     return items
 
@@ -62,26 +68,38 @@ def spec_matches(spec: dict[str, Any], source: str, text: str, page: int | None,
     return not ("uri" in spec and kg_uri != spec["uri"])
 
 
-def resolve(store: Store, collection_id: int, queries: list[LabeledQuery]) -> dict[str, dict[int, list[str]]]:
-    """For each query: chunk id -> the evidence units (`qid/n`) that chunk holds."""
+def chunk_rows(store: Store, collection_id: int) -> list[ChunkFacts]:
+    """(chunk id, source, text, page, kg_uri) of every chunk of a collection, read once to resolve all specs."""
     with store.session() as s:
-        rows = s.execute(
+        return [tuple(r) for r in s.execute(
             select(ChunkRow.id, DocumentRow.source, ChunkRow.text, ChunkRow.page, ChunkRow.kg_uri)
             .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
             .where(ChunkRow.collection_id == collection_id)
-        ).all()
+        ).all()]
+
+
+def evidence_units(query_id: str, specs: list[dict[str, Any]], rows: list[ChunkFacts]) -> dict[int, list[str]]:
+    """chunk id -> the evidence units (`query_id/n`, n the spec's index) that chunk holds. A spec that matches no
+    chunk is a labelling error (ValueError), not a miss to be counted."""
+    units: dict[int, list[str]] = {}
+    for n, spec in enumerate(specs):
+        hits = [cid for cid, source, text, page, uri in rows if spec_matches(spec, source, text, page, uri)]
+        if not hits:
+            raise ValueError(f"evidence {json.dumps(spec, ensure_ascii=False)} matches no chunk of the collection")
+        for cid in hits:
+            units.setdefault(cid, []).append(f"{query_id}/{n}")
+    return units
+
+
+def resolve(store: Store, collection_id: int, queries: list[LabeledQuery]) -> dict[str, dict[int, list[str]]]:
+    """For each query: chunk id -> the evidence units (`qid/n`) that chunk holds."""
+    rows = chunk_rows(store, collection_id)
     out: dict[str, dict[int, list[str]]] = {}
     for q in queries:
-        units: dict[int, list[str]] = {}
-        for n, spec in enumerate(q.relevant):
-            found = False
-            for cid, source, text, page, uri in rows:
-                if spec_matches(spec, source, text, page, uri):
-                    units.setdefault(cid, []).append(f"{q.id}/{n}")
-                    found = True
-            if not found:
-                raise ValueError(f"query {q.id}: evidence {spec} matches no chunk of the collection")
-        out[q.id] = units
+        try:
+            out[q.id] = evidence_units(q.id, q.relevant, rows)
+        except ValueError as exc:
+            raise ValueError(f"query {q.id}: {exc}") from None
     return out
 
 
@@ -166,76 +184,3 @@ def evaluate_system(
         out["floor_unanswerable"] = best_floor(top_rel, queries, ("unanswerable",))
         out["floor_offtopic"] = best_floor(top_rel, queries, ("offtopic",))
     return out
-
-
-SYSTEMS: dict[str, dict[str, Any]] = {
-    "lexical": {"mode": "lexical"},
-    "dense": {"mode": "dense"},
-    "hybrid-rrf": {"mode": "hybrid", "fusion": "rrf"},
-    "hybrid-rrf-k60": {"mode": "hybrid", "fusion": "rrf", "rrf_k": 60.0},
-    "hybrid-convex": {"mode": "hybrid", "fusion": "convex"},
-}
-
-
-def run_quality(rag: Any, collection: str = "default", k: int = 10, queries_path: Path = QUERIES,
-                systems: dict[str, dict[str, Any]] | None = None, rerank: bool = False) -> dict[str, Any]:
-    """Evaluate our search modes (and the reranked hybrid when `rerank`) on the labeled set."""
-    queries = load_queries(queries_path)
-    coll = rag.store.collection(collection)
-    if coll is None:
-        raise ValueError(f"no collection {collection!r}: ingest data/sample first")
-    units = resolve(rag.store, coll.id, queries)
-    systems = dict(systems or SYSTEMS)
-    if rerank:
-        systems["hybrid-convex+rerank"] = {"mode": "hybrid", "fusion": "convex", "rerank": True}
-    results = {}
-    for name, kw in systems.items():
-        kw = {"rerank": False, **kw}
-        results[name] = evaluate_system(
-            lambda q, kw=kw: rag.search(q, k=k, collection=collection, **kw), queries, units
-        )
-    return {"queries": len(queries), "answerable": sum(q.answerable for q in queries), "k": k, "systems": results}
-
-
-def format_table(report: dict[str, Any]) -> str:
-    lines = [f"{'system':<22}" + "".join(f"{m:>9}" for m in METRICS)]
-    for name, r in report["systems"].items():
-        lines.append(f"{name:<22}" + "".join(f"{r['overall'][m]:>9.3f}" for m in METRICS))
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import tempfile
-
-    from localrag.app.rag import Rag
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--data-dir", type=Path, help="use this data dir (its collection must hold data/sample)")
-    ap.add_argument("--reranker", help="also evaluate hybrid reranked by this CrossEncoder id or folder")
-    args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        rag = Rag.open(args.data_dir or Path(tmp), reranker_model=args.reranker)
-        if args.data_dir is None:
-            rag.ingest([SAMPLE])
-        report = run_quality(rag, k=args.k, rerank=bool(args.reranker))
-        rag.close()
-    if args.json:
-        print(json.dumps(report, indent=1))
-    else:
-        print(format_table(report))
-        print("\nrelevance floor that best separates answerable queries from the others (top-1 relevance):")
-        for name, r in report["systems"].items():
-            for key in ("floor_offtopic", "floor_unanswerable"):
-                f = r.get(key)
-                if f:
-                    print(f"  {name:<20} vs {key[6:]:<13} floor {f['floor']:.3f}  accuracy {f['accuracy']:.3f}  "
-                          f"median top-1 answerable {f['answerable_top1_median']:.3f} / other "
-                          f"{f['unanswerable_top1_median']:.3f}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""Retrieval quality of our search modes on the labeled query set (data/eval/retrieval.jsonl): recall@5/10, MRR@10
+and nDCG@10 through ir-measures, and the relevance floor that best separates answerable questions from the others.
+
+    python -m localrag.app.bench.retrieval_quality [--json] [--k 10] [--data-dir DIR] [--reranker MODEL]
+    (or: localrag bench quality)
+
+The measures themselves (evidence specs, unit rankings, ir-measures) are pure functions in
+localrag.eval.retrieval_metrics and are re-exported here; this module drives a `Rag`'s search over the set.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from localrag.eval.retrieval_metrics import (
+    METRICS,
+    QUERIES,
+    LabeledQuery,
+    best_floor,
+    chunk_rows,
+    evaluate_system,
+    evidence_units,
+    load_queries,
+    measure,
+    resolve,
+    spec_matches,
+    unit_ranking,
+)
+
+__all__ = [
+    "METRICS", "QUERIES", "SAMPLE", "SYSTEMS", "LabeledQuery", "best_floor", "chunk_rows", "evaluate_system",
+    "evidence_units", "format_table", "load_queries", "main", "measure", "resolve", "run_quality", "spec_matches",
+    "unit_ranking",
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "data" / "sample"
+
+SYSTEMS: dict[str, dict[str, Any]] = {
+    "lexical": {"mode": "lexical"},
+    "dense": {"mode": "dense"},
+    "hybrid-rrf": {"mode": "hybrid", "fusion": "rrf"},
+    "hybrid-rrf-k60": {"mode": "hybrid", "fusion": "rrf", "rrf_k": 60.0},
+    "hybrid-convex": {"mode": "hybrid", "fusion": "convex"},
+}
+
+
+def run_quality(rag: Any, collection: str = "default", k: int = 10, queries_path: Path = QUERIES,
+                systems: dict[str, dict[str, Any]] | None = None, rerank: bool = False) -> dict[str, Any]:
+    """Evaluate our search modes (and the reranked hybrid when `rerank`) on the labeled set."""
+    queries = load_queries(queries_path)
+    coll = rag.store.collection(collection)
+    if coll is None:
+        raise ValueError(f"no collection {collection!r}: ingest data/sample first")
+    units = resolve(rag.store, coll.id, queries)
+    systems = dict(systems or SYSTEMS)
+    if rerank:
+        systems["hybrid-convex+rerank"] = {"mode": "hybrid", "fusion": "convex", "rerank": True}
+    results = {}
+    for name, kw in systems.items():
+        kw = {"rerank": False, **kw}
+        results[name] = evaluate_system(
+            lambda q, kw=kw: rag.search(q, k=k, collection=collection, **kw), queries, units
+        )
+    return {"queries": len(queries), "answerable": sum(q.answerable for q in queries), "k": k, "systems": results}
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = [f"{'system':<22}" + "".join(f"{m:>9}" for m in METRICS)]
+    for name, r in report["systems"].items():
+        lines.append(f"{name:<22}" + "".join(f"{r['overall'][m]:>9.3f}" for m in METRICS))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import tempfile
+
+    from localrag.app.rag import Rag
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--data-dir", type=Path, help="use this data dir (its collection must hold data/sample)")
+    ap.add_argument("--reranker", help="also evaluate hybrid reranked by this CrossEncoder id or folder")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        rag = Rag.open(args.data_dir or Path(tmp), reranker_model=args.reranker)
+        if args.data_dir is None:
+            rag.ingest([SAMPLE])
+        report = run_quality(rag, k=args.k, rerank=bool(args.reranker))
+        rag.close()
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(format_table(report))
+        print("\nrelevance floor that best separates answerable queries from the others (top-1 relevance):")
+        for name, r in report["systems"].items():
+            for key in ("floor_offtopic", "floor_unanswerable"):
+                f = r.get(key)
+                if f:
+                    print(f"  {name:<20} vs {key[6:]:<13} floor {f['floor']:.3f}  accuracy {f['accuracy']:.3f}  "
+                          f"median top-1 answerable {f['answerable_top1_median']:.3f} / other "
+                          f"{f['unanswerable_top1_median']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
