@@ -1,11 +1,13 @@
 """Fusion of ranked lists: reciprocal rank fusion and a convex combination of normalized scores.
 
-Both work on plain `{chunk_id: score}` maps so they can be tested and compared on their own.
+Both work on plain `{chunk_id: score}` maps so they can be tested and compared on their own; `fuse` is the
+search pipeline's fusion stage built from them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 
 def rrf(
@@ -46,3 +48,30 @@ def convex(
 def ranking(scores: Mapping[int, float]) -> list[int]:
     """Ids by descending score; ties broken by id for a stable order."""
     return sorted(scores, key=lambda i: (-scores[i], i))
+
+
+@dataclass
+class Fused:
+    """The fusion stage's output. `relevance`: the convex mix of the normalized scores, in [0, 1] and comparable
+    across queries; `scores`: what the order is by (RRF values, or `relevance` itself); `order`: ids best first."""
+
+    relevance: dict[int, float]
+    scores: dict[int, float]
+    order: list[int]
+
+
+def fuse(
+    normalized: Mapping[str, Mapping[int, float]], ranked: Mapping[str, Sequence[int]], method: str | None = "convex",
+    alpha: float = 0.5, rrf_k: float = 60.0, weights: Mapping[str, float] | None = None,
+) -> Fused:
+    """Fuse the legs: `normalized` maps a leg name to the [0, 1] scores of every candidate, `ranked` maps it to
+    the leg's own ranking (used by RRF). `method` "rrf" orders by reciprocal rank fusion of `ranked`; "convex"
+    or None (a single leg) orders by the relevance. The relevance is always the convex mix."""
+    if method not in ("rrf", "convex", None):
+        raise ValueError(f"unknown fusion {method!r}: use rrf or convex")
+    relevance = convex(normalized, alpha)
+    if method == "rrf":
+        scores = rrf({name: ranked.get(name, ()) for name in normalized}, k=rrf_k, weights=weights)
+    else:
+        scores = relevance
+    return Fused(relevance=relevance, scores=scores, order=ranking(scores))

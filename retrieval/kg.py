@@ -7,6 +7,7 @@ are marked as expansion and never ranked as search hits.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from sqlalchemy import or_, select
 
@@ -23,12 +24,20 @@ def relation_words(predicate: str) -> str:
     return " ".join(name.split()).lower()
 
 
-def expand(store: Store, collection_id: int, hits: list[Hit], max_neighbours: int = 8) -> None:
-    """Attach up to `max_neighbours` linked nodes (either direction, rdf:type links excluded) to each RDF hit."""
-    uris = {h.kg_uri for h in hits if h.kg_uri}
+@dataclass
+class Links:
+    """The graph around a set of nodes: their URI-valued edges (rdf:type excluded), and for each linked node its
+    first chunk (id, label, text) and its label."""
+
+    edges: list[tuple[str, str, str]] = field(default_factory=list)  # (subject, predicate, object)
+    first_chunk: dict[str, tuple[int, str | None, str]] = field(default_factory=dict)
+    labels: dict[str, str | None] = field(default_factory=dict)
+
+
+def load_links(store: Store, collection_id: int, uris: set[str]) -> Links:
+    """Edges touching `uris` (either direction) and what the store knows of the nodes at their other end."""
     if not uris:
-        return
-    hit_chunks = {h.chunk_id for h in hits}
+        return Links()
     with store.session() as s:
         edges = s.execute(
             select(KgEdgeRow.subject, KgEdgeRow.predicate, KgEdgeRow.object)
@@ -42,7 +51,7 @@ def expand(store: Store, collection_id: int, hits: list[Hit], max_neighbours: in
         ).all()
         linked = {o for sub, _, o in edges if sub in uris} | {sub for sub, _, o in edges if o in uris}
         if not linked:
-            return
+            return Links()
         chunk_rows = s.execute(
             select(ChunkRow.id, ChunkRow.kg_uri, ChunkRow.label, ChunkRow.text)
             .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
@@ -59,11 +68,18 @@ def expand(store: Store, collection_id: int, hits: list[Hit], max_neighbours: in
     first_chunk: dict[str, tuple[int, str | None, str]] = {}
     for cid, uri, label, text in chunk_rows:
         first_chunk.setdefault(uri, (cid, label, text))
+    return Links(edges=[tuple(e) for e in edges], first_chunk=first_chunk, labels=labels)
+
+
+def attach_neighbours(hits: list[Hit], links: Links, max_neighbours: int = 8) -> None:
+    """Append to each RDF hit the nodes linked to it (in edge order, each once, up to `max_neighbours`); a node
+    that is itself among the hits is not repeated as a neighbour."""
+    hit_chunks = {h.chunk_id for h in hits}
     for h in hits:
         if not h.kg_uri:
             continue
         seen: set[str] = set()
-        for sub, pred, obj in edges:
+        for sub, pred, obj in links.edges:
             if sub == h.kg_uri:
                 other, direction = obj, "out"
             elif obj == h.kg_uri:
@@ -72,16 +88,25 @@ def expand(store: Store, collection_id: int, hits: list[Hit], max_neighbours: in
                 continue
             if other == h.kg_uri or other in seen:
                 continue
-            found = first_chunk.get(other)
+            found = links.first_chunk.get(other)
             if found is not None and found[0] in hit_chunks:
                 continue  # already a hit of its own
             seen.add(other)
-            cid, label, text = found if found is not None else (None, labels.get(other), "")
+            cid, label, text = found if found is not None else (None, links.labels.get(other), "")
             h.neighbours.append(
                 Neighbour(
-                    uri=other, label=label or labels.get(other), relation=relation_words(pred),
+                    uri=other, label=label or links.labels.get(other), relation=relation_words(pred),
                     direction=direction, chunk_id=cid, text=text,
                 )
             )
             if len(h.neighbours) >= max_neighbours:
                 break
+
+
+def expand(store: Store, collection_id: int, hits: list[Hit], max_neighbours: int = 8) -> None:
+    """The expansion stage: attach up to `max_neighbours` linked nodes (either direction, rdf:type links excluded)
+    to each RDF hit."""
+    uris = {h.kg_uri for h in hits if h.kg_uri}
+    if not uris:
+        return
+    attach_neighbours(hits, load_links(store, collection_id, uris), max_neighbours)

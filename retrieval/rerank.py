@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -19,6 +20,27 @@ log = logging.getLogger(__name__)
 
 class RerankerError(RuntimeError):
     pass
+
+
+class TextScorer(Protocol):
+    """What the rerank stage needs: a model id and relevance scores of texts for a query ([0, 1], same order)."""
+
+    model_id: str
+
+    def score(self, query: str, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def rerank_head(
+    reranker: TextScorer, query: str, head: Sequence[int], texts: Mapping[int, str]
+) -> tuple[list[int], dict[int, float]]:
+    """The rerank stage: score the fused top M (`head`, best first) with the reranker and re-order it by that score
+    (ties keep the fused order). Chunks without a text in `texts` (gone from the store) are left out.
+    Returns (the new order, {chunk id: rerank score})."""
+    kept = [c for c in head if c in texts]
+    scores = reranker.score(query, [texts[c] for c in kept])
+    by_id = {c: float(v) for c, v in zip(kept, scores, strict=True)}
+    fused_pos = {c: n for n, c in enumerate(kept)}
+    return sorted(kept, key=lambda c: (-by_id[c], fused_pos[c])), by_id
 
 
 class Reranker:

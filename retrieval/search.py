@@ -1,8 +1,19 @@
-"""The search pipeline over one collection's indexes.
+"""The search pipeline over one collection's indexes, as named stages that can each be run and tested alone.
 
-query -> dense top-N (FAISS) and lexical top-N (BM25), both pre-filtered by chunk id -> exact scores of both
-kinds for every candidate -> fusion (RRF or convex) -> optional cross-encoder rerank of the top M ->
-relevance floor -> top k -> optional knowledge-graph neighbour expansion.
+    scope       allowed_chunk_ids   the kind / source-glob filters, resolved to chunk ids *before* ranking (so
+                                    that k hits still come back when few chunks pass)
+    candidates  candidates          dense top-N (FAISS) and lexical top-N (BM25), both restricted to the scope
+                  embed_query, dense_leg, lexical_leg
+    scores      score_candidates    exact scores of both kinds for every candidate, and their [0, 1] forms
+    fusion      fusion.fuse         RRF or the convex mix -> one order, and the relevance of each candidate
+    rerank      rerank.rerank_head  optional: the cross-encoder re-orders the fused top M
+    filters     apply_floor         the relevance floor, then the cut to k
+    (hydrate)                       chunk text and document fields from the store
+    record      record_scores       per-stage scores and ranks written onto each Hit
+    expansion   kg.expand           optional: knowledge-graph neighbours of RDF hits
+
+`Searcher.search` only runs the stages in that order and times them (`SearchResults.timings`: filter, embed,
+dense, lexical, fusion (scores + fusion), rerank, hydrate, expand, total).
 
 Relevance: every hit carries `relevance` in [0, 1], comparable across queries (RRF values are not): the cosine
 similarity (clipped at 0) for dense, BM25 divided by the query's maximum attainable BM25 for lexical, their
@@ -14,6 +25,8 @@ from __future__ import annotations
 import fnmatch
 import logging
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
@@ -22,10 +35,12 @@ from sqlalchemy import select
 
 from localrag.index.embedder import Embedder
 from localrag.index.indexes import CollectionIndexes
+from localrag.index.lexical import LexicalIndex
 from localrag.index.store import ChunkRow, DocumentRow, Store
+from localrag.index.vectors import VectorIndex
 from localrag.retrieval import fusion as fuse
 from localrag.retrieval.kg import expand
-from localrag.retrieval.rerank import Reranker
+from localrag.retrieval.rerank import Reranker, rerank_head
 from localrag.retrieval.types import Filters, Hit, SearchResults
 
 log = logging.getLogger(__name__)
@@ -36,6 +51,14 @@ FUSIONS = ("rrf", "convex")
 
 class SearchError(ValueError):
     """A search that cannot run as asked; the message says what to change."""
+
+
+class StaleIndex(RuntimeError):
+    """The indexes named chunks the store no longer has (a concurrent ingest committed): search again."""
+
+    def __init__(self, missing: list[int]) -> None:
+        super().__init__(f"{len(missing)} chunk(s) vanished during the search")
+        self.missing = missing
 
 
 @dataclass
@@ -66,7 +89,18 @@ class SearchParams:
         if not 0.0 <= self.min_relevance <= 1.0:
             raise SearchError("min_relevance must be between 0 and 1")
 
+    @property
+    def legs(self) -> tuple[str, ...]:
+        """The retrieval legs the mode runs: ("dense", "lexical") for hybrid."""
+        return ("dense", "lexical") if self.mode == "hybrid" else (self.mode,)
 
+    @property
+    def fusion_method(self) -> str | None:
+        """The fusion that orders the candidates: the configured one for hybrid, none for a single leg."""
+        return self.fusion if self.mode == "hybrid" else None
+
+
+# --- stage: scope (kind and source filters, before ranking) -------------------------------------------------------
 def source_matches(source: str, patterns: list[str]) -> bool:
     name = PurePath(source).name
     return any(
@@ -92,6 +126,196 @@ def allowed_chunk_ids(store: Store, collection_id: int, filters: Filters) -> np.
     return np.array(sorted(ids), dtype=np.int64)
 
 
+# --- stage: candidates ------------------------------------------------------------------------------------------
+@dataclass
+class Candidates:
+    """What the retrieval legs found: each leg's chunk ids best first, and what scoring them needs."""
+
+    dense: list[int] = field(default_factory=list)  # dense leg, best first
+    lexical: list[int] = field(default_factory=list)  # lexical leg, best first
+    dense_scores: dict[int, float] = field(default_factory=dict)  # cosine of the dense leg's chunks
+    query_vector: np.ndarray | None = None  # the embedded query (dim,), when the dense leg ran
+    lexical_all: np.ndarray | None = None  # BM25 of every indexed chunk (aligned with LexicalIndex.ids), when run
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[int]:
+        """Every candidate once: the dense leg's order, then the lexical leg's new ones."""
+        return list(dict.fromkeys(self.dense + self.lexical))
+
+
+def embed_query(embedder: Embedder, query: str) -> tuple[np.ndarray, str | None]:
+    """The query's unit vector (dim,), and a note when the model reads only the start of the query."""
+    n_tokens = embedder.token_counts([query])[0]
+    limit = embedder.max_tokens - 2
+    note = None
+    if n_tokens > limit:
+        note = (f"the query is {n_tokens} tokens long; the embedding model reads the first {limit}, so the "
+                "dense search used a truncated query (BM25 used all of it)")
+        log.warning(note)
+    return embedder.encode([query])[0], note
+
+
+def dense_leg(
+    vectors: VectorIndex, query_vector: np.ndarray, n: int, allowed: np.ndarray | None = None
+) -> tuple[list[int], dict[int, float]]:
+    """The top-n chunks by cosine similarity (ids best first, and their scores), within `allowed` ids."""
+    scores, ids = vectors.search(np.atleast_2d(query_vector), n, allowed_ids=allowed)
+    ranked: list[int] = []
+    by_id: dict[int, float] = {}
+    for s_, i in zip(scores[0], ids[0], strict=True):
+        if i >= 0:
+            ranked.append(int(i))
+            by_id[int(i)] = float(s_)
+    return ranked, by_id
+
+
+def lexical_leg(
+    lexical: LexicalIndex, query: str, n: int, allowed: np.ndarray | None = None
+) -> tuple[list[int], np.ndarray]:
+    """The top-n chunks by BM25 with a score above 0 (ids best first) within `allowed` ids, and the BM25 score of
+    every indexed chunk (aligned with `lexical.ids`, for the scores stage)."""
+    every = lexical.scores(query)
+    mask = None if allowed is None else np.isin(lexical.ids, allowed, assume_unique=True)
+    _, top = lexical.search(query, n, allowed=mask, scores=every)
+    return [int(i) for i in top], every
+
+
+def candidates(
+    query: str, legs: Sequence[str], n: int, *, embedder: Embedder | None, vectors: VectorIndex,
+    lexical: LexicalIndex, allowed: np.ndarray | None = None, timings: dict[str, float] | None = None,
+) -> Candidates:
+    """Run the legs named in `legs` ("dense", "lexical"), each taking its top n within `allowed`; stage times go
+    into `timings` (embed, dense, lexical)."""
+    timings = {} if timings is None else timings
+    out = Candidates()
+    if "dense" in legs:
+        if embedder is None:
+            raise ValueError("the dense leg needs an embedder")
+        with timed(timings, "embed"):
+            out.query_vector, note = embed_query(embedder, query)
+        if note:
+            out.notes.append(note)
+        with timed(timings, "dense"):
+            out.dense, out.dense_scores = dense_leg(vectors, out.query_vector, n, allowed)
+    if "lexical" in legs:
+        with timed(timings, "lexical"):
+            out.lexical, out.lexical_all = lexical_leg(lexical, query, n, allowed)
+        if not out.lexical:
+            out.notes.append(
+                "no query word occurs in the collection (after dropping stopwords)"
+                + ("; lexical search found nothing" if tuple(legs) == ("lexical",) else "")
+            )
+    return out
+
+
+# --- stage: scores ----------------------------------------------------------------------------------------------
+@dataclass
+class Scores:
+    """Raw and [0, 1] scores of every candidate for each leg that ran (None: the leg did not run)."""
+
+    ids: list[int]
+    dense: dict[int, float] | None = None  # cosine similarity
+    dense_norm: dict[int, float] | None = None  # cosine clipped to [0, 1]
+    lexical: dict[int, float] | None = None  # BM25 (0 where the chunk has no query word)
+    lexical_norm: dict[int, float] | None = None  # BM25 / the query's maximum attainable BM25, in [0, 1]
+
+    def normalized(self) -> dict[str, dict[int, float]]:
+        """The [0, 1] scores per leg that ran, as fusion takes them."""
+        out = {}
+        if self.dense_norm is not None:
+            out["dense"] = self.dense_norm
+        if self.lexical_norm is not None:
+            out["lexical"] = self.lexical_norm
+        return out
+
+
+def normalize_dense(cosine: Mapping[int, float]) -> dict[int, float]:
+    """Cosine similarity as relevance: clipped to [0, 1]."""
+    return {c: min(1.0, max(0.0, s)) for c, s in cosine.items()}
+
+
+def score_candidates(cands: Candidates, query: str, vectors: VectorIndex, lexical: LexicalIndex) -> Scores:
+    """Exact scores of both kinds for every candidate, also for those only the other leg found: a chunk BM25 found
+    gets its cosine from its stored vector, a chunk FAISS found gets its BM25 (0 without a query word)."""
+    ids = cands.ids
+    out = Scores(ids=ids)
+    if cands.query_vector is not None:
+        dense = {c: cands.dense_scores[c] for c in ids if c in cands.dense_scores}
+        missing = [c for c in ids if c not in dense]
+        if missing:
+            try:
+                sims = vectors.vectors(np.array(missing, dtype=np.int64)) @ cands.query_vector
+            except RuntimeError as exc:  # BM25 named a chunk FAISS lacks: the pair is out of step
+                raise StaleIndex(missing) from exc
+            dense.update({c: float(v) for c, v in zip(missing, sims, strict=True)})
+        out.dense = {c: dense[c] for c in ids}
+        out.dense_norm = normalize_dense(out.dense)
+    if cands.lexical_all is not None:
+        pos = lexical.positions(np.array(ids, dtype=np.int64))
+        raw = np.where(pos >= 0, cands.lexical_all[np.maximum(pos, 0)], 0.0) if len(ids) else np.zeros(0)
+        out.lexical = {c: float(v) for c, v in zip(ids, raw, strict=True)}
+        norm = lexical.normalized(query, raw)
+        out.lexical_norm = {c: float(v) for c, v in zip(ids, norm, strict=True)}
+    return out
+
+
+# --- stage: filters after ranking -------------------------------------------------------------------------------
+def apply_floor(
+    order: Sequence[int], relevance: Mapping[int, float], min_relevance: float, k: int
+) -> tuple[list[int], list[str]]:
+    """The first k ids of `order` whose relevance reaches `min_relevance`, and a note when the floor left fewer
+    than k."""
+    kept = [c for c in order if relevance.get(c, 0.0) >= min_relevance]
+    notes = []
+    if len(kept) < len(order) and min_relevance > 0 and len(kept) < k:
+        notes.append(f"{len(order) - len(kept)} candidates fell below the relevance floor "
+                     f"{min_relevance:g} and were dropped")
+    return kept[:k], notes
+
+
+# --- stage: record ----------------------------------------------------------------------------------------------
+def record_scores(
+    hits: Sequence[Hit], cands: Candidates, scores: Scores, fused: fuse.Fused,
+    reranked: tuple[list[int], dict[int, float]] | None = None,
+) -> None:
+    """Write each stage's score and 1-based rank onto the hits, then `score` (what the order is by: rerank, else
+    fused) and `relevance` (rerank probability, else the convex relevance)."""
+    rerank_order, rerank_score = reranked if reranked else ([], {})
+    final_rel = rerank_score if rerank_score else fused.relevance
+    fused_rank = {c: r for r, c in enumerate(fused.order, start=1)}
+    dense_pos = {c: r for r, c in enumerate(cands.dense, start=1)}
+    lex_pos = {c: r for r, c in enumerate(cands.lexical, start=1)}
+    rerank_pos = {c: r for r, c in enumerate(rerank_order, start=1)} if rerank_score else {}
+    for h in hits:
+        c = h.chunk_id
+        if scores.dense is not None and scores.dense_norm is not None:
+            h.scores["dense"] = scores.dense[c]
+            h.scores["dense_norm"] = scores.dense_norm[c]
+            if c in dense_pos:
+                h.ranks["dense"] = dense_pos[c]
+        if scores.lexical is not None and scores.lexical_norm is not None:
+            h.scores["lexical"] = scores.lexical.get(c, 0.0)
+            h.scores["lexical_norm"] = scores.lexical_norm.get(c, 0.0)
+            if c in lex_pos:
+                h.ranks["lexical"] = lex_pos[c]
+        h.scores["fused"] = fused.scores[c]
+        h.ranks["fused"] = fused_rank[c]
+        if rerank_score:
+            h.scores["rerank"] = rerank_score[c]
+            h.ranks["rerank"] = rerank_pos[c]
+        h.score = rerank_score.get(c, fused.scores[c])
+        h.relevance = final_rel.get(c, 0.0)
+
+
+@contextmanager
+def timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Record the seconds the block took as `timings[stage]`."""
+    t = time.perf_counter()
+    yield
+    timings[stage] = time.perf_counter() - t
+
+
 class Searcher:
     """Runs one search against indexes that reflect one corpus_version."""
 
@@ -106,169 +330,63 @@ class Searcher:
         t_start = time.perf_counter()
         params.check()
         filters = filters or Filters()
-        notes: list[str] = []
         timings: dict[str, float] = {}
         res = SearchResults(
-            query=query, mode=params.mode, fusion=params.fusion if params.mode == "hybrid" else None,
+            query=query, mode=params.mode, fusion=params.fusion_method,
             reranker=self.reranker.model_id if self.reranker else None, expanded=params.expand,
             corpus_version=self.idx.version,
         )
-        vectors, lexical = self.idx.vectors, self.idx.lexical
-        if vectors.ntotal == 0:
+        if self.idx.vectors.ntotal == 0:
             res.notes.append("the collection has no chunks yet: ingest some documents first")
+            return res
+
+        def done(notes: Sequence[str] = ()) -> SearchResults:
+            res.notes.extend(notes)
+            timings["total"] = time.perf_counter() - t_start
+            res.timings = timings
             return res
 
         allowed: np.ndarray | None = None
         if filters.active:
-            t = time.perf_counter()
-            allowed = allowed_chunk_ids(self.store, self.idx.collection_id, filters)
-            timings["filter"] = time.perf_counter() - t
+            with timed(timings, "filter"):
+                allowed = allowed_chunk_ids(self.store, self.idx.collection_id, filters)
             if len(allowed) == 0:
-                res.notes.append("no documents match the filters")
-                res.timings = {**timings, "total": time.perf_counter() - t_start}
-                return res
+                return done(["no documents match the filters"])
 
-        use_dense = params.mode in ("hybrid", "dense")
-        use_lexical = params.mode in ("hybrid", "lexical")
         n = max(params.candidates, params.k)  # k hits come back whenever k chunks pass the filters
+        cands = candidates(query, params.legs, n, embedder=self.embedder, vectors=self.idx.vectors,
+                           lexical=self.idx.lexical, allowed=allowed, timings=timings)
+        notes = list(cands.notes)
+        if not cands.ids:
+            return done(notes)
 
-        # --- dense leg ---------------------------------------------------------------------------------------
-        dense_rank: list[int] = []
-        dense_score: dict[int, float] = {}
-        qv = None
-        if use_dense:
-            t = time.perf_counter()
-            n_tokens = self.embedder.token_counts([query])[0]
-            limit = self.embedder.max_tokens - 2
-            if n_tokens > limit:
-                msg = (f"the query is {n_tokens} tokens long; the embedding model reads the first {limit}, so the "
-                       "dense search used a truncated query (BM25 used all of it)")
-                notes.append(msg)
-                log.warning(msg)
-            qv = self.embedder.encode([query])
-            timings["embed"] = time.perf_counter() - t
-            t = time.perf_counter()
-            scores, ids = vectors.search(qv, n, allowed_ids=allowed)
-            for s_, i in zip(scores[0], ids[0], strict=True):
-                if i >= 0:
-                    dense_rank.append(int(i))
-                    dense_score[int(i)] = float(s_)
-            timings["dense"] = time.perf_counter() - t
+        with timed(timings, "fusion"):
+            scores = score_candidates(cands, query, self.idx.vectors, self.idx.lexical)
+            fused = fuse.fuse(scores.normalized(), {"dense": cands.dense, "lexical": cands.lexical},
+                              method=params.fusion_method, alpha=params.alpha, rrf_k=params.rrf_k,
+                              weights=params.weights)
 
-        # --- lexical leg -------------------------------------------------------------------------------------
-        lex_rank: list[int] = []
-        lex_all: np.ndarray | None = None
-        lex_max = 0.0
-        if use_lexical:
-            t = time.perf_counter()
-            lex_all = lexical.scores(query)
-            lex_max = lexical.max_score(query)
-            mask = None if allowed is None else np.isin(lexical.ids, allowed, assume_unique=True)
-            s_top, i_top = lexical.search(query, n, allowed=mask, scores=lex_all)
-            lex_rank = [int(i) for i in i_top]
-            timings["lexical"] = time.perf_counter() - t
-            if not lex_rank:
-                notes.append(
-                    "no query word occurs in the collection (after dropping stopwords)"
-                    + ("; lexical search found nothing" if params.mode == "lexical" else "")
-                )
-
-        # --- exact scores of both kinds for every candidate, then fusion ----------------------------------------
-        t = time.perf_counter()
-        cand = list(dict.fromkeys(dense_rank + lex_rank))
-        if not cand:
-            res.notes.extend(notes)
-            res.timings = {**timings, "total": time.perf_counter() - t_start}
-            return res
-        cand_arr = np.array(cand, dtype=np.int64)
-        dense_norm: dict[int, float] = {}
-        if use_dense:
-            missing = [c for c in cand if c not in dense_score]
-            if missing:
-                try:
-                    sims = vectors.vectors(np.array(missing, dtype=np.int64)) @ qv[0]
-                except RuntimeError as exc:  # BM25 named a chunk FAISS lacks: the pair is out of step
-                    raise StaleIndex(missing) from exc
-                dense_score.update({c: float(v) for c, v in zip(missing, sims, strict=True)})
-            dense_norm = {c: min(1.0, max(0.0, dense_score[c])) for c in cand}
-        lex_score: dict[int, float] = {}
-        lex_norm: dict[int, float] = {}
-        if use_lexical and lex_all is not None:
-            pos = lexical.positions(cand_arr)
-            raw = np.where(pos >= 0, lex_all[np.maximum(pos, 0)], 0.0)
-            lex_score = {c: float(v) for c, v in zip(cand, raw, strict=True)}
-            norm = lexical.normalized(query, raw) if lex_max > 0 else np.zeros(len(cand), np.float32)
-            lex_norm = {c: float(v) for c, v in zip(cand, norm, strict=True)}
-        normalized = {}
-        if use_dense:
-            normalized["dense"] = dense_norm
-        if use_lexical:
-            normalized["lexical"] = lex_norm
-        relevance = fuse.convex(normalized, params.alpha)
-        if params.mode == "hybrid" and params.fusion == "rrf":
-            fused = fuse.rrf({"dense": dense_rank, "lexical": lex_rank}, k=params.rrf_k, weights=params.weights)
-        else:
-            fused = relevance
-        order = fuse.ranking(fused)
-        timings["fusion"] = time.perf_counter() - t
-
-        # --- rerank ------------------------------------------------------------------------------------------------
-        rerank_score: dict[int, float] = {}
-        texts: dict[int, str] = {}
+        order = fused.order
+        reranked: tuple[list[int], dict[int, float]] | None = None
         if self.reranker is not None:
-            t = time.perf_counter()
-            head = order[: max(params.k, params.rerank_top)]
-            texts = self._texts(head)
-            head = [c for c in head if c in texts]
-            scores = self.reranker.score(query, [texts[c] for c in head])
-            rerank_score = {c: float(v) for c, v in zip(head, scores, strict=True)}
-            order = sorted(head, key=lambda c: (-rerank_score[c], order.index(c)))
-            timings["rerank"] = time.perf_counter() - t
+            with timed(timings, "rerank"):
+                head = order[: max(params.k, params.rerank_top)]
+                reranked = rerank_head(self.reranker, query, head, self._texts(head))
+            order = reranked[0]
 
-        # --- floor, top k, hydrate -----------------------------------------------------------------------------
-        final_rel = rerank_score if rerank_score else relevance
-        kept = [c for c in order if final_rel.get(c, 0.0) >= params.min_relevance]
-        if len(kept) < len(order) and params.min_relevance > 0 and len(kept) < params.k:
-            notes.append(f"{len(order) - len(kept)} candidates fell below the relevance floor "
-                         f"{params.min_relevance:g} and were dropped")
-        top = kept[: params.k]
-        t = time.perf_counter()
-        hits = self._hydrate(top)
-        timings["hydrate"] = time.perf_counter() - t
-        fused_rank = {c: r for r, c in enumerate(fuse.ranking(fused), start=1)}
-        dense_pos = {c: r for r, c in enumerate(dense_rank, start=1)}
-        lex_pos = {c: r for r, c in enumerate(lex_rank, start=1)}
-        rerank_pos = {c: r for r, c in enumerate(order, start=1)} if rerank_score else {}
-        for h in hits:
-            c = h.chunk_id
-            if use_dense:
-                h.scores["dense"] = dense_score[c]
-                h.scores["dense_norm"] = dense_norm[c]
-                if c in dense_pos:
-                    h.ranks["dense"] = dense_pos[c]
-            if use_lexical:
-                h.scores["lexical"] = lex_score.get(c, 0.0)
-                h.scores["lexical_norm"] = lex_norm.get(c, 0.0)
-                if c in lex_pos:
-                    h.ranks["lexical"] = lex_pos[c]
-            h.scores["fused"] = fused[c]
-            h.ranks["fused"] = fused_rank[c]
-            if rerank_score:
-                h.scores["rerank"] = rerank_score[c]
-                h.ranks["rerank"] = rerank_pos[c]
-            h.score = rerank_score.get(c, fused[c])
-            h.relevance = final_rel.get(c, 0.0)
+        final_rel = reranked[1] if reranked and reranked[1] else fused.relevance
+        top, floor_notes = apply_floor(order, final_rel, params.min_relevance, params.k)
+        notes.extend(floor_notes)
+        with timed(timings, "hydrate"):
+            hits = self._hydrate(top)
+        record_scores(hits, cands, scores, fused, reranked)
         if params.expand:
-            t = time.perf_counter()
-            expand(self.store, self.idx.collection_id, hits, params.max_neighbours)
-            timings["expand"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - t_start
+            with timed(timings, "expand"):
+                expand(self.store, self.idx.collection_id, hits, params.max_neighbours)
         for h in hits:
             h.timings = timings
         res.extend(hits)
-        res.notes.extend(notes)
-        res.timings = timings
-        return res
+        return done(notes)
 
     def _texts(self, ids: list[int]) -> dict[int, str]:
         with self.store.session() as s:
@@ -289,11 +407,3 @@ class Searcher:
         if missing:
             raise StaleIndex(missing)
         return [by_id[i] for i in ids]
-
-
-class StaleIndex(RuntimeError):
-    """The indexes named chunks the store no longer has (a concurrent ingest committed): search again."""
-
-    def __init__(self, missing: list[int]) -> None:
-        super().__init__(f"{len(missing)} chunk(s) vanished during the search")
-        self.missing = missing
