@@ -7,13 +7,14 @@ import json
 import math
 import statistics
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from localrag.app.cli import app
-from localrag.app.evaluate import aggregate, load_items, normalize_item, run_eval, summary_rows, write_report
+from localrag.app.evaluate import aggregate, load_items, normalize_item, run_eval, runner, summary_rows, write_report
 from localrag.app.evaluate.items import EvalInputError
 from localrag.app.evaluate.robustness import PERTURBATIONS, ZWJ, perturb, spread
 from localrag.eval.retrieval_metrics import chunk_rows, evidence_units
@@ -21,7 +22,7 @@ from localrag.eval.retrieval_metrics import chunk_rows, evidence_units
 ROOT = Path(__file__).resolve().parent.parent
 QA = ROOT / "data" / "eval" / "qa.jsonl"
 PNG = b"\x89PNG\r\n\x1a\n"
-runner = CliRunner()
+cli = CliRunner()
 
 
 def _write(path: Path, items: list) -> Path:
@@ -134,6 +135,45 @@ def test_score_and_latency_summaries_on_hand_made_records():
     assert lat["total"]["mean"] == pytest.approx(2.0) and lat["total"]["p50"] == pytest.approx(2.0)
     assert lat["total"]["p95"] == pytest.approx(2.9)  # linear interpolation between 2.0 and 3.0
     assert aggregate.finite({"a": [float("nan"), 1.0, np.float32("inf")]}) == {"a": [None, 1.0, None]}
+
+
+def _deviation(vectors: np.ndarray) -> float:
+    """Mean of 1 - cos(answer, centroid of the answers), written out here rather than taken from the code."""
+    v = np.asarray(vectors, dtype=np.float64)
+    v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    c = v.mean(axis=0)
+    c = c / np.linalg.norm(c)
+    return float(np.mean([1.0 - float(np.dot(x, c)) for x in v]))
+
+
+def test_robustness_stage_measures_the_spread_and_the_flips(embedder):
+    """The stage on scripted answers (a FakeAsker, named as a fake: a real model cannot be made to answer each
+    variant differently on cue) and the real MiniLM: deviation and flips recomputed here from the answers."""
+    scripted = [("The tower is 31 metres tall.", False), ("I don't know.", True), ("It has 112 steps.", False)]
+    asked: list[tuple[str, dict]] = []
+
+    class FakeAsker:
+        def __init__(self) -> None:
+            self.embedder = embedder
+
+        def ask(self, question: str, **kw):
+            asked.append((question, kw))
+            text, abstained = scripted[len(asked) - 1]
+            return SimpleNamespace(text=text, abstained=abstained)
+
+    ctx = runner.EvalContext(rag=FakeAsker(), collection="c", judge="proxy", k=3, answer_k=3, depth=10,
+                             robustness=3)
+    item = {"id": "q1", "question": "How tall is the Gannet Head lighthouse tower?"}
+    first = SimpleNamespace(text="The finished tower is 31 metres tall [1].", abstained=False)
+    rob = runner.robustness_stage(ctx, item, first)
+    assert [q for q, _ in asked] == [perturb(item["question"], j, "q1") for j in range(3)]
+    assert all(kw == {"collection": "c", "k": 3, "cache": False, "temperature": 0} for _, kw in asked)
+    assert rob["n"] == 3 and rob["abstain_flips"] == 1
+    assert [v["kind"] for v in rob["variants"]] == list(PERTURBATIONS[:3])
+    assert [(v["text"], v["abstained"]) for v in rob["variants"]] == scripted
+    texts = [first.text] + [t for t, _ in scripted]
+    assert rob["deviation"] == pytest.approx(_deviation(embedder.encode(texts)), abs=1e-5)
+    assert rob["deviation"] > 0.05  # different answers spread
 
 
 # --- a small real run, its summary recomputed from its own rows ---------------------------------------------------
@@ -257,26 +297,17 @@ def test_cli_bad_input_exits_2_naming_the_line(sample_rag, tmp_path, monkeypatch
     monkeypatch.setenv("LOCALRAG_LLM_THREADS", "2")
     base = ["--data-dir", str(sample_rag.data_dir), "eval"]
     bad = _write(tmp_path / "bad.jsonl", [{"question": "Who designed the lighthouse?"}, '{"question": "oops",'])
-    res = runner.invoke(app, base + [str(bad), "--out", str(tmp_path / "o")])
+    res = cli.invoke(app, base + [str(bad), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "bad.jsonl:2" in res.output and "not valid JSON" in res.output
     assert not (tmp_path / "o").exists()
-    res = runner.invoke(app, base + [str(tmp_path / "missing.jsonl")])
+    res = cli.invoke(app, base + [str(tmp_path / "missing.jsonl")])
     assert res.exit_code == 2 and "no such file" in res.output
     noq = _write(tmp_path / "noq.jsonl", ["", {"reference": "x"}])
-    res = runner.invoke(app, base + [str(noq)])
+    res = cli.invoke(app, base + [str(noq)])
     assert res.exit_code == 2 and "noq.jsonl:2" in res.output
     good = _write(tmp_path / "good.jsonl", [{"question": "Who designed the lighthouse?"}])
-    assert runner.invoke(app, base + [str(good), "--judge", "oracle"]).exit_code == 2
-    assert runner.invoke(app, base + [str(good), "--collection", "nope", "--out", str(tmp_path / "o")]).exit_code == 2
-
-
-def _deviation(vectors: np.ndarray) -> float:
-    """Mean of 1 - cos(answer, centroid of the answers), written out here rather than taken from the code."""
-    v = np.asarray(vectors, dtype=np.float64)
-    v = v / np.linalg.norm(v, axis=1, keepdims=True)
-    c = v.mean(axis=0)
-    c = c / np.linalg.norm(c)
-    return float(np.mean([1.0 - float(np.dot(x, c)) for x in v]))
+    assert cli.invoke(app, base + [str(good), "--judge", "oracle"]).exit_code == 2
+    assert cli.invoke(app, base + [str(good), "--collection", "nope", "--out", str(tmp_path / "o")]).exit_code == 2
 
 
 def test_cli_eval_json_robustness_and_limit(sample_rag, tmp_path, monkeypatch):
@@ -287,7 +318,7 @@ def test_cli_eval_json_robustness_and_limit(sample_rag, tmp_path, monkeypatch):
         {"id": "later", "question": "Who won the 1998 football world cup?", "reference": "France."},
     ])
     out = tmp_path / "out"
-    res = runner.invoke(app, ["--data-dir", str(sample_rag.data_dir), "eval", str(qa), "--limit", "1", "--json",
+    res = cli.invoke(app, ["--data-dir", str(sample_rag.data_dir), "eval", str(qa), "--limit", "1", "--json",
                               "--robustness", "2", "--out", str(out)])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
