@@ -1,26 +1,97 @@
-"""Quality on the labeled set (data/eval/retrieval.jsonl) with the real embedder: the set resolves against the
-sample corpus, the metrics come from ir-measures, and hybrid beats its parts by the issue's margin."""
+"""Retrieval quality with the real embedder, on two splits of labeled questions over the sample corpus:
+
+* dev  (data/eval/retrieval.jsonl): the set the search defaults (convex fusion, alpha, rrf_k, candidates) were
+  tuned on. Only structural checks here: every evidence spec resolves, the set has what it claims.
+* test (data/eval/retrieval_test.jsonl): held out, never tuned on. The quality thresholds are asserted here only,
+  a margin below what was measured (see data/eval/README.md for the figures).
+"""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from localrag.app.bench.retrieval_quality import best_floor, load_queries, measure, resolve, run_quality, unit_ranking
+from localrag.app.bench.retrieval_quality import (
+    LabeledQuery,
+    best_floor,
+    load_queries,
+    measure,
+    resolve,
+    run_quality,
+    unit_ranking,
+)
+
+EVAL = Path(__file__).resolve().parent.parent / "data" / "eval"
+DEV = EVAL / "retrieval.jsonl"  # defaults were tuned here: never assert quality on it
+TEST = EVAL / "retrieval_test.jsonl"  # held out: quality is asserted here only
+_WORD = re.compile(r"\w+")
 
 
-def test_every_evidence_spec_resolves_and_the_set_has_what_it_claims(sample_rag):
-    queries = load_queries()
+@pytest.mark.parametrize(("path", "min_answerable", "min_types"), [
+    (DEV, 50, {"unanswerable": 5, "offtopic": 5, "paraphrase": 15}),
+    (TEST, 40, {"unanswerable": 5, "offtopic": 5, "paraphrase": 30}),
+], ids=["dev", "test"])
+def test_every_evidence_spec_resolves_and_the_set_has_what_it_claims(sample_rag, path, min_answerable, min_types):
+    queries = load_queries(path)
+    assert len({q.id for q in queries}) == len(queries)
     types = {t: sum(q.type == t for q in queries) for t in {q.type for q in queries}}
-    assert len([q for q in queries if q.answerable]) >= 50
-    assert types["unanswerable"] >= 5 and types["offtopic"] >= 5 and types["paraphrase"] >= 15
+    assert len([q for q in queries if q.answerable]) >= min_answerable
+    assert all(types.get(t, 0) >= n for t, n in min_types.items()), types
     coll = sample_rag.store.collection("default")
     units = resolve(sample_rag.store, coll.id, queries)  # raises when a spec matches no chunk
-    assert all(units[q.id] for q in queries if q.answerable)
+    for q in queries:
+        if q.answerable:  # each spec matches a chunk, and 1 or 2 only (chunks overlap): the specs are specific
+            for n in range(len(q.relevant)):
+                matched = [c for c, us in units[q.id].items() if f"{q.id}/{n}" in us]
+                assert 1 <= len(matched) <= 2, (q.id, q.relevant[n], matched)
+
+
+def _longest_shared_run(a: list[str], b: list[str]) -> int:
+    best = 0
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0] * (len(b) + 1)
+        for j, y in enumerate(b, start=1):
+            if x == y:
+                cur[j] = prev[j - 1] + 1
+                best = max(best, cur[j])
+        prev = cur
+    return best
+
+
+def test_the_test_split_is_new_and_paraphrased(sample_rag):
+    """Held out means: no question of the dev split again, and the questions do not copy the evidence's wording
+    (no run of more than 3 words in common with the chunk that holds the answer)."""
+    dev, test = load_queries(DEV), load_queries(TEST)
+    norm = {" ".join(_WORD.findall(q.query.casefold())) for q in dev}
+    assert not {q.id for q in dev} & {q.id for q in test}
+    assert not [q.id for q in test if " ".join(_WORD.findall(q.query.casefold())) in norm]
+    store = sample_rag.store
+    units = resolve(store, store.collection("default").id, test)
+    texts = {c: t for c, t in _chunk_texts(sample_rag)}
+    copied = {}
+    for q in test:
+        if not q.answerable:
+            continue
+        words = _WORD.findall(q.query.casefold())
+        run = max(_longest_shared_run(words, _WORD.findall(texts[c].casefold())) for c in units[q.id])
+        if run > 3:
+            copied[q.id] = run
+    assert not copied, copied
+
+
+def _chunk_texts(rag) -> list[tuple[int, str]]:
+    from sqlalchemy import select
+
+    from localrag.index.store import ChunkRow
+
+    with rag.store.session() as s:
+        return [tuple(r) for r in s.execute(select(ChunkRow.id, ChunkRow.text)).all()]
 
 
 def test_unit_ranking_and_measure_on_a_hand_made_run():
-    from localrag.app.bench.retrieval_quality import LabeledQuery
-
     qs = [LabeledQuery("a", "x", "exact", [{"source": "f"}, {"source": "g"}]), LabeledQuery("b", "y", "exact",
           [{"source": "f"}])]
     units = {"a": {10: ["a/0"], 11: ["a/0"], 12: ["a/1"]}, "b": {20: ["b/0"]}}
@@ -33,19 +104,39 @@ def test_unit_ranking_and_measure_on_a_hand_made_run():
 
 
 def test_best_floor_separates():
-    from localrag.app.bench.retrieval_quality import LabeledQuery
-
     qs = [LabeledQuery("a", "", "x", [{}]), LabeledQuery("b", "", "x", [{}]), LabeledQuery("c", "", "offtopic")]
     f = best_floor({"a": 0.5, "b": 0.6, "c": 0.2}, qs, ("offtopic",))
     assert f["accuracy"] == 1.0 and 0.2 < f["floor"] <= 0.5
 
 
+# Measured on the test split (46 answerable questions; one question is 0.022 of recall@5), see data/eval/README.md:
+#                 R@5    RR@10
+#   dense        0.935   0.758
+#   hybrid-conv  0.913   0.722   (the default)
+#   hybrid-rrf   0.848   0.600
+#   lexical      0.457   0.327
+# The thresholds sit about two questions below. On this held-out, paraphrased set the default hybrid does NOT
+# beat its dense leg (it is one question behind); that is asserted as it is, not tuned away (issue 14).
+FLOORS = {
+    "dense": {"R@5": 0.88, "RR@10": 0.70},
+    "hybrid-convex": {"R@5": 0.86, "RR@10": 0.67},
+    "hybrid-rrf": {"R@5": 0.79, "RR@10": 0.55},
+    "lexical": {"R@5": 0.41, "RR@10": 0.28},
+}
+
+
 @pytest.mark.slow
-def test_hybrid_beats_the_best_single_mode_by_five_recall_points(sample_rag):
-    report = run_quality(sample_rag, k=10)
-    r5 = {name: r["overall"]["R@5"] for name, r in report["systems"].items()}
-    best_single = max(r5["lexical"], r5["dense"])
-    assert r5["hybrid-convex"] >= best_single + 0.05, r5
-    assert r5["hybrid-rrf"] >= best_single + 0.05, r5  # with the default rrf_k=5 (k=60 does not reach it)
-    # off-topic questions fall below a floor that keeps almost every answerable one
+def test_quality_on_the_held_out_split(sample_rag):
+    report = run_quality(sample_rag, k=10, queries_path=TEST)
+    got = {name: r["overall"] for name, r in report["systems"].items()}
+    for name, floors in FLOORS.items():
+        for metric, floor in floors.items():
+            assert got[name][metric] >= floor, (name, metric, got[name][metric], floor)
+    r5 = {name: m["R@5"] for name, m in got.items()}
+    # what holds on held-out data: the default hybrid stays within two questions of the best single leg, far
+    # ahead of BM25 alone, and convex fusion (the default) ranks better than RRF
+    assert r5["hybrid-convex"] >= max(r5["dense"], r5["lexical"]) - 0.05, r5
+    assert r5["hybrid-convex"] >= r5["lexical"] + 0.3, r5
+    assert got["hybrid-convex"]["RR@10"] > got["hybrid-rrf"]["RR@10"], got
+    # off-topic questions fall below a relevance floor that keeps almost every answerable one
     assert report["systems"]["hybrid-convex"]["floor_offtopic"]["accuracy"] >= 0.9
