@@ -22,6 +22,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # times slower as soon as another busy process shares the cores (measured: eval/scoring.py notes, BENCHMARKS.md)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from localrag.app import cli_ui  # noqa: E402 - after the environment
 from localrag.app.commands import asking, bench, evaluation, library, llm  # noqa: E402 - after the environment
 from localrag.app.commands.common import err, state  # noqa: E402
 
@@ -56,6 +57,7 @@ bench.register(app)  # bench ...
 asking.register(app)  # ask, chat, cache ...
 llm.register(app)  # llm serve, llm info
 evaluation.register(app)  # eval
+cli_ui.register(app)  # ui, export sft (app/cli_ui.py)
 
 
 def main() -> None:

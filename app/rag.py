@@ -23,6 +23,7 @@ from localrag.retrieval.types import Filters, Hit, Neighbour, SearchResults
 
 if TYPE_CHECKING:
     from localrag.app.answer import Answer, Restart
+    from localrag.app.conversations import Conversations
     from localrag.app.llm import LlamaCppLLM, OpenAICompatLLM
     from localrag.retrieval.cache import SemanticCache
 
@@ -477,6 +478,47 @@ class Rag:
             self.cache.put(coll.id, res.corpus_version, model_id, scope, standalone, final.to_dict())
             final.timings["cache_store"] = time.perf_counter() - t
         yield final
+
+    # --- documents, conversations and feedback (app/conversations.py) ------------------------------------------
+    def documents(self, collection: str = "default") -> list[dict[str, Any]]:
+        """The documents of a collection, by source: kind, status ("ok", or "duplicate" of another file), chunks,
+        pages (PDFs), title, size in bytes, when ingested, and warnings."""
+        coll = self._collection(collection, create=False)
+        with self.store.session() as s:
+            rows = s.scalars(select(DocumentRow).where(DocumentRow.collection_id == coll.id)
+                             .order_by(DocumentRow.source)).all()
+            by_id = {d.id: d.source for d in rows}
+        out = []
+        for d in rows:
+            meta = json.loads(d.meta) if d.meta else {}
+            out.append({
+                "source": d.source, "name": d.source.rsplit("/", 1)[-1], "kind": d.kind, "status": d.status,
+                "duplicate_of": by_id.get(d.duplicate_of) if d.duplicate_of else None, "chunks": d.n_chunks,
+                "pages": int(meta["pages"]) if str(meta.get("pages", "")).isdigit() else None,
+                "title": meta.get("title"), "size": d.size, "ingested": d.ingested,
+                "warnings": json.loads(d.warnings) if d.warnings else [],
+            })
+        return out
+
+    @property
+    def conversations(self) -> Conversations:
+        """Saved chats and 👍/👎 feedback, in this data directory's database (app/conversations.py)."""
+        conv = self.__dict__.get("_conversations")
+        if conv is None:
+            from localrag.app.conversations import Conversations
+
+            conv = self.__dict__.setdefault("_conversations", Conversations(self.store))
+        return conv
+
+    def feedback(self, rating: int | str, *, message_id: int | None = None, answer: Any = None,
+                 comment: str | None = None) -> int:
+        """Rate an answer 👍 ("up", 1) or 👎 ("down", -1): a saved chat message by id, or an Answer. Returns the
+        feedback id; `export_sft` turns the ratings into fine-tuning data."""
+        return self.conversations.rate(rating, message_id=message_id, answer=answer, comment=comment)
+
+    def export_sft(self, out: str | Path, rating: str = "up", collection: str | None = None) -> int:
+        """Write rated answers as chat-format JSONL for TRL's SFTTrainer / Unsloth; returns the number of lines."""
+        return self.conversations.export_sft(out, rating=rating, collection=collection)  # type: ignore[arg-type]
 
 
 def _as_messages(history: Sequence[Any]) -> list[dict[str, str]]:

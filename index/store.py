@@ -212,3 +212,54 @@ class Store:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
+
+
+# --- conversations and feedback (app/conversations.py) ---------------------------------------------------------
+# Added after the first release: `Store()` runs `create_all`, which creates these tables in an existing database and
+# leaves the older tables as they are, so data directories made before them open unchanged.
+class ConversationRow(Base):
+    """A chat: its messages in order. The id is random (uuid4 hex) so that a link to one cannot be guessed."""
+
+    __tablename__ = "conversations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(200), index=True)  # by name: a chat outlives a re-created collection
+    title: Mapped[str] = mapped_column(Text, default="")
+    settings: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON object: k, mode, filters... when started
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class MessageRow(Base):
+    __tablename__ = "messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20))  # user / assistant
+    content: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: Answer.to_dict() of an assistant turn
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FeedbackRow(Base):
+    """A 👍/👎 on an answer, self-contained (question, answer, the sources the model saw, citations, scores, model), so
+    that it stays usable as training data after the conversation or the documents are gone."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), nullable=True, unique=True
+    )
+    conversation_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    collection: Mapped[str] = mapped_column(String(200), index=True)
+    rating: Mapped[int] = mapped_column(Integer)  # +1 up, -1 down
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    question: Mapped[str] = mapped_column(Text)  # as asked
+    standalone_question: Mapped[str | None] = mapped_column(Text, nullable=True)  # as the model saw it (follow-ups)
+    answer: Mapped[str] = mapped_column(Text)
+    abstained: Mapped[bool] = mapped_column(Boolean, default=False)
+    sources: Mapped[str] = mapped_column(Text, default="[]")  # JSON list: the numbered sources given to the model
+    citations: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    scores: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON object
+    model_id: Mapped[str] = mapped_column(String(500), default="")
+    prompt_version: Mapped[str] = mapped_column(String(200), default="")
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

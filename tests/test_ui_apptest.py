@@ -1,0 +1,442 @@
+"""The Streamlit UI (ui/app.py) driven headless with streamlit.testing.v1.AppTest: every page, the real bundled
+models for answers (one load per session), and a named fake LLM only where a test is about control flow (a rejected
+draft restarting visibly, stop, follow-ups carrying the history)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jsonschema
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "ui" / "app.py")
+SAMPLE = ROOT / "data" / "sample"
+QUESTION = "Who designed Gannet Head Lighthouse?"
+OFF_TOPIC = "What is the capital of Mongolia?"
+TIMEOUT = 600  # one real answer from the 135M model; generous because CI machines are shared
+
+SFT_SCHEMA = {
+    "type": "object",
+    "required": ["messages"],
+    "properties": {
+        "messages": {
+            "type": "array", "minItems": 3, "maxItems": 3,
+            "prefixItems": [
+                {"type": "object", "properties": {"role": {"const": "system"}}},
+                {"type": "object", "properties": {"role": {"const": "user"}}},
+                {"type": "object", "properties": {"role": {"const": "assistant"}}},
+            ],
+            "items": {"type": "object", "required": ["role", "content"], "additionalProperties": False,
+                      "properties": {"role": {"enum": ["system", "user", "assistant"]},
+                                     "content": {"type": "string", "minLength": 1}}},
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def ui_rag(tmp_path_factory, embedder):
+    """A small collection (the lighthouse article) with the real embedder and the real bundled LLM, greedy."""
+    from localrag import Rag
+
+    data = tmp_path_factory.mktemp("ui") / "data"
+    rag = Rag.open(data, embedder=embedder, llm_temperature=0.0, answer_max_tokens=128)
+    report = rag.ingest([SAMPLE / "gannet-head-lighthouse.md"])
+    assert report.exit_code == 0, report.to_dict()
+    yield rag
+    rag.close()
+
+
+@pytest.fixture()
+def serve():
+    """Serve a given Rag to the app (ui.common.provide_rag), and stop serving it after the test."""
+    from localrag.ui import common
+
+    def use(rag):
+        common.provide_rag(rag)
+
+    yield use
+    common.provide_rag(None)
+
+
+def new_app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Everything the page shows as text (markdown, captions, alerts), one string."""
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.error] + [w.value for w in at.warning] + [i.value for i in at.info]
+    parts += [s.value for s in at.success]
+    return "\n".join(str(p) for p in parts)
+
+
+def ask(at: AppTest, question: str) -> AppTest:
+    at.chat_input[0].set_value(question).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+# --- Chat, real model ---------------------------------------------------------------------------------------------
+@dataclass
+class Asked:
+    at: AppTest
+    rag: object
+
+
+@pytest.fixture(scope="module")
+def asked(ui_rag):
+    """The lighthouse question asked once in the Chat page (the streaming path, with the real model)."""
+    from localrag.ui import common
+
+    common.provide_rag(ui_rag)
+    try:
+        at = new_app()
+        ask(at, QUESTION)
+        yield Asked(at, ui_rag)
+    finally:
+        common.provide_rag(None)
+
+
+def test_chat_streams_an_answer_with_citations(asked):
+    from localrag.ui.common import content_words, md_escape
+    from localrag.ui.page_chat import _citing_words
+
+    at = asked.at
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]
+    msgs = at.session_state["chat_messages"]
+    ans = msgs[-1]["answer"]
+    assert not ans["abstained"], ans.get("abstain_reason")
+    # it came through the stream: text pieces arrived before the final Answer
+    assert ans["ui"]["first_piece_s"] is not None and ans["ui"]["first_piece_s"] <= ans["ui"]["finished_s"]
+    assistant = at.chat_message[1]
+    shown = "\n".join(m.value for m in assistant.markdown)
+    assert md_escape(ans["text"]) in shown  # the answer, as text
+    # numbered citations (the streaming path must not lose them), each expandable to source and quote
+    assert ans["citations"], "the streamed answer lost its citations"
+    labels = [e.label for e in assistant.expander]
+    for c in ans["citations"]:
+        assert f"[{c['n']}]" in ans["text"]
+        assert any(lbl.startswith(f"\\[{c['n']}\\] gannet\\-head\\-lighthouse\\.md") for lbl in labels), labels
+    first = ans["citations"][0]
+    cite = next(e for e in assistant.expander if e.label.startswith(f"\\[{first['n']}\\]"))
+    inside = "\n".join(m.value for m in cite.markdown)
+    assert md_escape(first["source"]) in inside and "**Quote:**" in inside
+    cited = _citing_words(ans["text"], first["n"]) & content_words(first["quote"])
+    for word in cited:  # the words the citing sentence shares with the quote are highlighted
+        assert re.search(rf"\*\*{re.escape(word)}\*\*", inside, re.IGNORECASE), (word, inside)
+    assert "p. " not in cite.label  # a Markdown file has no pages
+    # badges and the details row
+    assert "faithfulness" in shown and "relevance" in shown
+    details = "\n".join(c.value for c in assistant.caption)
+    assert "retrieval" in details and "first token" in details and "total" in details
+
+
+def test_chat_is_saved_and_reopens_after_a_refresh(asked, serve):
+    conv_id = asked.at.session_state["chat_conv"]
+    assert asked.at.query_params["c"] == conv_id
+    saved = asked.rag.conversations.load(conv_id)
+    assert [m["role"] for m in saved["messages"]] == ["user", "assistant"]
+    assert saved["messages"][1]["answer"]["citations"]
+    # a new browser session (a refresh) with the conversation in the URL shows it again
+    serve(asked.rag)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["c"] = conv_id
+    at.run()
+    assert not at.exception
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]
+    answer = saved["messages"][1]["answer"]["text"]
+    from localrag.ui.common import md_escape
+
+    assert md_escape(answer) in "\n".join(m.value for m in at.chat_message[1].markdown)
+    # and the sidebar lists it
+    assert any(b.key == f"conv-{conv_id}" for b in at.sidebar.button)
+
+
+def test_feedback_is_stored_and_exported(asked, serve, tmp_path):
+    serve(asked.rag)
+    at = asked.at
+    assert len(at.feedback) == 1
+    at.feedback[0].set_value(1).run()
+    assert not at.exception
+    mid = at.session_state["chat_messages"][-1]["id"]
+    fb = asked.rag.conversations.feedback_for(mid)
+    answer = at.session_state["chat_messages"][-1]["answer"]["text"]
+    assert fb["rating"] == 1 and fb["question"] == QUESTION and fb["answer"] == answer
+    assert fb["citations"] and fb["sources"] and fb["model_id"] and fb["scores"]
+    # a comment updates the same rating
+    at.text_input(key=f"fbc-{mid}").input("names the engineer").run()
+    assert asked.rag.conversations.feedback_for(mid)["comment"] == "names the engineer"
+    assert len(asked.rag.conversations.feedback()) == 1
+
+    out = tmp_path / "sft.jsonl"
+    assert asked.rag.export_sft(out, rating="up") == 1
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1
+    rec = json.loads(lines[0])
+    jsonschema.validate(rec, SFT_SCHEMA)
+    system, user, assistant = rec["messages"]
+    assert "<<<SOURCE 1" in user["content"] and QUESTION in user["content"]
+    assert assistant["content"] == answer
+
+
+def test_abstention_is_shown_as_such(ui_rag, serve):
+    serve(ui_rag)
+    at = ask(new_app(), OFF_TOPIC)
+    assistant = at.chat_message[-1]
+    warn = "\n".join(w.value for w in assistant.warning)
+    assert "No answer from the documents" in warn and "relevance" in warn  # the reason
+    assert not [e for e in assistant.expander if e.label.startswith("\\[")]  # no citations
+    ans = at.session_state["chat_messages"][-1]["answer"]
+    assert ans["abstained"]
+
+
+def test_error_is_a_message_not_a_traceback(ui_rag, serve, rag_factory, embedder):
+    """The LLM server is down: an error box that says what to do, no exception element, and the chat goes on."""
+    import socket
+
+    with socket.socket() as s:  # a loopback port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = rag_factory(ui_rag.data_dir, llm_backend="openai", llm_base_url=f"http://127.0.0.1:{port}/v1",
+                       llm_model="some-model", cache_enabled=False, llm_timeout_s=5)
+    serve(down)
+    at = ask(new_app(), QUESTION)
+    assert not at.exception
+    err = "\n".join(e.value for e in at.error)
+    assert "Error while answering" in err and "llm" in err.lower()
+    assert "localrag llm info" in err  # what to do
+    assert at.chat_input[0].disabled is False
+
+
+# --- Chat control flow, with a fake LLM --------------------------------------------------------------------------
+@dataclass
+class FakeScriptedLLM:
+    """A fake LLM for control-flow tests: scripted replies in order, streamed word by word with an optional delay
+    (so that a test can stop it half-way)."""
+
+    replies: list[str]
+    delay: float = 0.0
+    model_id: str = "fake-scripted"
+    calls: list[list[dict]] = field(default_factory=list)
+    n_ctx: int = 4096
+    gate: threading.Event = field(default_factory=threading.Event)
+
+    def _completion(self, messages):
+        from localrag.app.llm import Completion
+
+        self.calls.append(messages)
+        text = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
+        return Completion(text, 50, len(text.split()), "stop", 0.01, 0.001, self.model_id)
+
+    def generate(self, messages, **kw):
+        return self._completion(messages)
+
+    def stream(self, messages, **kw):
+        from localrag.app.llm import StreamResult
+
+        c = self._completion(messages)
+
+        def produce(rec):
+            for n, word in enumerate(c.text.split(" ")):
+                if n == 1:
+                    self.gate.set()  # the first piece is out
+                if self.delay:
+                    time.sleep(self.delay)
+                yield word + " "
+            rec.completion = c
+
+        return StreamResult(produce)
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def close(self):
+        pass
+
+
+@pytest.fixture()
+def fake_rag(ui_rag, rag_factory):
+    def make(llm):
+        rag = rag_factory(ui_rag.data_dir, cache_enabled=False, score_answers=False)
+        rag.set_llm(llm)
+        return rag
+
+    return make
+
+
+def test_rejected_draft_restarts_visibly(fake_rag, serve):
+    llm = FakeScriptedLLM(["The tower was painted blue by 1999 sailors [1].",
+                           "Gannet Head Lighthouse was designed by Elias Thornbury [1]."])
+    serve(fake_rag(llm))
+    at = ask(new_app(), QUESTION)
+    ans = at.session_state["chat_messages"][-1]["answer"]
+    assert len(llm.calls) == 2 and ans["restarts"], "the first draft should fail the numbers guardrail"
+    assert "Thornbury" in ans["text"] and "blue" not in ans["text"]
+    caps = "\n".join(c.value for c in at.chat_message[-1].caption)
+    assert "1 draft(s) rejected" in caps
+
+
+def test_follow_up_sends_the_history(fake_rag, serve):
+    llm = FakeScriptedLLM(["Gannet Head Lighthouse was designed by Elias Thornbury [1].",
+                           "When was Gannet Head Lighthouse first lit?",
+                           "The light was first exhibited on the evening of 14 October 1867 [1]."])
+    serve(fake_rag(llm))
+    at = ask(new_app(), QUESTION)
+    ask(at, "When was it first lit?")
+    # the second call is the rewrite: it saw the first turn
+    rewrite = "\n".join(m["content"] for m in llm.calls[1])
+    assert "Thornbury" in rewrite and "When was it first lit?" in rewrite
+    last = at.session_state["chat_messages"][-1]["answer"]
+    assert last["standalone_question"] == "When was Gannet Head Lighthouse first lit?"
+    assert "1867" in last["text"]
+    assert "Searched for" in "\n".join(c.value for c in at.chat_message[-1].caption)
+
+
+def test_clicks_while_streaming_keep_the_answer_and_stop_stops_it(fake_rag, serve):
+    """Streamlit reruns on every click. The answer lives in a worker, so a rerun picks it up again; Stop ends it
+    with the partial text saved and marked."""
+    from localrag.ui.chat_job import AnswerJob
+
+    llm = FakeScriptedLLM(["Gannet Head Lighthouse was designed by Elias Thornbury who built two rock towers "
+                           "further along the coast before it and many more words follow here [1]."], delay=0.3)
+    rag = fake_rag(llm)
+    serve(rag)
+    at = new_app()
+    conv = rag.conversations.create("default")
+    at.session_state["chat_conv"] = conv
+    job = AnswerJob(QUESTION, "default", {"history": None}, conversation_id=conv).start(rag)
+    at.session_state["chat_job"] = job
+    assert llm.gate.wait(60)
+    with pytest.raises(RuntimeError, match="timed out"):
+        at.run(timeout=1.5)  # the script run is stopped half-way (as a click does), the job goes on
+    assert not job.done
+    job.stop()  # what the Stop button's callback does
+    at.run()
+    msg = at.session_state["chat_messages"][-1]
+    assert msg["answer"]["stopped"] and msg["content"].startswith("Gannet")
+    assert "stopped before the answer was finished" in "\n".join(c.value for c in at.chat_message[-1].caption)
+    saved = rag.conversations.load(conv)["messages"][-1]
+    assert saved["answer"]["stopped"]
+
+
+# --- Documents -----------------------------------------------------------------------------------------------------
+def test_upload_is_sanitised_ingested_once_and_removable(rag_factory, serve):
+    rag = rag_factory()
+    serve(rag)
+    at = new_app()
+    at.switch_page("page_documents.py").run()
+    assert not at.exception
+    body = b"# Crane log\n\nThe harbour crane at Port Wren lifts up to 40 tonnes and was installed in 2011.\n"
+    at.file_uploader(key="docs_upload").set_value(("../../etc/crane <log>.md", body, "text/markdown")).run()
+    at.button(key="docs_ingest_uploads").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    report = at.session_state["docs_report"]
+    assert [r["outcome"] for r in report["rows"]] == ["ingested"], report
+    saved = rag.data_dir / "uploads" / "default" / "crane log.md"
+    assert saved.read_bytes() == body, sorted(p.name for p in (rag.data_dir / "uploads" / "default").iterdir())
+    assert report["rows"][0]["file"] == "uploads/default/crane log.md"
+    assert any(d["name"] == "crane log.md" for d in rag.documents("default"))
+    # the uploader keeps its file across reruns: ingesting again stores nothing new
+    at.button(key="docs_ingest_uploads").click().run()
+    assert [r["outcome"] for r in at.session_state["docs_report"]["rows"]] == ["unchanged"]
+    assert "unchanged" in texts(at)
+    # remove it from the list
+    at.multiselect(key="docs_remove_choice").set_value([str(saved)]).run()
+    at.button(key="docs_remove").click().run()
+    assert not at.exception
+    assert [r["outcome"] for r in at.session_state["docs_report"]["rows"]] == ["removed"]
+    assert rag.documents("default") == []
+
+
+def test_folder_sync_and_bad_file_outcomes(rag_factory, serve, tmp_path):
+    rag = rag_factory()
+    serve(rag)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    shutil.copy(SAMPLE / "wren-loaf-bakery.md", folder)
+    (folder / "broken.ttl").write_text("@prefix ex: <http://example.org/> .\nex:a ex:b", encoding="utf-8")
+    at = new_app()
+    at.switch_page("page_documents.py").run()
+    at.text_input(key="docs_folder").input(str(folder)).run()
+    at.button(key="docs_folder_sync").click().run()
+    assert not at.exception
+    rows = {Path(r["file"]).name: r for r in at.session_state["docs_report"]["rows"]}
+    assert rows["wren-loaf-bakery.md"]["outcome"] == "ingested"
+    assert rows["broken.ttl"]["outcome"] == "error" and rows["broken.ttl"]["details"]
+    assert "could not be ingested" in texts(at)
+    # status and index health
+    assert any(df.value["collection"].tolist() == ["default"] for df in at.dataframe if "collection" in df.value)
+
+
+# --- Search --------------------------------------------------------------------------------------------------------
+def test_search_shows_stage_scores_and_timings(ui_rag, serve):
+    serve(ui_rag)
+    at = new_app()
+    at.switch_page("page_search.py").run()
+    at.text_input(key="search_query").input("lighthouse keeper")
+    at.button[0].click().run()  # the form's submit button sends the form's values
+    assert not at.exception
+    res = at.session_state["search_result"]
+    assert res["hits"] and res["mode"] == "hybrid"
+    caption = "\n".join(c.value for c in at.caption)
+    assert "retrieve" in caption or "dense" in caption or "total" in caption, caption
+    stage_tables = [df.value for df in at.dataframe if "fused" in df.value.columns]
+    assert stage_tables and {"dense", "lexical", "fused"} <= set(stage_tables[0].columns)
+    assert "(#1)" in str(stage_tables[0]["fused"].iloc[0])
+    assert any("keeper" in t.value.lower() for t in at.text)
+
+
+# --- Evaluate ------------------------------------------------------------------------------------------------------
+def test_evaluate_runs_an_uploaded_qa_set(ui_rag, serve):
+    serve(ui_rag)
+    at = new_app()
+    at.switch_page("page_evaluate.py").run()
+    qa = "\n".join(json.dumps(x) for x in [
+        {"id": "u1", "question": OFF_TOPIC, "reference": "", "answerable": False},
+        {"id": "u2", "question": "Which football team won the 1998 World Cup?", "reference": "", "answerable": False},
+    ]).encode()
+    at.radio(key="eval_source").set_value("upload").run()
+    at.file_uploader(key="eval_upload").set_value(("my qa.jsonl", qa, "application/json")).run()
+    at.button(key="eval_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    saved = at.session_state["eval_result"]
+    assert saved["result"]["n_items"] == 2 and saved["result"]["abstention"]["accuracy"] == 1.0
+    summary = {(r["section"], r["measure"]): r["value"] for r in saved["summary"]}
+    assert summary[("abstention", "accuracy")].startswith("100")
+    names = {d.proto.label for d in at.get("download_button")}
+    assert {"Download report.json", "Download report.md"} <= names
+    assert json.loads(Path(saved["paths"][0]).read_text())["n_items"] == 2
+
+
+def test_pages_without_documents_say_what_to_do(rag_factory, serve):
+    serve(rag_factory())
+    at = new_app()
+    assert "no documents yet" in texts(at).lower()
+    for page in ("page_documents.py", "page_search.py", "page_evaluate.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+
+
+def test_document_text_is_escaped():
+    from localrag.ui.common import highlight, md_escape, safe_filename
+
+    evil = '![x](http://evil.example/p.png) <img src=x onerror=alert(1)> [link](javascript:alert(1)) $x$ # h'
+    out = md_escape(evil)
+    assert re.search(r"(?<!\\)[!\[\]()<>$#:]", out) is None, out  # every special character is escaped
+    assert out.replace("\\", "") == evil  # and nothing else changed
+    assert highlight("Elias Thornbury designed it.", {"thornbury"}) == "Elias **Thornbury** designed it\\."
+    assert safe_filename("../../etc/passwd") == "passwd"
+    assert safe_filename("..") == "upload" and safe_filename("a/b\\c.md") == "c.md"
+    assert safe_filename(".hidden.md") == "hidden.md"

@@ -1,0 +1,128 @@
+"""Evaluate: run a QA set (JSON lines: question, reference, relevant, answerable) through retrieval, answering and
+scoring, with a progress bar; the metrics table, charts, and report.json / report.md to download."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+import localrag
+from localrag import Rag
+from localrag.ui import common
+
+RESULT = "eval_result"
+BUNDLED = Path(localrag.__file__).resolve().parent / "data" / "eval" / "qa.jsonl"
+
+
+def _evaluate(rag: Rag, qa_path: Path, collection: str, limit: int | None, judge: str, k: int | None) -> None:
+    from localrag.app.evaluate import EvalInputError, load_items, run_eval, summary_rows, write_report
+
+    try:
+        items = load_items(qa_path, limit=limit)
+    except EvalInputError as exc:
+        common.show_error(exc, "reading the QA file")
+        return
+    bar = st.progress(0.0, text=f"Evaluating {len(items)} questions…")
+
+    def on_progress(done: int, total: int, current: str) -> None:
+        bar.progress(min(1.0, done / total) if total else 1.0,
+                     text=f"{done}/{total} questions" + (f" · {current}" if current else ""))
+
+    try:
+        result = run_eval(rag, items, collection=collection, judge=judge, k=k, progress=on_progress)
+    except Exception as exc:  # noqa: BLE001 - bad collection, judge model that cannot load...
+        bar.empty()
+        common.show_error(exc, "evaluating")
+        return
+    out = rag.data_dir / "eval-runs" / time.strftime("%Y%m%d-%H%M%S")
+    try:
+        paths = write_report(result, out)
+    except Exception as exc:  # noqa: BLE001
+        common.show_error(exc, "writing the report")
+        return
+    bar.progress(1.0, text=f"Done: {result['n_items']} questions in {result['seconds']:.1f} s")
+    st.session_state[RESULT] = {
+        "summary": [{"section": a, "measure": b, "value": c} for a, b, c in summary_rows(result)],
+        "result": result, "paths": [str(p) for p in paths], "qa": qa_path.name,
+    }
+
+
+def _show(saved: dict[str, Any]) -> None:
+    result = saved["result"]
+    paths = [Path(p) for p in saved["paths"]]
+    st.subheader(f"Results: {common.md_escape(saved['qa'])} on {common.md_escape(result['settings']['collection'])}")
+    if result.get("n_failed"):
+        st.warning(f"{result['n_failed']} of {result['n_items']} questions failed; the others were scored.")
+    st.dataframe(saved["summary"], hide_index=True, width="stretch", key="eval_summary")
+    means = {f"{name} [{judge}]": m["mean"] for judge, metrics in (result.get("scores") or {}).items()
+             for name, m in metrics.items() if m.get("mean") is not None}
+    if means:
+        st.bar_chart({"mean score": means}, horizontal=True, height=max(160, 36 * len(means)))
+    for p in paths:
+        if p.suffix == ".png" and p.is_file():
+            st.image(str(p), caption=p.name)
+    cols = st.columns(2)
+    for col, p, mime in ((cols[0], paths[0], "application/json"), (cols[1], paths[1], "text/markdown")):
+        if p.is_file():
+            col.download_button(f"Download {p.name}", p.read_bytes(), file_name=p.name, mime=mime,
+                                key=f"eval_dl_{p.name}")
+    rows = []
+    for r in result.get("items") or []:
+        ans = r.get("answer") or {}
+        rows.append({"id": r["id"], "question": r["question"], "answerable": r.get("answerable"),
+                     "abstained": r.get("abstained"), "correct": r.get("correct"), "answer": ans.get("text", ""),
+                     "error": r.get("error") or ""})
+    with st.expander(f"Items ({len(rows)})"):
+        st.dataframe(rows, hide_index=True, width="stretch", key="eval_items")
+    for note in result.get("notes") or []:
+        st.caption(common.md_escape(note))
+    for e in result.get("errors") or []:
+        st.caption(f"failed {common.md_escape(e['id'])}: {common.md_escape(e['error'])}")
+
+
+def render() -> None:
+    rag = common.rag_or_stop()
+    st.header("Evaluate")
+    names = common.collection_names(rag)
+    if not names:
+        st.info("There are no documents yet: add some on the **Documents** page.")
+        return
+    options = (["bundled"] if BUNDLED.is_file() else []) + ["upload"]
+    source = st.radio("QA set", options, horizontal=True, key="eval_source",
+                      format_func=lambda o: "data/eval/qa.jsonl (bundled)" if o == "bundled" else "upload a file")
+    upload = None
+    if source == "upload":
+        upload = st.file_uploader("QA file (JSON lines: question, reference, relevant, answerable, id)",
+                                  type=["jsonl", "json"], key="eval_upload")
+    with st.form("eval_form"):
+        c1, c2, c3, c4 = st.columns(4)
+        collection = c1.selectbox("Collection", names, key="eval_collection")
+        limit = c2.number_input("First N questions (0 = all)", 0, 10000, 5, key="eval_limit",
+                                help="Each answerable question costs one LLM answer: start small.")
+        k = c3.number_input("Sources per answer (0 = answer_k)", 0, 50, 0, key="eval_k")
+        judge = c4.selectbox("Judge", ("proxy", "llm"), key="eval_judge",
+                             help="proxy: fast, no LLM. llm: adds the configured LLM as a judge (slow; the bundled "
+                             "135M model is not a reliable judge).")
+        go = st.form_submit_button("Run evaluation", type="primary", key="eval_run")
+    if go:
+        if source == "upload":
+            if upload is None:
+                st.error("Choose a QA file to upload first (JSON lines with a `question` per line).")
+            else:
+                folder = rag.data_dir / "eval-runs" / "qa-uploads"
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / common.safe_filename(upload.name, "qa.jsonl")
+                path.write_bytes(upload.getvalue())
+                _evaluate(rag, path, collection, int(limit) or None, judge, int(k) or None)
+        else:
+            _evaluate(rag, BUNDLED, collection, int(limit) or None, judge, int(k) or None)
+    saved = st.session_state.get(RESULT)
+    if saved:
+        _show(saved)
+
+
+if __name__ == "__main__":  # run by Streamlit as a page; a worker process that re-imports __main__ skips it
+    render()
