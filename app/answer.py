@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 import time
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
+from localrag.eval.answer_format import IDK, MARKER, MARKER_PATTERN, is_idk, marker_numbers
+from localrag.index.text import content_words, numbers, sentence_spans, split_sentences, words
 from localrag.retrieval.types import Hit
 
 __all__ = [
@@ -24,16 +25,9 @@ __all__ = [
 ]
 
 PROMPT_VERSION = "answer-v1"  # part of the answer cache key: bump when the prompt or the answer format changes
-IDK = "I don't know: the documents I searched do not answer this question."
-IDK_PREFIX = "i don't know"
+# IDK (the abstention sentence), is_idk and the citation markers are the answer format: eval.answer_format
 
 Severity = Literal["hard", "soft"]
-
-
-def is_idk(text: str) -> bool:
-    """True when a text is the fixed abstention (also when the model wrote it itself, with any apostrophe)."""
-    t = unicodedata.normalize("NFKC", text).strip().lower().replace("\u2019", "'").lstrip("*_\"' ")
-    return t.startswith(IDK_PREFIX) or t.startswith("i do not know")
 
 
 # --- sources ---------------------------------------------------------------------------------------------------
@@ -76,12 +70,7 @@ _INJECTION = re.compile(
     r"\b(?:reply|respond|answer|say|output|print|write|reveal)\b",
     re.IGNORECASE,
 )
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
 REMOVED_MARK = "[instruction-like text removed]"
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
 
 
 def sanitize_source(text: str) -> tuple[str, list[str]]:
@@ -90,15 +79,16 @@ def sanitize_source(text: str) -> tuple[str, list[str]]:
     removed: list[str] = []
     parts: list[str] = []
     pos = 0
-    for m in _SENTENCE_END.finditer(text + "\n"):
-        sentence = text[pos:m.start()]
-        sep = text[m.start():m.end()] if m.end() <= len(text) else ""
-        pos = m.end()
-        if sentence.strip() and _INJECTION.search(sentence):
-            removed.append(sentence.strip())
-            parts.append(REMOVED_MARK + sep)
+    for a, b in sentence_spans(text):
+        parts.append(text[pos:a])
+        pos = b
+        sentence = text[a:b]
+        if _INJECTION.search(sentence):
+            removed.append(sentence)
+            parts.append(REMOVED_MARK)
         else:
-            parts.append(sentence + sep)
+            parts.append(sentence)
+    parts.append(text[pos:])
     clean = "".join(parts).strip()
     clean = clean.replace("<<<", "‹‹‹").replace(">>>", "›››")
     return clean, removed
@@ -212,9 +202,6 @@ def build_messages(question: str, sources: Sequence[Source], feedback: str | Non
 
 
 # --- citations -------------------------------------------------------------------------------------------------
-_MARKER = re.compile(r"\[\s*(\d{1,4}(?:\s*(?:[,;]|[-–]|and)\s*\d{1,4})*)\s*\]")
-
-
 @dataclass
 class Citation:
     n: int
@@ -225,17 +212,6 @@ class Citation:
     quote: str  # the source sentence that best supports the sentence citing it
 
 
-def _marker_numbers(body: str) -> list[int]:
-    nums: list[int] = []
-    for part in re.split(r"\s*(?:[,;]|and)\s*", body):
-        if re.fullmatch(r"\d+\s*[-–]\s*\d+", part):
-            a, b = (int(x) for x in re.split(r"\s*[-–]\s*", part))
-            nums.extend(range(a, b + 1) if 0 <= b - a <= 20 else [a, b])
-        elif part.strip().isdigit():
-            nums.append(int(part))
-    return nums
-
-
 def parse_citations(text: str, k: int) -> tuple[str, list[tuple[int, int]], list[str]]:
     """Find [n], [n, m], [n-m] markers. Markers naming numbers outside 1..k are removed (or trimmed to their valid
     numbers). Returns the cleaned text, (n, character offset) of each valid citation, and the invalid markers."""
@@ -243,8 +219,8 @@ def parse_citations(text: str, k: int) -> tuple[str, list[tuple[int, int]], list
     found: list[tuple[int, int]] = []
     out: list[str] = []
     pos = 0
-    for m in _MARKER.finditer(text):
-        nums = _marker_numbers(m.group(1))
+    for m in MARKER.finditer(text):
+        nums = marker_numbers(m.group(1))
         good = [n for n in dict.fromkeys(nums) if 1 <= n <= k]
         if len(good) != len(nums):
             invalid.append(m.group(0))
@@ -261,16 +237,8 @@ def parse_citations(text: str, k: int) -> tuple[str, list[tuple[int, int]], list
     return "".join(out), found, invalid
 
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-_STOP = frozenset(
-    "a an the of to in on at by for with from and or but is are was were be been it its this that these those as "
-    "which who whom what when where why how do does did has have had not no yes i you he she they we there "
-    "their".split()
-)
-
-
 def _content_words(text: str) -> set[str]:
-    return {w for w in (x.lower() for x in _WORD.findall(text)) if w not in _STOP and len(w) > 1}
+    return set(content_words(text))
 
 
 def best_quote(claim: str, source_text: str, max_chars: int = 300) -> str:
@@ -288,7 +256,8 @@ def best_quote(claim: str, source_text: str, max_chars: int = 300) -> str:
 
 
 def _sentence_around(text: str, offset: int) -> str:
-    start = max(text.rfind(". ", 0, offset), text.rfind("\n", 0, offset)) + 1
+    """The sentence that `offset` (a citation marker) is in, up to the marker."""
+    start = max((a for a, _ in sentence_spans(text) if a <= offset), default=0)
     return text[start:offset].strip()
 
 
@@ -350,15 +319,19 @@ class FunctionValidator:
 
 
 def _not_empty(d: Draft) -> str | None:
-    body = _MARKER.sub("", d.text).strip()
-    return None if len(_WORD.findall(body)) >= 1 else "the answer is empty"
+    body = MARKER.sub("", d.text).strip()
+    return None if len(words(body)) >= 1 else "the answer is empty"
+
+
+# a sentence's end: . ! ? with closing quotes or brackets, then any citation markers, before white space or the end
+_COMPLETE = re.compile(r"[.!?][\"')\]]*(?:\s*" + MARKER_PATTERN + r")*(?=\s|$)")
 
 
 def complete_sentences(text: str, max_sentences: int | None = None) -> str:
     """The text up to its last complete sentence (one ending in . ! ? or a citation after one), at most
     `max_sentences` of them, or ''."""
     last = None
-    for n, m in enumerate(re.finditer(r"[.!?][\"')\]]*(?:\s*\[[\d,\s\-–]+\])*(?=\s|$)", text), start=1):
+    for n, m in enumerate(_COMPLETE.finditer(text), start=1):
         last = m.end()
         if max_sentences is not None and n >= max_sentences:
             break
@@ -369,9 +342,9 @@ def _not_runaway(d: Draft) -> str | None:
     if d.finish_reason == "length" and not d.trimmed:
         return (f"the answer was cut off at the token limit ({d.max_tokens} tokens): write a shorter answer, "
                 "one to four sentences")
-    words = [w.lower() for w in _WORD.findall(d.text)]
-    if len(words) >= 40:
-        grams = [" ".join(words[i:i + 4]) for i in range(len(words) - 3)]
+    ws = words(d.text)
+    if len(ws) >= 40:
+        grams = [" ".join(ws[i:i + 4]) for i in range(len(ws) - 3)]
         repeats = len(grams) - len(set(grams))
         if repeats / len(grams) > 0.3:
             return "the answer repeats itself: say each thing once"
@@ -411,37 +384,23 @@ def _injection_echo(d: Draft) -> str | None:
     return None
 
 
-_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
-
-
-def _numbers(text: str) -> set[str]:
-    """Numbers as written (thousands separators dropped): '1,200' and '1200' are the same, '31.1' is not '31'."""
-    out = set()
-    for m in _NUMBER.finditer(text):
-        x = m.group(0)
-        if re.fullmatch(r"\d{1,3}(,\d{3})+", x):
-            x = x.replace(",", "")
-        out.add(x.rstrip(".,:"))
-    return out
-
-
 def _citations_supported(d: Draft) -> str | None:
     """Each sentence that cites sources shares content words with them: catches empty citations such as
     'The answer is [1].' (a cheap lexical check; the scoring step measures support properly)."""
     by_n = {s.n: _content_words(s.text) for s in d.sources}
-    nums_by_n = {s.n: _numbers(s.text) for s in d.sources}
+    nums_by_n = {s.n: numbers(s.text, spelled=True) for s in d.sources}
     for sentence in split_sentences(d.text):
-        nums = [n for m in _MARKER.finditer(sentence) for n in _marker_numbers(m.group(1)) if n in by_n]
+        nums = [n for m in MARKER.finditer(sentence) for n in marker_numbers(m.group(1)) if n in by_n]
         if not nums:
             continue
-        words = _content_words(_MARKER.sub("", sentence)) - {"answer", "question", "source", "sources"}
+        said = _content_words(MARKER.sub("", sentence)) - {"answer", "question", "source", "sources"}
         found = set().union(*(by_n[n] for n in nums))
         cited = ", ".join(f"[{n}]" for n in nums)
-        plain = _MARKER.sub("", sentence).strip()
-        if not words & found:
+        plain = MARKER.sub("", sentence).strip()
+        if not said & found:
             return (f"the sentence {plain[:80]!r} says nothing that its source {cited} states: answer with facts "
                     "from the sources")
-        missing = _numbers(plain) - set().union(*(nums_by_n[n] for n in nums)) - _numbers(d.question)
+        missing = numbers(plain) - set().union(*(nums_by_n[n] for n in nums)) - numbers(d.question, spelled=True)
         if missing:
             return (f"the number(s) {', '.join(sorted(missing))} in {plain[:80]!r} do not appear in source {cited}: "
                     "copy numbers exactly as the sources give them")
@@ -454,33 +413,32 @@ def attribute(text: str, sources: Sequence[Source], min_recall: float = 0.5) -> 
     with content has no such source containing at least `min_recall` of its words (the sentence is then
     unsupported, and the answer must not pass as cited)."""
     words_by_n = {s.n: _content_words(s.text) for s in sources}
-    nums_by_n = {s.n: _numbers(s.text) for s in sources}
+    nums_by_n = {s.n: numbers(s.text, spelled=True) for s in sources}
     out: list[str] = []
     pos = 0
     any_cited = False
-    for m in _SENTENCE_END.finditer(text + "\n"):
-        sentence = text[pos:m.start()]
-        sep = text[m.start():m.end()] if m.end() <= len(text) else ""
-        pos = m.end()
-        words = _content_words(sentence)
-        if len(words) < 2:
-            out.append(sentence + sep)
+    for a, b in sentence_spans(text):
+        out.append(text[pos:a])
+        pos = b
+        sentence = text[a:b]
+        said = _content_words(sentence)
+        if len(said) < 2:
+            out.append(sentence)
             continue
         best_n, best = 0, 0.0
-        nums = _numbers(sentence)
+        nums = numbers(sentence)
         for n, sw in words_by_n.items():
             if not nums <= nums_by_n[n]:
                 continue  # a source that lacks a number the sentence states does not support it
-            r = len(words & sw) / len(words)
+            r = len(said & sw) / len(said)
             if r > best:
                 best_n, best = n, r
         if best < min_recall:
             return None
-        body = sentence.rstrip()
-        end = len(body) - len(body.rstrip(".!?"))
-        out.append(f"{body[:len(body) - end] if end else body} [{best_n}]{body[len(body) - end:] if end else ''}"
-                   + sentence[len(body):] + sep)
+        end = len(sentence) - len(sentence.rstrip(".!?"))
+        out.append(f"{sentence[:len(sentence) - end]} [{best_n}]{sentence[len(sentence) - end:]}")
         any_cited = True
+    out.append(text[pos:])
     return "".join(out).strip() if any_cited else None
 
 
@@ -606,7 +564,7 @@ class Answerer:
             trimmed = False
             if c.finish_reason == "length":  # keep what was complete; the rest was cut mid-sentence (or rambling)
                 cut = complete_sentences(raw, max_sentences=4)  # the prompt asks for one to four sentences
-                if cut and len(_WORD.findall(cut)) >= 3:
+                if cut and len(words(cut)) >= 3:
                     raw, trimmed = cut, True
             text, found, invalid = parse_citations(raw, len(sources))
             attributed = False
@@ -671,8 +629,8 @@ _FOLLOW_UP = re.compile(
 def rewrite_question(llm: LLMLike, history: Sequence[dict[str, str]], question: str, turns: int = 2) -> str:
     """A follow-up question rewritten into a standalone one for retrieval. Questions without a word that points
     back into the conversation are kept as they are. A rewrite that does not look like a question about the same
-    thing (not ending in '?', several lines, far longer, 'I don't know') falls back to the previous question plus
-    this one, which retrieval handles well."""
+    thing (not ending in '?', several lines, far longer, 'I don't know', dropping a word of this question, adding no
+    word of the conversation) falls back to the previous question plus this one, which retrieval handles well."""
     question = question.strip()
     users = [m["content"] for m in history if m.get("role") == "user" and m.get("content", "").strip()]
     if not users or not _FOLLOW_UP.search(question):
@@ -685,10 +643,12 @@ def rewrite_question(llm: LLMLike, history: Sequence[dict[str, str]], question: 
     ]
     c = llm.generate(messages, temperature=0, max_tokens=64)
     out = c.text.strip().strip('"').strip()
-    out = re.sub(r"^(rewritten question|question)\s*:\s*", "", out, flags=re.IGNORECASE).strip()
+    out = re.sub(r"^(rewritten question|question)\s*:\s*", "", out, flags=re.IGNORECASE).strip().strip('"').strip()
     ok = (
         out.endswith("?") and "\n" not in out and not is_idk(out) and len(out) <= 3 * len(question) + 120
-        and c.finish_reason != "length" and len(_content_words(out) & _content_words(convo + " " + question)) >= 1
+        and c.finish_reason != "length"
+        and _content_words(question) <= _content_words(out)  # keeps what this question asks
+        and bool((_content_words(out) - _content_words(question)) & _content_words(convo))  # says what "it" is
         and not _FOLLOW_UP.search(out.replace(question, ""))
     )
     return out if ok else f"{users[-1]} {question}"

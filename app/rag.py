@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from localrag.app.answer import Answer, Restart
     from localrag.app.conversations import Conversations
     from localrag.app.llm import LlamaCppLLM, OpenAICompatLLM
-    from localrag.retrieval.cache import SemanticCache
+    from localrag.app.cache import SemanticCache
 
 __all__ = ["Filters", "Hit", "ModelMismatch", "Neighbour", "Rag", "RagError", "SearchResults"]
 
@@ -327,7 +327,7 @@ class Rag:
     @property
     def cache(self) -> SemanticCache:
         if self._cache is None:
-            from localrag.retrieval.cache import SemanticCache
+            from localrag.app.cache import SemanticCache
 
             s = self.settings
             self._cache = SemanticCache(self.store, self.embedder, threshold=s.cache_threshold, ttl_s=s.cache_ttl_s)

@@ -210,7 +210,7 @@ class RagasEngine:
         from ragas.dataset_schema import SingleTurnSample
         from ragas.run_config import RunConfig
 
-        from localrag.eval.scoring import is_abstention
+        from localrag.eval.answer_format import is_abstention
 
         t0 = time.perf_counter()
         wanted = list(dict.fromkeys(metrics)) if metrics is not None else list(METRICS)

@@ -1,5 +1,8 @@
 """Sentence-aware chunking with a token budget measured by the embedding model's own tokenizer.
 
+Sentences come from index.text.split_sentences in paragraph mode: a blank line or a list item starts a new one,
+single line breaks stay inside.
+
 A chunk never exceeds the model's max sequence length (the embedder would silently truncate it). Sentences are
 packed greedily; a sentence longer than the budget (a 5 MB line, a flood of symbols) is cut at token
 boundaries using the tokenizer's offsets, so every input yields normal-size chunks in linear time.
@@ -9,14 +12,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from localrag.index.text import split_sentences
 from localrag.ingest.document import Unit
 
-# a sentence ends at . ! ? (or CJK 。！？) followed by space, or at a blank line / list-item line break
-_SENT_END = re.compile(r"(?<=[.!?。！？])\s+|\n\s*\n+|\n(?=\s*(?:[-*+•]|\d+[.)]|#{1,6})\s)")
 _WINDOW = 20_000
 CHARS_PER_TOKEN_CAP = 12  # a chunk holds at most budget * 12 characters, whatever the tokenizer says
 
@@ -60,10 +61,6 @@ class Tokenizer:
             return list(self._tok.encode(text, add_special_tokens=False).offsets)
         enc = self._hf(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False)
         return [tuple(o) for o in enc["offset_mapping"]]
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENT_END.split(text) if s and s.strip()]
 
 
 def _cut_long(text: str, budget: int, tok: Tokenizer, max_chars: int) -> list[tuple[str, int]]:
@@ -116,7 +113,7 @@ def chunk_units(
     max_chars = budget * CHARS_PER_TOKEN_CAP
     out: list[ChunkDraft] = []
     for unit in units:
-        sentences = split_sentences(unit.text)
+        sentences = split_sentences(unit.text, paragraphs=True)  # single line breaks stay inside a sentence
         counts = tokenizer.counts(sentences)
         pieces: list[tuple[str, int]] = []
         for s, n in zip(sentences, counts, strict=True):

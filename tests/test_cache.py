@@ -1,4 +1,4 @@
-"""Semantic answer cache (retrieval/cache.py) on a private copy of the ingested sample corpus, with the real
+"""Semantic answer cache (app/cache/) on a private copy of the ingested sample corpus, with the real
 MiniLM embedder: exact and semantic hits, scoping, TTL, clear, the size cap, thread safety, the verification
 rules, and the labeled pair set (0 false hits required)."""
 
@@ -14,8 +14,8 @@ from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
 from localrag.app.bench.cache import evaluate_pairs, format_table, load_pairs
+from localrag.app.cache import CorpusTerms, SemanticCache, normalize_question, verify_equivalent
 from localrag.index.store import AnswerCacheRow, CollectionRow, Store, utcnow
-from localrag.retrieval.cache import CorpusTerms, SemanticCache, normalize_question, verify_equivalent
 
 M, P = "llm-a", "prompt-v1"  # answering model id and prompt version used by most tests
 TALL = "How tall is the Gannet Head lighthouse?"
@@ -101,7 +101,7 @@ def test_semantic_hit_on_a_paraphrase_counts_hits(cache, coll, embedder):
 
 def test_verification_rejects_a_near_duplicate_and_logs_why(cache, coll, caplog):
     put(cache, coll, "Who was the first principal keeper of Gannet Head Lighthouse?")
-    with caplog.at_level(logging.DEBUG, logger="localrag.retrieval.cache"):
+    with caplog.at_level(logging.DEBUG, logger="localrag.app.cache"):
         assert get(cache, coll, "Who was the last principal keeper of Gannet Head Lighthouse?") is None
     assert any("qualifiers differ (last vs first)" in r.getMessage() for r in caplog.records)  # (asked vs stored)
     st = cache.stats(coll.id)
