@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from localrag.app.cache import SemanticCache, verify_equivalent
 from localrag.index.embedder import Embedder
 from localrag.index.jsonl import read_jsonl
 from localrag.index.store import Store
-from localrag.retrieval.cache import SemanticCache, verify_equivalent
 
 ROOT = Path(__file__).resolve().parents[2]
 PAIRS = ROOT / "data" / "eval" / "cache_pairs.jsonl"
