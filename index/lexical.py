@@ -19,16 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from localrag.index.text import BM25_STOPWORDS
 from localrag.index.vectors import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-STOPWORDS = frozenset(
-    """a an and are as at be but by for from has have he her his i if in into is it its of on or our she so that
-    the their them then there these they this to was we were what when where which who why will with you your
-    do does did how not no can""".split()
-)
+STOPWORDS = BM25_STOPWORDS  # kept under its old name for callers
 
 
 def tokenize(text: str) -> list[str]:

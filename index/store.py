@@ -124,7 +124,7 @@ class IngestRunRow(Base):
 
 
 class AnswerCacheRow(Base):
-    """One cached answer (retrieval/cache.py); visible only to lookups with the same scope columns."""
+    """One cached answer (app/cache/); visible only to lookups with the same scope columns."""
 
     __tablename__ = "answers_cache"
     __table_args__ = {"sqlite_autoincrement": True}  # a new entry never reuses an id (the cache keys on max id)

@@ -63,6 +63,15 @@ somebody someone something anything yes
 
 NEGATIONS = frozenset("not no never none nor nothing nobody neither nowhere without".split())
 
+# The short list the BM25 index drops (index/lexical.py). It is deliberately shorter than STOPWORDS (quantifiers and
+# "one", "more", "same" can be what a keyword query is about) and part of every stored BM25 index: changing it
+# changes what the indexes on disk mean, so it needs a rebuild of every collection's lexical index.
+BM25_STOPWORDS = frozenset("""
+a an and are as at be but by for from has have he her his i if in into is it its of on or our she so that
+the their them then there these they this to was we were what when where which who why will with you your
+do does did how not no can
+""".split())
+
 # Function words that can change what a QUESTION asks, so the answer cache must not ignore them: order and time
 # (before / after / since / until / once / again / already / still / yet), quantity and degree (few / many / much /
 # more / most / only / even / further / one), place and direction (above / below / over / under / between / up /
