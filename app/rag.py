@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +24,9 @@ from localrag.retrieval.types import Filters, Hit, Neighbour, SearchResults
 
 if TYPE_CHECKING:
     from localrag.app.answer import Answer, Restart
+    from localrag.app.cache import SemanticCache
     from localrag.app.conversations import Conversations
     from localrag.app.llm import LlamaCppLLM, OpenAICompatLLM
-    from localrag.app.cache import SemanticCache
 
 __all__ = ["Filters", "Hit", "ModelMismatch", "Neighbour", "Rag", "RagError", "SearchResults"]
 
@@ -38,6 +39,31 @@ class RagError(RuntimeError):
 
 class ModelMismatch(RagError):
     pass
+
+
+@dataclass
+class AskPlan:
+    """One question on its way through `Rag._ask`: what was asked, what is searched, and what the answer depends on
+    (the cache scope). Filled by `_plan_ask`; the later stages read it and add their timings."""
+
+    question: str
+    collection: str
+    collection_id: int
+    k: int
+    standalone: str  # the question as searched (a follow-up rewritten from the history)
+    t_start: float
+    search: dict[str, Any] = field(default_factory=dict)  # mode, filters, rerank, expand for Rag.search
+    use_cache: bool = False
+    max_tokens: int = 0
+    sampling: dict[str, Any] = field(default_factory=dict)
+    scope: str = ""  # the cache key's scope: prompt version, retrieval and sampling parameters (JSON)
+    model_id: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rewritten(self) -> str | None:
+        """The standalone question when it differs from the one asked (a rewritten follow-up), else None."""
+        return self.standalone if self.standalone != self.question.strip() else None
 
 
 class Rag:
@@ -384,7 +410,39 @@ class Rag:
         history: Sequence[Any] | None = None, cache: bool | None = None, temperature: float | None = None,
         top_p: float | None = None, max_tokens: int | None = None, stop: Sequence[str] | None = None,
     ) -> Iterator[Any]:
-        from localrag.app.answer import IDK, PROMPT_VERSION, Answer, Answerer, rewrite_question
+        """The answering pipeline, one named stage each: plan (check, rewrite a follow-up, cache scope) -> cache
+        lookup -> retrieve -> (abstain without relevant sources) -> generate with guardrails -> provenance ->
+        score -> store in the cache. Yields what `ask_stream` documents; the final Answer last."""
+        plan = self._plan_ask(question, collection, k=k, mode=mode, filters=filters, rerank=rerank, expand=expand,
+                              history=history, cache=cache, temperature=temperature, top_p=top_p,
+                              max_tokens=max_tokens, stop=stop)
+        cached = self._cached_answer(plan) if plan.use_cache else None
+        if cached is not None:
+            yield from _emit(cached, stream)
+            return
+        res, relevant = self._retrieve_sources(plan)
+        if not relevant:
+            yield from _emit(self._no_sources_answer(plan, res), stream)
+            return
+        final = yield from self._generate_answer(plan, relevant, stream)
+        self._add_provenance(plan, final, res)
+        self._score_stage(plan, final)
+        final.timings = {**plan.timings, **final.timings, "total": time.perf_counter() - plan.t_start}
+        if plan.use_cache and not final.abstained:
+            self._store_answer(plan, final, res)
+        yield final
+
+    # --- the stages of _ask, in order ----------------------------------------------------------------------
+    def _plan_ask(
+        self, question: str, collection: str = "default", *, k: int | None = None, mode: str | None = None,
+        filters: Filters | dict[str, Any] | None = None, rerank: bool | None = None, expand: bool = False,
+        history: Sequence[Any] | None = None, cache: bool | None = None, temperature: float | None = None,
+        top_p: float | None = None, max_tokens: int | None = None, stop: Sequence[str] | None = None,
+    ) -> AskPlan:
+        """Check the question and the collection, rewrite a follow-up into a standalone question (with `history`),
+        and fix what the answer depends on: the cache scope (prompt version, retrieval and sampling parameters)
+        and the model id. The clock starts here, after the embedding model is loaded."""
+        from localrag.app.answer import PROMPT_VERSION, rewrite_question
         from localrag.app.llm import LLMError
 
         if not isinstance(question, str) or not question.strip():
@@ -392,71 +450,86 @@ class Rag:
         st = self.settings
         coll = self._collection(collection, create=False)
         _ = self.embedder.model  # loaded before the clock starts: timings measure answering, not model loading
-        t_start = time.perf_counter()
-        timings: dict[str, float] = {}
-        k = k or st.answer_k
-        standalone = question.strip()
+        plan = AskPlan(question=question, collection=collection, collection_id=coll.id, k=k or st.answer_k,
+                       standalone=question.strip(), t_start=time.perf_counter(),
+                       search={"mode": mode, "filters": filters, "rerank": rerank, "expand": expand})
         try:
             if history:
                 t = time.perf_counter()
-                standalone = rewrite_question(self.llm, _as_messages(history), standalone)
-                timings["rewrite"] = time.perf_counter() - t
-            use_cache = st.cache_enabled if cache is None else cache
-            sampling = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens or st.answer_max_tokens,
-                        "stop": list(stop) if stop else None}
-            scope = json.dumps({"prompt": PROMPT_VERSION, "k": k, "mode": mode or st.search_mode,
-                                "filters": Filters.coerce(filters).__dict__, "expand": expand, "rerank": rerank,
-                                "floor": st.answer_min_relevance, "sampling": sampling}, sort_keys=True)
-            model_id = self._llm_model_id()
+                plan.standalone = rewrite_question(self.llm, _as_messages(history), plan.standalone)
+                plan.timings["rewrite"] = time.perf_counter() - t
+            plan.use_cache = st.cache_enabled if cache is None else cache
+            plan.max_tokens = max_tokens or st.answer_max_tokens
+            plan.sampling = {"temperature": temperature, "top_p": top_p, "max_tokens": plan.max_tokens,
+                             "stop": list(stop) if stop else None}
+            plan.scope = json.dumps({"prompt": PROMPT_VERSION, "k": plan.k, "mode": mode or st.search_mode,
+                                     "filters": Filters.coerce(filters).__dict__, "expand": expand, "rerank": rerank,
+                                     "floor": st.answer_min_relevance, "sampling": plan.sampling}, sort_keys=True)
+            plan.model_id = self._llm_model_id()
         except LLMError as exc:
             raise RagError(str(exc)) from None
         except (ValueError, TypeError) as exc:
             raise RagError(str(exc)) from None
-        if use_cache:
-            t = time.perf_counter()
-            version = self.store.corpus_version(coll.id)
-            hit = self.cache.lookup(coll.id, version, model_id, scope, standalone)
-            timings["cache"] = time.perf_counter() - t
-            if hit is not None:
-                ans = Answer.from_dict(hit.payload)
-                ans.question, ans.cached = question, True
-                ans.cache = {"kind": hit.kind, "similarity": round(hit.similarity, 4),
-                             "matched_question": hit.matched_question, "age_s": round(hit.age_s, 1)}
-                ans.timings = {**timings, "total": time.perf_counter() - t_start}
-                ans.tokens = {"prompt": 0, "completion": 0}
-                if stream:
-                    yield ans.text
-                yield ans
-                return
-        res = self.search(standalone, k=k, collection=collection, mode=mode, filters=filters, rerank=rerank,
-                          expand=expand)
-        timings["retrieve"] = res.timings.get("total", 0.0)
-        relevant = [h for h in res if h.relevance >= st.answer_min_relevance]
-        if not relevant:
-            best = max((h.relevance for h in res), default=None)
-            why = ("the collection has no matching chunks" if best is None else
-                   f"no source is relevant enough (best relevance {best:.2f} < answer_min_relevance "
-                   f"{st.answer_min_relevance:.2f})")
-            ans = Answer(question=question, text=IDK, abstained=True, abstain_reason=why, model_id=model_id,
-                         collection=collection, corpus_version=res.corpus_version, warnings=list(res.notes),
-                         standalone_question=standalone if standalone != question.strip() else None,
-                         tokens={"prompt": 0, "completion": 0})
-            ans.timings = {**timings, "total": time.perf_counter() - t_start}
-            if stream:
-                yield ans.text
-            yield ans
-            return
+        return plan
+
+    def _cached_answer(self, plan: AskPlan) -> Answer | None:
+        """The cached answer to this question (or an equivalent one) in this scope, model and corpus version."""
+        from localrag.app.answer import Answer
+
+        t = time.perf_counter()
+        version = self.store.corpus_version(plan.collection_id)
+        hit = self.cache.lookup(plan.collection_id, version, plan.model_id, plan.scope, plan.standalone)
+        plan.timings["cache"] = time.perf_counter() - t
+        if hit is None:
+            return None
+        ans = Answer.from_dict(hit.payload)
+        ans.question, ans.cached = plan.question, True
+        ans.cache = {"kind": hit.kind, "similarity": round(hit.similarity, 4),
+                     "matched_question": hit.matched_question, "age_s": round(hit.age_s, 1)}
+        ans.timings = {**plan.timings, "total": time.perf_counter() - plan.t_start}
+        ans.tokens = {"prompt": 0, "completion": 0}
+        return ans
+
+    def _retrieve_sources(self, plan: AskPlan) -> tuple[SearchResults, list[Hit]]:
+        """Search for the standalone question; the hits at or above answer_min_relevance are the candidate
+        sources."""
+        res = self.search(plan.standalone, k=plan.k, collection=plan.collection, **plan.search)
+        plan.timings["retrieve"] = res.timings.get("total", 0.0)
+        relevant = [h for h in res if h.relevance >= self.settings.answer_min_relevance]
+        return res, relevant
+
+    def _no_sources_answer(self, plan: AskPlan, res: SearchResults) -> Answer:
+        """The abstention when no source is relevant enough (the model is not called)."""
+        from localrag.app.answer import IDK, Answer
+
+        floor = self.settings.answer_min_relevance
+        best = max((h.relevance for h in res), default=None)
+        why = ("the collection has no matching chunks" if best is None else
+               f"no source is relevant enough (best relevance {best:.2f} < answer_min_relevance {floor:.2f})")
+        ans = Answer(question=plan.question, text=IDK, abstained=True, abstain_reason=why, model_id=plan.model_id,
+                     collection=plan.collection, corpus_version=res.corpus_version, warnings=list(res.notes),
+                     standalone_question=plan.rewritten, tokens={"prompt": 0, "completion": 0})
+        ans.timings = {**plan.timings, "total": time.perf_counter() - plan.t_start}
+        return ans
+
+    def _generate_answer(self, plan: AskPlan, relevant: list[Hit], stream: bool) -> Iterator[Any]:
+        """Write the answer from the sources with the guardrails (app.answer.Answerer) in a context budget that
+        leaves room for the instructions, the question, the answer and a retry's draft. Yields the text pieces
+        and Restarts; returns the Answer (``final = yield from ...``)."""
+        from localrag.app.answer import Answer, Answerer
+        from localrag.app.llm import LLMError
+
+        st = self.settings
+        final: Answer | None = None
         try:
             llm = self.llm
             budget = st.answer_context_tokens
             n_ctx = getattr(llm, "n_ctx", None)
-            out_tokens = max_tokens or st.answer_max_tokens
-            if n_ctx:  # leave room for the instructions, the question, the answer and a retry's draft
-                budget = max(64, min(budget, n_ctx - 2 * out_tokens - 400))
-            answerer = Answerer(llm, retries=st.answer_retries, context_tokens=budget, sampling=sampling,
-                                max_tokens=out_tokens)
-            final: Answer | None = None
-            for event in answerer.run(standalone, relevant, stream=stream):
+            if n_ctx:
+                budget = max(64, min(budget, n_ctx - 2 * plan.max_tokens - 400))
+            answerer = Answerer(llm, retries=st.answer_retries, context_tokens=budget, sampling=plan.sampling,
+                                max_tokens=plan.max_tokens)
+            for event in answerer.run(plan.standalone, relevant, stream=stream):
                 if isinstance(event, Answer):
                     final = event
                 else:
@@ -464,20 +537,28 @@ class Rag:
         except LLMError as exc:
             raise RagError(str(exc)) from None
         assert final is not None
-        final.question = question
-        final.standalone_question = standalone if standalone != question.strip() else None
-        final.collection, final.corpus_version = collection, res.corpus_version
+        return final
+
+    def _add_provenance(self, plan: AskPlan, final: Answer, res: SearchResults) -> None:
+        """The asked and the searched question, the collection and its version, and the search's notes."""
+        final.question = plan.question
+        final.standalone_question = plan.rewritten
+        final.collection, final.corpus_version = plan.collection, res.corpus_version
         final.warnings = list(res.notes) + final.warnings
-        if st.score_answers and final.sources:
+
+    def _score_stage(self, plan: AskPlan, final: Answer) -> None:
+        """The proxy scores of an answer with sources, when score_answers is on."""
+        if self.settings.score_answers and final.sources:
             t = time.perf_counter()
-            final.scores = self.score_answer(standalone, final)
-            timings["score"] = time.perf_counter() - t
-        final.timings = {**timings, **final.timings, "total": time.perf_counter() - t_start}
-        if use_cache and not final.abstained:
-            t = time.perf_counter()
-            self.cache.put(coll.id, res.corpus_version, model_id, scope, standalone, final.to_dict())
-            final.timings["cache_store"] = time.perf_counter() - t
-        yield final
+            final.scores = self.score_answer(plan.standalone, final)
+            plan.timings["score"] = time.perf_counter() - t
+
+    def _store_answer(self, plan: AskPlan, final: Answer, res: SearchResults) -> None:
+        """Keep the answer for the same or an equivalent question in this scope and corpus version."""
+        t = time.perf_counter()
+        self.cache.put(plan.collection_id, res.corpus_version, plan.model_id, plan.scope, plan.standalone,
+                       final.to_dict())
+        final.timings["cache_store"] = time.perf_counter() - t
 
     # --- documents, conversations and feedback (app/conversations.py) ------------------------------------------
     def documents(self, collection: str = "default") -> list[dict[str, Any]]:
@@ -519,6 +600,13 @@ class Rag:
     def export_sft(self, out: str | Path, rating: str = "up", collection: str | None = None) -> int:
         """Write rated answers as chat-format JSONL for TRL's SFTTrainer / Unsloth; returns the number of lines."""
         return self.conversations.export_sft(out, rating=rating, collection=collection)  # type: ignore[arg-type]
+
+
+def _emit(ans: Answer, stream: bool) -> Iterator[Any]:
+    """A finished answer as `_ask` events: its text first when streaming, then the Answer."""
+    if stream:
+        yield ans.text
+    yield ans
 
 
 def _as_messages(history: Sequence[Any]) -> list[dict[str, str]]:

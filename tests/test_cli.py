@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 from typer.testing import CliRunner
 
@@ -101,3 +102,14 @@ def test_ask_abstains_with_exit_3_and_cache_commands(tmp_path, monkeypatch):
     assert res.exit_code == 0 and json.loads(res.stdout)["removed"] == 0
     res = runner.invoke(app, ["--data-dir", str(data), "cache", "stats", "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["entries"] == 0
+
+
+def test_llm_serve_refuses_a_missing_model_or_a_taken_port_before_starting(tmp_path):
+    res = runner.invoke(app, ["llm", "serve", "--model", str(tmp_path / "missing.gguf")])
+    assert res.exit_code == 2 and "GGUF model file not found" in res.output
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = runner.invoke(app, ["llm", "serve", "--port", str(port)])
+    assert res.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in res.output and "serving" not in res.output

@@ -21,15 +21,19 @@ from localrag.app.cli import app
 from localrag.app.config import Settings
 from localrag.app.llm import (
     LLM,
+    ChatLLM,
     ContextOverflow,
     LlamaCppLLM,
     LLMConfigError,
     LLMError,
     LLMUnavailable,
     OpenAICompatLLM,
+    Sampling,
     default_gguf,
     make_llm,
+    schema_problems,
 )
+from localrag.app.llm.server import LlamaServer, ServerExit
 
 ROOT = Path(__file__).resolve().parent.parent
 SEA = [{"role": "user", "content": "Write one sentence about the sea."}]
@@ -222,6 +226,134 @@ def test_make_llm_follows_the_settings(monkeypatch):
         assert local.generate(DAYS).completion_tokens <= 7  # settings defaults apply when a call leaves them out
     finally:
         local.close()
+
+
+# --- the shared loop ----------------------------------------------------------------------------------------------
+class FakeTransportLLM(ChatLLM):
+    """A third backend made of scripted transport replies (control flow of the shared loop only): it supplies only
+    `_send_chat`, `_open_chat_stream` and `count_tokens` (and, like the HTTP backend, two JSON formats)."""
+
+    backend = "fake"
+
+    def __init__(self, replies: list[dict], chunks: list[dict], refuse: tuple[str, ...] = ()) -> None:
+        self.model_id, self.sampling = "fake-model", Sampling(temperature=0.3, max_tokens=9, stop=["END"])
+        self.replies, self.chunks, self.refuse = list(replies), chunks, refuse
+        self.sent: list[tuple[Sampling, dict | None]] = []
+        self.open_streams = 0
+
+    def _send_chat(self, messages: list[dict], p: Sampling, response_format: dict | None) -> dict:
+        self.sent.append((p, response_format))
+        if response_format and response_format["type"] in self.refuse:
+            raise LLMError(f"the fake server answered HTTP 400: unknown response_format {response_format['type']}")
+        return self.replies.pop(0)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def _json_formats(self, schema: dict) -> dict[str, dict]:
+        return {"json_schema": {"type": "json_schema", "schema": schema}, "json_object": {"type": "json_object"}}
+
+    def _format_refused(self, exc: LLMError) -> bool:
+        return "HTTP 400" in str(exc)
+
+    def _open_chat_stream(self, messages: list[dict], p: Sampling):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def opened():
+            self.open_streams += 1
+            try:
+                yield iter(self.chunks)
+            finally:
+                self.open_streams -= 1
+
+        return opened()
+
+
+def _reply(text: str, finish: str = "stop", **usage: int) -> dict:
+    return {"choices": [{"message": {"content": text}, "finish_reason": finish}], "usage": usage}
+
+
+def test_a_backend_supplies_only_its_transport_and_the_loop_does_the_rest():
+    chunks = [{"choices": [{"delta": {"content": "Mon"}}]}, {"choices": [{"delta": {}}]},
+              {"choices": [{"delta": {"content": "day"}, "finish_reason": "length"}]},
+              {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2}}]
+    fake = FakeTransportLLM([_reply("Monday", prompt_tokens=7, completion_tokens=2)], chunks)
+    assert isinstance(fake, LLM)
+    c = fake.generate(DAYS, top_p=0.5)
+    assert (c.text, c.prompt_tokens, c.completion_tokens, c.finish_reason, c.model) == ("Monday", 7, 2, "stop",
+                                                                                         "fake-model")
+    p, fmt = fake.sent[0]
+    assert (p.temperature, p.top_p, p.max_tokens, p.stop, fmt) == (0.3, 0.5, 9, ["END"], None)  # defaults filled in
+    s = fake.stream(DAYS)
+    assert list(s) == ["Mon", "day"] and fake.open_streams == 0
+    assert (s.completion.text, s.completion.finish_reason, s.completion.prompt_tokens,
+            s.completion.completion_tokens) == ("Monday", "length", 7, 2)
+    assert 0 <= s.completion.ttft_seconds <= s.completion.seconds
+    s = fake.stream(DAYS)
+    assert next(s) == "Mon" and fake.open_streams == 1
+    s.close()  # closing a stream early leaves the transport's context (the request ends, the model is released)
+    assert fake.open_streams == 0
+    fake.chunks = chunks[:1]  # no usage chunk: each piece counts as one token
+    s = fake.stream(DAYS)
+    assert "".join(s) == "Mon" and s.completion.completion_tokens == 1 and s.completion.prompt_tokens is None
+    fake.chunks = [{"error": {"message": "out of memory"}}]
+    with pytest.raises(LLMError, match="the fake model fake-model failed mid-stream: out of memory"):
+        list(fake.stream(DAYS))
+    with pytest.raises(ValueError, match=r"messages\[0\]"):
+        fake.generate([{"role": "robot", "content": "hi"}])
+
+
+def test_json_output_tries_the_offered_formats_and_checks_the_schema():
+    ok = '{"answer": "Paris", "confidence": 0.9}'
+    fake = FakeTransportLLM([_reply(ok), _reply(ok)], [], refuse=("json_schema",))
+    assert fake.generate_json(SEA, SCHEMA) == {"answer": "Paris", "confidence": 0.9}
+    assert [f["type"] for _, f in fake.sent] == ["json_schema", "json_object"]  # refused, then the next form
+    fake.generate_json(SEA, SCHEMA)
+    assert [f["type"] for _, f in fake.sent[2:]] == ["json_object"]  # remembered
+    assert fake.sent[0][0].stop == []  # JSON output ignores the default stop strings
+
+    fake = FakeTransportLLM([_reply('{"answer": 3}'), _reply('{"answer": "x", "conf'), _reply('{"answer": "x", '
+                                                                                              '"confidence', "length")],
+                            [])
+    with pytest.raises(LLMError, match=r"does not match the schema: \$: 'confidence' is a required property; "
+                                       r"\$.answer: 3 is not of type 'string'"):
+        fake.generate_json(SEA, SCHEMA)
+    with pytest.raises(LLMError, match="did not return valid JSON"):
+        fake.generate_json(SEA, SCHEMA)
+    with pytest.raises(LLMError, match="cut off at max_tokens"):
+        fake.generate_json(SEA, SCHEMA)
+    with pytest.raises(ValueError, match="not a valid JSON schema"):
+        fake.generate_json(SEA, {"type": "sometimes"})
+
+
+def test_schema_problems_are_readable_and_follow_json_schema():
+    assert schema_problems({"answer": "a", "confidence": 1}, SCHEMA) == []
+    assert schema_problems({"answer": "a", "confidence": True}, SCHEMA) == [
+        "$.confidence: True is not of type 'number'"]  # a JSON boolean is not a number
+    bounded = {"type": "array", "maxItems": 2, "items": {"type": "string", "enum": ["yes", "no"]}}
+    assert schema_problems(["yes", "maybe", "no"], bounded) == [
+        "$: ['yes', 'maybe', 'no'] is too long", "$[1]: 'maybe' is not one of ['yes', 'no']"]
+
+
+# --- the llama.cpp server process -------------------------------------------------------------------------------
+def test_server_command_url_and_port_check(tmp_path):
+    gguf = tmp_path / "Tiny-Model.Q4.gguf"
+    server = LlamaServer(gguf, host="0.0.0.0", port=8099, n_ctx=1024, n_threads=3, prompt_lookup=5, api_key="k")
+    assert server.url == "http://127.0.0.1:8099/v1" and server.model_name == "Tiny-Model.Q4"
+    cmd = server.command()
+    assert cmd[:3] == [sys.executable, "-m", "llama_cpp.server"]
+    args = dict(zip(cmd[3::2], cmd[4::2], strict=True))
+    assert args == {"--model": str(gguf), "--model_alias": "Tiny-Model.Q4", "--host": "0.0.0.0", "--port": "8099",
+                    "--n_ctx": "1024", "--n_gpu_layers": "0", "--verbose": "False", "--n_threads": "3",
+                    "--draft_model": "prompt-lookup-decoding", "--draft_model_num_pred_tokens": "5", "--api_key": "k"}
+    assert "--n_threads" not in LlamaServer(gguf).command() and LlamaServer(gguf, host="::1").url.startswith("http://[::1]")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(LLMError, match="cannot listen on 127.0.0.1:.*pick another --port"):
+            LlamaServer(gguf, port=taken.getsockname()[1]).check_port()
+    assert ServerExit(-signal.SIGTERM).ok and ServerExit(1, interrupted=True).ok and not ServerExit(1).ok
 
 
 # --- HTTP ---------------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ A backend supplies only its transport, in the OpenAI chat-completion wire format
 - `_open_chat_stream(messages, sampling)`: a context manager around an iterator of stream chunks,
   ``{"choices": [{"delta": {"content"}, "finish_reason"}]}``, optionally ending with a ``{"usage": {...}}`` chunk
   (OpenAI's ``stream_options.include_usage``); leaving the context ends the request;
+- `count_tokens(text)`, and where there is something to show or free, `info()` and `close()`;
 - optionally `_hold()` (held around one call, outside the timed part: an in-process model's lock),
   `_json_formats(schema)` and `_format_refused(error)` (which JSON response formats to try, and whether an error
   means "this format is not supported, try the next").
@@ -61,6 +62,18 @@ class ChatLLM(ABC):
     @abstractmethod
     def _open_chat_stream(self, messages: list[dict], p: Sampling) -> AbstractContextManager[Iterator[dict]]:
         """A streamed chat completion: a context manager yielding OpenAI stream chunks (usage, if any, last)."""
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` by the model's tokenizer (or the best estimate the backend has)."""
+
+    def info(self) -> dict[str, Any]:
+        """What `localrag llm info` shows about this backend."""
+        return {"backend": self.backend, "model_id": self.model_id}
+
+    def close(self) -> None:
+        """Free what the backend holds (a loaded model, an HTTP client). Default: nothing to free."""
+        return None
 
     def _json_formats(self, schema: dict) -> dict[str, dict]:
         """The response formats that constrain output to `schema`, by name, in the order to try them."""
