@@ -110,7 +110,7 @@ def asked(ui_rag):
 
 
 def test_chat_streams_an_answer_with_citations(asked):
-    from localrag.ui.common import content_words, md_escape
+    from localrag.ui.common import code, content_words, md_escape
     from localrag.ui.page_chat import _citing_words
 
     at = asked.at
@@ -132,7 +132,7 @@ def test_chat_streams_an_answer_with_citations(asked):
     first = ans["citations"][0]
     cite = next(e for e in assistant.expander if e.label.startswith(f"\\[{first['n']}\\]"))
     inside = "\n".join(m.value for m in cite.markdown)
-    assert md_escape(first["source"]) in inside and "**Quote:**" in inside
+    assert code(first["source"]) in inside and "**Quote:**" in inside
     cited = _citing_words(ans["text"], first["n"]) & content_words(first["quote"])
     for word in cited:  # the words the citing sentence shares with the quote are highlighted
         assert re.search(rf"\*\*{re.escape(word)}\*\*", inside, re.IGNORECASE), (word, inside)
@@ -430,7 +430,7 @@ def test_pages_without_documents_say_what_to_do(rag_factory, serve):
 
 
 def test_document_text_is_escaped():
-    from localrag.ui.common import highlight, md_escape, safe_filename
+    from localrag.ui.common import code, highlight, md_escape, safe_filename
 
     evil = '![x](http://evil.example/p.png) <img src=x onerror=alert(1)> [link](javascript:alert(1)) $x$ # h'
     out = md_escape(evil)
@@ -440,3 +440,4 @@ def test_document_text_is_escaped():
     assert safe_filename("../../etc/passwd") == "passwd"
     assert safe_filename("..") == "upload" and safe_filename("a/b\\c.md") == "c.md"
     assert safe_filename(".hidden.md") == "hidden.md"
+    assert code("https://x.org/a`b") == "``https://x.org/a`b``"  # URIs as literal code, never as links

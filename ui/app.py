@@ -14,22 +14,24 @@ import streamlit as st
 
 HERE = Path(__file__).resolve().parent
 
+# (no page icons: Streamlit turns a page's icon into the tab's favicon and fetches Material-symbol and emoji
+# favicons from the internet; without one it serves its own, locally)
 PAGES = (
-    ("page_chat.py", "Chat", ":material/chat:", "chat"),
-    ("page_documents.py", "Documents", ":material/description:", "documents"),
-    ("page_search.py", "Search", ":material/search:", "search"),
-    ("page_evaluate.py", "Evaluate", ":material/analytics:", "evaluate"),
+    ("page_chat.py", "Chat", "chat"),
+    ("page_documents.py", "Documents", "documents"),
+    ("page_search.py", "Search", "search"),
+    ("page_evaluate.py", "Evaluate", "evaluate"),
 )
 
 
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    st.set_page_config(page_title="localrag", page_icon=":material/travel_explore:", layout="wide",
+    st.set_page_config(page_title="localrag", layout="wide",
                        menu_items={"Get help": None, "Report a bug": None, "About": "localrag: your documents, "
                                    "searched and answered on this machine."})
-    pages = [st.Page(HERE / path, title=title, icon=icon, url_path=url, default=(n == 0))
-             for n, (path, title, icon, url) in enumerate(PAGES)]
+    pages = [st.Page(HERE / path, title=title, url_path=url, default=(n == 0))
+             for n, (path, title, url) in enumerate(PAGES)]
     st.navigation(pages, position="sidebar").run()
 
 

@@ -79,6 +79,14 @@ def md_escape(text: str | None) -> str:
     return "  \n".join(lines)
 
 
+def code(text: str | None) -> str:
+    """Text as a Markdown code span: shown literally (no links, no formatting), e.g. for URIs and paths."""
+    t = " ".join(str(text or "").split())
+    fence = "`" * (max((len(m) for m in re.findall(r"`+", t)), default=0) + 1)
+    pad = " " if t.startswith("`") or t.endswith("`") else ""
+    return f"{fence}{pad}{t}{pad}{fence}" if t else ""
+
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STOP = frozenset(
     "a an the of to in on at by for with from and or but is are was were be been it its this that these those as "
@@ -151,13 +159,6 @@ def seconds(x: float | None) -> str:
     if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
         return "–"
     return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.1f} s"
-
-
-def location(page: int | None, kg_uri: str | None, kind: str | None = None) -> str:
-    """"p. N" for PDF pages only; the node URI for knowledge-graph sources."""
-    if page is not None and (kind in (None, "pdf")):
-        return f"p. {page}"
-    return kg_uri or ""
 
 
 def collection_names(rag: Rag) -> list[str]:

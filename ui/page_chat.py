@@ -171,14 +171,17 @@ def _citations(ans: dict[str, Any]) -> None:
     for c in ans.get("citations") or []:
         n = c.get("n")
         name = str(c.get("source", "")).rsplit("/", 1)[-1]
-        where = common.location(c.get("page"), c.get("kg_uri"), kinds.get(n))
-        title = f"[{n}] {name}" + (f" · {labels[n]}" if labels.get(n) else "") + (f" · {where}" if where else "")
-        with st.expander(common.md_escape(title)):
-            st.markdown(f"**Source:** {common.md_escape(c.get('source'))}")
+        title = common.md_escape(f"[{n}] {name}" + (f" · {labels[n]}" if labels.get(n) else ""))
+        if c.get("page") is not None and kinds.get(n) in (None, "pdf"):  # "p. N" for PDFs only
+            title += f" · p\\. {int(c['page'])}"
+        elif c.get("kg_uri"):
+            title += " · " + common.code(c["kg_uri"])
+        with st.expander(title):
+            st.markdown(f"**Source:** {common.code(c.get('source'))}")
             if c.get("page") is not None and kinds.get(n) in (None, "pdf"):
                 st.markdown(f"**Page:** {int(c['page'])}")
             if c.get("kg_uri"):
-                st.markdown(f"**Knowledge-graph node:** {common.md_escape(c['kg_uri'])}")
+                st.markdown(f"**Knowledge-graph node:** {common.code(c['kg_uri'])}")
             quote = c.get("quote") or ""
             words = _citing_words(ans.get("text", ""), n) & common.content_words(quote)
             st.markdown(f"**Quote:** {common.highlight(quote, words)}")

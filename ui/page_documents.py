@@ -148,8 +148,9 @@ def _report_section() -> None:
     (st.warning if rep["failed"] else st.success)(
         common.md_escape(rep["summary"]) + (f" — {rep['failed']} file(s) could not be ingested; the others went in."
                                             if rep["failed"] else ""))
-    st.dataframe(rep["rows"], hide_index=True, width="stretch", key="docs_report_table",
-                 column_config={"details": st.column_config.TextColumn(width="large")})
+    # a static table (text in the page, readable by people and tests); st.table renders Markdown: escape the cells
+    st.table([{k: common.md_escape(v) if isinstance(v, str) else v for k, v in row.items()} for row in rep["rows"]],
+             hide_index=True)
     for note in rep["notes"]:
         st.caption("note: " + common.md_escape(note))
 

@@ -45,13 +45,12 @@ def _form(rag: Rag, names: list[str]) -> dict[str, Any] | None:
 
 def _hit(n: int, h: dict[str, Any]) -> None:
     name = h["source"].rsplit("/", 1)[-1]
-    where = common.location(h.get("page"), h.get("kg_uri"), h.get("kind"))
     with st.container(border=True):
         head = f"**{n}. {common.md_escape(name)}**"
         if h.get("label"):
             head += f" · {common.md_escape(h['label'])}"
-        if where:
-            head += f" · {common.md_escape(where)}"
+        if h.get("page") is not None and h.get("kind") == "pdf":
+            head += f" · p\\. {int(h['page'])}"
         st.markdown(head + f" · {common.md_escape(h['kind'])} · relevance {h['relevance']:.3f}")
         row = {}
         for stage in STAGES:
@@ -66,11 +65,11 @@ def _hit(n: int, h: dict[str, Any]) -> None:
             st.dataframe([row], hide_index=True, width="stretch", key=f"search_stages_{n}")
         st.text(h["text"])  # document text: shown as plain text, never as Markdown/HTML
         if h.get("kg_uri"):
-            st.caption("Node URI: " + common.md_escape(h["kg_uri"]))
+            st.caption("Node URI: " + common.code(h["kg_uri"]))
         for nb in h.get("neighbours") or []:
             arrow = "→" if nb.get("direction") == "out" else "←"
             with st.expander(common.md_escape(f"{arrow} {nb.get('relation')}: {nb.get('label') or nb.get('uri')}")):
-                st.caption(common.md_escape(nb.get("uri", "")))
+                st.caption(common.code(nb.get("uri", "")))
                 st.text(nb.get("text", ""))
 
 
