@@ -26,10 +26,8 @@ ENV_CONFIG = "LOCALRAG_UI_CONFIG"
 
 
 def app_script() -> Path:
-    """ui/app.py of this installation."""
-    import localrag.ui
-
-    return Path(localrag.ui.__file__).resolve().parent / "app.py"
+    """ui/app.py of this installation (found by path: the app layer never imports the UI above it)."""
+    return Path(__file__).resolve().parents[1] / "ui" / "app.py"
 
 
 def streamlit_command(host: str, port: int, max_upload_mb: int) -> list[str]:
