@@ -3,18 +3,19 @@
 `load_file` is a pure function of the file's bytes: it never touches the network or other files, and it
 guards the inputs known to make pypdf/rdflib hang or blow up (see ingest/rdf.py). The ingestion job still
 runs it in a worker process with a kill-timeout, as a last resort.
+
+Parser libraries are imported when a file of their kind is loaded (pypdf for PDFs, pyoxigraph/rdflib for RDF),
+so the worker holds only what the kinds it has seen need.
 """
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
-
-from pypdf import PdfReader
-from pypdf.errors import DependencyError
+from typing import TYPE_CHECKING
 
 from localrag.ingest.document import Kind, LoadedDocument, LoadError, Unit, UnsupportedType
-from localrag.ingest.rdf import RDF_FORMATS, load_rdf
+from localrag.ingest.formats import SUPPORTED_SUFFIXES
 from localrag.ingest.text import (
     EMPTY_MESSAGE,
     CleanStats,
@@ -24,14 +25,10 @@ from localrag.ingest.text import (
     summarize_noise,
 )
 
-SUPPORTED_SUFFIXES: dict[str, Kind] = {
-    ".pdf": Kind.PDF,
-    ".txt": Kind.TEXT,
-    ".text": Kind.TEXT,
-    ".md": Kind.MARKDOWN,
-    ".markdown": Kind.MARKDOWN,
-    **{suffix: Kind.RDF for suffix in RDF_FORMATS},
-}
+if TYPE_CHECKING:
+    from pypdf import PdfReader
+
+__all__ = ["SUPPORTED_SUFFIXES", "detect_kind", "load_file", "load_pdf"]
 
 # Files are read whole into the worker's memory; beyond this the worker would risk running out of it.
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -85,7 +82,17 @@ def load_file(path: Path) -> LoadedDocument:
     if kind is Kind.PDF:
         return load_pdf(data)
     if kind is Kind.RDF:
+        from localrag.ingest.rdf import load_rdf
+
         return load_rdf(path, data)
+    if kind is Kind.HTML:
+        from localrag.ingest.html import load_html
+
+        return load_html(data)
+    if kind is Kind.DOCX:
+        from localrag.ingest.docx import load_docx
+
+        return load_docx(data)
     return load_text(data, kind)
 
 
@@ -104,6 +111,9 @@ def _damaged(err: Exception) -> LoadError:
 
 
 def _open_pdf(data: bytes, warnings: list[str]) -> PdfReader:
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError
+
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         encrypted = reader.is_encrypted

@@ -1,48 +1,55 @@
-"""RDF loading (Turtle, RDF/XML, N-Triples, JSON-LD, N3) with input guards, and graph-to-text conversion.
+"""RDF loading (Turtle, N-Triples, N-Quads, TriG, RDF/XML, JSON-LD, N3) with input guards, and graph-to-text.
 
-rdflib is not safe on untrusted input: it fetches remote JSON-LD contexts over the network, builds
-billion-laughs entity expansions for minutes, and reads very long N-Triples lines in quadratic time. Every
-guard here therefore runs on the raw bytes *before* rdflib sees them.
+Parsing is done by pyoxigraph (Rust, streaming, linear time: a 2 MB literal on one line or a deeply nested
+Turtle collection reads in milliseconds), and its terms become rdflib terms: rdflib stays the graph model.
+rdflib's own parsers are used only for N3 files with formulas or rules, which pyoxigraph does not read; they
+are quadratic on long lines, so that path keeps the line-length guard.
+
+Guards that run on the raw bytes before any parser: XML with a DOCTYPE/ENTITY declaration is refused
+(pyoxigraph expands internal entities: billion laughs), and JSON-LD is scanned for remote @context/@import
+references and excessive nesting (pyoxigraph has no document loader, so it cannot fetch them either).
 
 Each subject with a label or description becomes one Unit whose text reads like a short encyclopedia entry
 (label, types, descriptions, one-hop facts as sentences), so that plain text retrieval finds graph content.
+A named node that has facts but no label or description gets a unit too, its URI's local name standing for
+the label.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import re
-import xml.sax
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from rdflib import RDF, RDFS, BNode, Graph, Literal, Namespace, URIRef
-from rdflib.exceptions import ParserError
+import pyoxigraph as ox
+from rdflib import RDF, RDFS, XSD, BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DC, DCTERMS, FOAF, OWL, SKOS
-from rdflib.plugins.parsers.notation3 import BadSyntax
 from rdflib.term import Node
 
 from localrag.ingest.document import KgEdge, KgNode, Kind, LoadedDocument, LoadError, Unit
+from localrag.ingest.formats import RDF_FORMAT_NAMES, RDF_FORMATS
 from localrag.ingest.text import EMPTY_MESSAGE, CleanStats, captured_library_noise, clean_text, summarize_noise
 
-RDF_FORMATS: dict[str, str] = {
-    ".ttl": "turtle",
-    ".turtle": "turtle",
-    ".rdf": "xml",
-    ".owl": "xml",
-    ".nt": "nt",
-    ".jsonld": "json-ld",
-    ".json-ld": "json-ld",
-    ".n3": "n3",
+FORMAT_NAMES = RDF_FORMAT_NAMES
+OX_FORMATS: dict[str, ox.RdfFormat] = {
+    "turtle": ox.RdfFormat.TURTLE,
+    "xml": ox.RdfFormat.RDF_XML,
+    "nt": ox.RdfFormat.N_TRIPLES,
+    "nquads": ox.RdfFormat.N_QUADS,
+    "trig": ox.RdfFormat.TRIG,
+    "json-ld": ox.RdfFormat.JSON_LD,
+    "n3": ox.RdfFormat.N3,
 }
-FORMAT_NAMES = {"turtle": "Turtle", "xml": "RDF/XML", "nt": "N-Triples", "json-ld": "JSON-LD", "n3": "N3"}
+RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 
-# rdflib's N-Triples reader is quadratic in line length (2 MB line: ~20 s); 256 KB reads in ~0.25 s.
+# Only for the rdflib fallback (N3 with formulas): rdflib's line reader is quadratic in line length
+# (2 MB line: ~20 s); 256 KB reads in ~0.25 s. pyoxigraph has no such limit.
 MAX_RDF_LINE_BYTES = 256 * 1024
-LINE_LIMITED_FORMATS = frozenset({"nt", "turtle", "n3"})
 # Checked on the parsed JSON before rdflib's recursive JSON-LD processing sees it.
 MAX_JSONLD_DEPTH = 200
 # One node's text lists at most this many facts; the rest stay in `edges`.
@@ -91,16 +98,6 @@ _IRREGULAR_PARTICIPLES = frozenset(
 )
 
 
-class _NoFetchCache(dict):
-    """Stands in for rdflib's JSON-LD context cache: rdflib consults it before any fetch, so fail there.
-
-    Second line of defence after `_check_jsonld`; it covers contexts reached in ways the scan did not foresee.
-    """
-
-    def __contains__(self, key: object) -> bool:
-        raise LoadError(_remote_context_message(str(key)))
-
-
 def _remote_context_message(ref: str) -> str:
     return (
         f"JSON-LD refers to a remote @context ({ref[:200]}); localrag never fetches from the network: "
@@ -117,14 +114,15 @@ def _human_size(n: int) -> str:
 
 
 def _check_line_lengths(data: bytes) -> None:
-    """Reject lines rdflib would read in quadratic time, before it starts."""
+    """Reject lines rdflib would read in quadratic time, before it starts (rdflib fallback only)."""
     if len(data) <= MAX_RDF_LINE_BYTES:
         return
     for number, line in enumerate(data.split(b"\n"), start=1):
         if len(line) > MAX_RDF_LINE_BYTES:
             raise LoadError(
                 f"line {number} is {_human_size(len(line))} long (limit {_human_size(MAX_RDF_LINE_BYTES)}): "
-                "very long literals are not supported in RDF files; put long texts in a .txt/.md file"
+                "rdflib reads such lines too slowly, and N3 with formulas needs rdflib; put long texts in a "
+                ".txt/.md file"
             )
 
 
@@ -162,7 +160,243 @@ def _check_jsonld(doc: Any) -> None:
             stack.extend((item, depth + 1) for item in value if isinstance(item, dict | list))
 
 
-def _parse_jsonld(data: bytes, base: str) -> Graph:
+# --- sniffing ----------------------------------------------------------------------------------------------
+
+_XML_DECL_OR_MISC_RE = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>|\s+)*", re.DOTALL)
+_ROOT_TAG_RE = re.compile(rb"<([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)([^<>]*)>", re.DOTALL)
+_JSON_START_RE = re.compile(rb'(?:\[\s*)?\{\s*(?:"|\})')  # '{"' or '[{"': TriG/N3 braces hold IRIs, not strings
+_TURTLE_START_RE = re.compile(rb"\s*(?:@prefix|@base|prefix\s|base\s)", re.IGNORECASE)
+_BINARY_KINDS: list[tuple[bytes, str, str]] = [
+    (b"%PDF-", "a PDF file", "give it a .pdf suffix"),
+    (b"PK\x03\x04", "a ZIP archive (e.g. .docx/.xlsx/.odt)", "give it its real suffix"),
+    (b"\x1f\x8b", "gzip-compressed", "decompress it first"),
+    (b"\x89PNG", "a PNG image", "images are not ingested"),
+    (b"\xff\xd8\xff", "a JPEG image", "images are not ingested"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Microsoft Office file", "export it as PDF or text"),
+]
+_BOMS: list[tuple[bytes, str]] = [
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+]
+
+
+def _to_utf8(data: bytes) -> bytes:
+    """RDF parsers read UTF-8: drop a UTF-8 BOM and transcode UTF-16/32 files that carry a BOM."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            body = data[len(bom) :]
+            if encoding == "utf-8":
+                return body
+            try:
+                text = body.decode(encoding)
+            except UnicodeDecodeError:
+                raise LoadError(f"not valid {encoding.upper()} text (it starts with a {encoding} BOM)") from None
+            if text.lstrip().startswith("<?xml"):  # the declaration would still name the old encoding
+                text = re.sub(r"""^(\s*<\?xml[^>]*?)\s+encoding=["'][^"']*["']""", r"\1", text, count=1)
+            return text.encode("utf-8")
+    return data
+
+
+def xml_root(data: bytes) -> tuple[str, str] | None:
+    """(qualified name, attributes text) of the root element of XML bytes, or None when it is not XML."""
+    head = data[: 64 * 1024]
+    misc = _XML_DECL_OR_MISC_RE.match(head)
+    rest = head[misc.end() if misc else 0 :]
+    if not rest.startswith(b"<"):
+        return None
+    tag = _ROOT_TAG_RE.match(rest)
+    if tag is None:
+        return None
+    name = tag.group(1).decode("ascii", errors="replace")
+    if ":" in name and name.split(":", 1)[0].lower() in {"http", "https", "urn", "file", "ftp", "mailto", "tag"}:
+        return None  # an IRI in angle brackets: N-Triples/Turtle
+    attrs = tag.group(2).decode("utf-8", errors="replace")
+    if not head.lstrip().startswith((b"<?xml", b"<!")) and "xmlns" not in attrs:
+        return None  # '<x> <y> <z> .' is N-Triples, not an XML element
+    return name, attrs
+
+
+def sniff_rdf(data: bytes) -> str | None:
+    """The RDF syntax the content shows (a key of FORMAT_NAMES), or None when it cannot tell.
+
+    Raises LoadError when the content is clearly something else: a binary format, an HTML page, XML that is
+    not RDF/XML.
+    """
+    for magic, what, todo in _BINARY_KINDS:
+        if data.startswith(magic):
+            raise LoadError(f"the content is {what}, not RDF: {todo}")
+    stripped = data.lstrip()
+    lowered = stripped[:512].lower()
+    if lowered.startswith((b"<!doctype html", b"<html")):
+        raise LoadError("the content is an HTML page, not RDF (a saved web page?): give it a .html suffix")
+    root = xml_root(data)
+    if root is not None:
+        name, attrs = root
+        local = name.split(":")[-1]
+        if local == "RDF" or (RDF_NS in attrs and local == "Description"):
+            return "xml"
+        if local.lower() == "html":
+            raise LoadError("the content is an (X)HTML page, not RDF: give it a .html suffix")
+        if local == "Ontology" and "http://www.w3.org/2002/07/owl#" in attrs:
+            raise LoadError(
+                "OWL/XML is not supported (root element <Ontology>): save the ontology as RDF/XML or Turtle "
+                "(e.g. in Protégé: File › Save as)"
+            )
+        raise LoadError(
+            f"XML, but not RDF/XML (the root element is <{name[:80]}>, not <rdf:RDF>): only RDF/XML is "
+            "ingested from XML files; export the content as text or PDF"
+        )
+    if _JSON_START_RE.match(stripped[:256]):
+        return "json-ld"
+    if _TURTLE_START_RE.match(stripped[:256]):
+        return "turtle"
+    return None
+
+
+def _compatible(declared: str, sniffed: str | None) -> bool:
+    """Whether content of syntax `sniffed` is readable with the parser for `declared`."""
+    if sniffed is None or sniffed == declared:
+        return True
+    turtle_family = {"turtle", "trig", "n3"}
+    return declared in turtle_family and sniffed == "turtle"
+
+
+# --- parsing -------------------------------------------------------------------------------------------
+
+XSD_STRING = str(XSD.string)
+Triple = tuple[Node, Node, Node]
+
+
+class _TermConverter:
+    """pyoxigraph terms to rdflib terms, IRIs interned (predicates and types repeat on every line)."""
+
+    def __init__(self) -> None:
+        self.iris: dict[str, URIRef] = {}
+        self.bnodes: dict[str, BNode] = {}
+
+    def __call__(self, term: object) -> Node | None:
+        kind = type(term)
+        if kind is ox.NamedNode:
+            value = term.value  # type: ignore[attr-defined]
+            node = self.iris.get(value)
+            if node is None:
+                node = self.iris[value] = URIRef(value)
+            return node
+        if kind is ox.Literal:
+            value, language = term.value, term.language  # type: ignore[attr-defined]
+            if language:
+                return Literal(value, lang=language)
+            datatype = term.datatype.value  # type: ignore[attr-defined]
+            if datatype == XSD_STRING:
+                return Literal(value)
+            iri = self.iris.get(datatype)
+            if iri is None:
+                iri = self.iris[datatype] = URIRef(datatype)
+            return Literal(value, datatype=iri)
+        if kind is ox.BlankNode:
+            value = term.value  # type: ignore[attr-defined]
+            node = self.bnodes.get(value)
+            if node is None:
+                node = self.bnodes[value] = BNode(value)
+            return node
+        return None  # RDF-star quoted triples: not a node a reader can use
+
+
+def _syntax_error(err: SyntaxError, name: str, data: bytes) -> LoadError:
+    message = str(err.msg if getattr(err, "msg", None) else err).strip()
+    why = message.split(": ", 1)[1] if message.startswith("Parser error at line") and ": " in message else message
+    why = why.splitlines()[0][:200] if why else "invalid syntax"
+    line, column = getattr(err, "lineno", None), getattr(err, "offset", None)
+    if line is None and name == "RDF/XML":
+        line, column = _xml_error_position(data)
+    if line is None:
+        return LoadError(f"{name} syntax error: {why}")
+    where = f" (column {column})" if column else ""
+    return LoadError(f"{name} syntax error at line {line}: {why}{where}")
+
+
+def _xml_error_position(data: bytes) -> tuple[int | None, int | None]:
+    """Where XML stops being well-formed (expat, which never resolves external entities); (None, None) when
+    it is well-formed and only its RDF structure is wrong."""
+    import xml.parsers.expat
+
+    parser = xml.parsers.expat.ParserCreate()
+    try:
+        parser.Parse(data, True)
+    except xml.parsers.expat.ExpatError as err:
+        return err.lineno, err.offset + 1
+    return None, None
+
+
+def _ox_triples(data: bytes, fmt: str, base: str, convert: _TermConverter) -> Iterator[Triple]:
+    for quad in ox.parse(data, format=OX_FORMATS[fmt], base_iri=base):
+        s, p, o = convert(quad.subject), convert(quad.predicate), convert(quad.object)
+        if s is not None and p is not None and o is not None:
+            yield s, p, o
+
+
+def _rdflib_n3(data: bytes, base: str) -> list[Triple]:
+    """N3 with formulas/rules, which pyoxigraph does not read: rdflib, behind the line-length guard."""
+    from rdflib.plugins.parsers.notation3 import BadSyntax
+
+    _check_line_lengths(data)
+    graph = Graph()
+    try:
+        graph.parse(data=data, format="n3", publicID=base)
+    except BadSyntax as err:
+        why = getattr(err, "_why", None) or str(err).splitlines()[-1]
+        raise LoadError(f"N3 syntax error at line {err.lines + 1}: {why}") from None
+    return list(graph)
+
+
+def parse_rdf(data: bytes, fmt: str, base: str) -> tuple[list[Triple], list[str]]:
+    """Guard the bytes, then parse them with pyoxigraph; returns the distinct triples (rdflib terms, in file
+    order, named graphs merged into one) and library warnings.
+
+    Raises LoadError with a line number where the parser gives one.
+    """
+    name = FORMAT_NAMES[fmt]
+    data = _to_utf8(data)
+    if not data.strip():
+        raise LoadError(EMPTY_MESSAGE)
+    if (fmt == "xml" or data.lstrip().startswith(b"<?xml")) and _has_dtd(data):
+        raise LoadError(
+            f"{name} with DOCTYPE/ENTITY declarations is rejected (entity expansion and local-file "
+            "reads are unsafe); remove the DTD"
+        )
+    if fmt == "xml" and not data.lstrip().startswith(b"<"):
+        raise LoadError("not RDF/XML: the file does not start with '<' (if it is Turtle, rename it to .ttl)")
+    if fmt == "json-ld":
+        _check_jsonld_bytes(data)
+    convert = _TermConverter()
+    with captured_library_noise("rdflib") as noise:
+        try:
+            triples = list(dict.fromkeys(_ox_triples(data, fmt, base, convert)))
+        except SyntaxError as err:
+            if fmt == "n3" and "not allowed in regular RDF" in str(err):
+                triples = _rdflib_n3(data, base)
+            elif fmt == "json-ld" and "remote context" in str(err).lower():  # missed by the scan: still refused
+                raise LoadError(
+                    "JSON-LD refers to a remote @context; localrag never fetches from the network: inline the "
+                    "context in the file"
+                ) from None
+            else:
+                raise _syntax_error(err, name, data) from None
+        except LoadError:
+            raise
+        except RecursionError:
+            raise LoadError(f"{name} nested too deeply to read") from None
+        except Exception as err:  # the parser's other failures (I/O-like errors, ValueError)
+            detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            raise LoadError(f"could not parse {name}: {detail}") from None
+    return triples, summarize_noise("rdflib", noise)
+
+
+def _check_jsonld_bytes(data: bytes) -> None:
+    """JSON syntax, nesting depth and context references, checked before the JSON-LD processor runs."""
     try:
         doc = json.loads(data)
     except RecursionError:
@@ -172,97 +406,6 @@ def _parse_jsonld(data: bytes, base: str) -> Graph:
     except UnicodeDecodeError:
         raise LoadError("not valid JSON-LD: the file is not UTF-8 text; save it as UTF-8") from None
     _check_jsonld(doc)
-    # A plain (not context-aware) Graph: rdflib then merges named @graph content into it, as wanted here.
-    graph = Graph()
-    try:
-        # Hand rdflib the already-parsed document: it never opens a URL or a file for the input itself.
-        from rdflib.plugins.parsers.jsonld import Parser as JsonLdParser
-        from rdflib.plugins.shared.jsonld.context import Context
-
-        context = Context(base=base)
-        context._context_cache = _NoFetchCache()  # shared with every sub-context rdflib derives
-        JsonLdParser().parse(doc, context, graph)
-    except ImportError:  # pragma: no cover - rdflib moved its internals; the scan above still applies
-        graph = Graph().parse(data=json.dumps(doc), format="json-ld", base=base)
-    return graph
-
-
-def _nt_error_line(data: bytes, rest: str) -> int | None:
-    """rdflib's N-Triples errors quote only the unparsed rest of the bad line; find which line that was."""
-    from rdflib.plugins.parsers.ntriples import W3CNTriplesParser
-
-    class _Sink:
-        def triple(self, *_: object) -> None:
-            pass
-
-    rest = rest.strip()
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        line = raw.decode("utf-8", errors="replace").strip()
-        if not line or line.startswith("#") or (rest and not line.endswith(rest)):
-            continue
-        try:
-            W3CNTriplesParser(sink=_Sink()).parsestring(line)  # type: ignore[arg-type]
-        except Exception:  # any failure marks the bad line
-            return number
-    return None
-
-
-def parse_rdf(data: bytes, fmt: str, base: str) -> tuple[Graph, list[str]]:
-    """Guard the bytes, then parse them with rdflib; returns the graph and library warnings.
-
-    Raises LoadError with a line number where rdflib gives one.
-    """
-    name = FORMAT_NAMES[fmt]
-    if not data.strip():
-        raise LoadError(EMPTY_MESSAGE)
-    if fmt in LINE_LIMITED_FORMATS:
-        _check_line_lengths(data)
-    stripped = data.lstrip(b"\xef\xbb\xbf\xff\xfe \t\r\n\x00")
-    if fmt == "xml" or stripped.startswith(b"<?xml"):
-        if _has_dtd(data):
-            raise LoadError(
-                "RDF/XML with DOCTYPE/ENTITY declarations is rejected (entity expansion and local-file "
-                "reads are unsafe); remove the DTD"
-            )
-        if fmt == "xml" and not stripped.startswith(b"<"):
-            raise LoadError(
-                "not RDF/XML: the file does not start with '<' (if it is Turtle, rename it to .ttl)"
-            )
-    with captured_library_noise("rdflib") as noise:
-        try:
-            if fmt == "json-ld":
-                graph = _parse_jsonld(data, base)
-            else:
-                graph = Graph()
-                graph.parse(data=data, format=fmt, publicID=base)
-        except LoadError:
-            raise
-        except BadSyntax as err:
-            why = getattr(err, "_why", None) or str(err).splitlines()[-1]
-            raise LoadError(f"{name} syntax error at line {err.lines + 1}: {why}") from None
-        except xml.sax.SAXParseException as err:
-            raise LoadError(
-                f"{name} syntax error at line {err.getLineNumber()} column {err.getColumnNumber()}: "
-                f"{err.getMessage()}"
-            ) from None
-        except ParserError as err:
-            message = str(err)
-            line = None
-            if fmt == "nt" and message.startswith("Invalid line:"):
-                line = _nt_error_line(data, message.removeprefix("Invalid line:"))
-            where = f" at line {line}" if line else ""
-            raise LoadError(f"{name} syntax error{where}: {message[:200]}") from None
-        except RecursionError:
-            raise LoadError(f"{name} nested too deeply: rdflib cannot read it") from None
-        except UnicodeDecodeError:
-            raise LoadError(
-                f"not UTF-8 text: {name} files must be UTF-8; convert it (e.g. iconv -f latin1 -t utf-8)"
-            ) from None
-        except Exception as err:  # rdflib raises many types on malformed input
-            detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-            raise LoadError(f"could not parse {name}: {detail}") from None
-    return graph, summarize_noise("rdflib", noise)
-
 
 def _local_name(uri: str) -> str:
     """The last path/fragment segment of a URI, URL-decoded, underscores as spaces."""
@@ -313,13 +456,13 @@ def _preferred(literals: Iterable[Literal]) -> list[Literal]:
 
 
 class _GraphText:
-    """Turns an rdflib Graph into units, nodes and edges.
+    """Turns triples of rdflib terms (an rdflib Graph, or parse_rdf's list) into units, nodes and edges.
 
     The graph is read once into plain adjacency lists: rdflib's store lookups cost microseconds each and
     this code does several per node, which made text building slower than parsing on large graphs.
     """
 
-    def __init__(self, graph: Graph, doc_id: str) -> None:
+    def __init__(self, graph: Iterable[Triple], doc_id: str) -> None:
         self.doc_id = doc_id
         self.out: dict[Node, list[tuple[Node, Node]]] = {}
         self.inc: dict[Node, list[tuple[Node, Node]]] = {}  # only for blank nodes (their ids need it)
@@ -331,6 +474,7 @@ class _GraphText:
         self.label_cache: dict[Node, str | None] = {}
         self.text_cache: dict[Node, dict[Node, list[Literal]]] = {}
         self.capped_nodes = 0
+        self.unlabelled = 0  # named nodes with facts but no label or description
         self.stats = CleanStats()
 
     def assign_bnode_ids(self) -> None:
@@ -482,6 +626,24 @@ class _GraphText:
             sentences = sentences[:MAX_FACTS_PER_NODE]
         return sentences
 
+    def long_texts(self, subject: Node, name: str) -> list[str]:
+        """Literals too long to quote in a fact sentence (an abstract, a full text), in full, each as its own
+        paragraph after a heading line, so that every part of them is searchable."""
+        by_predicate: dict[Node, list[Literal]] = {}
+        for p, o in self.out.get(subject, ()):
+            if isinstance(p, URIRef) and p not in TEXT_PREDICATES and isinstance(o, Literal):
+                by_predicate.setdefault(p, []).append(o)
+        out: list[str] = []
+        for predicate in sorted(by_predicate, key=str):
+            for literal in _preferred(by_predicate[predicate]):
+                if len(literal) <= MAX_FACT_LITERAL_CHARS:
+                    continue
+                text = self.clean(str(literal)).strip()
+                if text:
+                    heading = _split_words(_local_name(str(predicate))).capitalize()
+                    out.append(f"\n{heading} of {name}:\n{text}")
+        return out
+
     def build(self) -> tuple[list[Unit], list[KgNode], list[KgEdge]]:
         units: list[Unit] = []
         nodes: list[KgNode] = []
@@ -514,7 +676,13 @@ class _GraphText:
                 node_edges.append(KgEdge(uri, str(p), self.node_id(o) if is_node else str(o), is_node))
             edges.extend(sorted(node_edges, key=lambda e: (e.predicate, e.object, e.object_is_uri)))
             if not (label or descriptions):
-                continue
+                # facts but no label: the URI's local name stands for it (blank nodes are shown inline instead)
+                if not isinstance(subject, URIRef) or not any(p != RDF_TYPE or o not in IGNORED_TYPES
+                                                              for p, o in self.out[subject]):
+                    continue
+                self.unlabelled += 1
+                if not (label or types or descriptions):
+                    nodes.append(KgNode(uri=uri, label=None))
             name = label or self.name(subject)
             lines = [name]
             others = [
@@ -529,25 +697,49 @@ class _GraphText:
                 lines.append("Type: " + ", ".join(dict.fromkeys(shown_types)))
             lines.extend(descriptions)
             lines.extend(self.facts(subject, name))
+            lines.extend(self.long_texts(subject, name))
             units.append(Unit(text="\n".join(lines), kg_uri=uri, label=name))
         return units, nodes, edges
 
 
 def load_rdf(path: Path, data: bytes) -> LoadedDocument:
-    """Load an RDF file into one unit per described node, plus the graph's nodes and edges."""
-    fmt = RDF_FORMATS.get(path.suffix.lower())
-    if fmt is None:
+    """Load an RDF file into one unit per node with a label, description or facts, plus nodes and edges.
+
+    The suffix names the syntax, but the content decides: RDF in another syntax than its suffix says is read as
+    what it is (with a warning); XML that is not RDF/XML, HTML and binary files are refused with a clear reason.
+    """
+    declared = RDF_FORMATS.get(path.suffix.lower())
+    if declared is None:
         raise LoadError(f"not an RDF suffix: '{path.suffix}' (RDF suffixes: {', '.join(RDF_FORMATS)})")
+    head = _to_utf8(data[: 64 * 1024])
+    sniffed = sniff_rdf(head)
+    warns: list[str] = []
+    fmt = declared
+    if not _compatible(declared, sniffed):
+        assert sniffed is not None
+        fmt = sniffed
+        warns.append(
+            f"the content is {FORMAT_NAMES[sniffed]} although the suffix '{path.suffix}' says "
+            f"{FORMAT_NAMES[declared]}; read it as {FORMAT_NAMES[sniffed]} (rename the file to fix this)"
+        )
     base = path.resolve().as_uri()
-    graph, warns = parse_rdf(data, fmt, base)
+    triples, parse_warns = parse_rdf(data, fmt, base)
+    warns.extend(parse_warns)
     doc_id = hashlib.sha1(data, usedforsecurity=False).hexdigest()[:10]
-    builder = _GraphText(graph, doc_id)
+    builder = _GraphText(triples, doc_id)
     units, nodes, edges = builder.build()
+    if not triples:
+        raise LoadError(f"no triples in this {FORMAT_NAMES[fmt]} file: nothing to ingest")
     if not units:
-        triples = f"{len(graph)} triple" + ("s" if len(graph) != 1 else "")
+        count = f"{len(triples)} triple" + ("s" if len(triples) != 1 else "")
         raise LoadError(
-            f"no nodes with labels or descriptions in this graph ({triples}); "
-            "add rdfs:label or rdfs:comment to the things you want to find"
+            f"nothing to search in this graph ({count}): it has no named node with a label, description "
+            "or facts (only blank nodes?); give the things you want to find URIs or rdfs:label"
+        )
+    if builder.unlabelled:
+        warns.append(
+            f"{builder.unlabelled} node(s) have facts but no label or description; the last part of their "
+            "URI stands for the label (add rdfs:label for better names)"
         )
     if builder.capped_nodes:
         warns.append(
@@ -557,7 +749,7 @@ def load_rdf(path: Path, data: bytes) -> LoadedDocument:
     warns.extend(builder.stats.warnings())
     meta = {
         "format": FORMAT_NAMES[fmt],
-        "triples": str(len(graph)),
+        "triples": str(len(triples)),
         "nodes": str(len(nodes)),
     }
     return LoadedDocument(kind=Kind.RDF, units=units, warnings=warns, nodes=nodes, edges=edges, meta=meta)

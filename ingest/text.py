@@ -18,8 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-import charset_normalizer
-
 from localrag.ingest.document import Kind, LoadedDocument, LoadError, Unit
 
 # A base character keeps at most this many combining marks: real scripts need 1-4; more is "Zalgo" text that
@@ -275,6 +273,8 @@ def decode_bytes(data: bytes) -> tuple[str, str, list[str]]:
         text = None
     if text is not None and _looks_western(text):
         return text, "cp1252", [_guessed("cp1252 (Western European)")]
+    import charset_normalizer  # only legacy-encoded files need it
+
     best = charset_normalizer.from_bytes(data).best()
     if best is None:
         raise _binary_error("no text encoding fits the bytes")

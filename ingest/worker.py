@@ -1,6 +1,11 @@
 """Runs loaders in a separate process so a per-file time limit can stop a parser that hangs or explodes.
 
-The worker imports only the loaders (no torch); it loads files in the order they are submitted, one at a time,
+The worker imports only the loaders (no torch), and each parser library only when a file of its kind arrives.
+The "spawn" start method would also re-run the parent's main script in the child (`__mp_main__`): a UI or a
+user's script that imports torch at top level made every worker hold ~0.5 GB. `_start_without_main` hides the
+main module while the worker starts, so the child imports nothing of the parent's.
+
+It loads files in the order they are submitted, one at a time,
 so the main process can embed file N while file N+1 is being parsed. A file that runs past its limit gets the
 worker killed and replaced; the files queued behind it are resubmitted.
 """
@@ -8,6 +13,8 @@ worker killed and replaced; the files queued behind it are resubmitted.
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -26,6 +33,32 @@ class LoadResult:
 
 
 DEFAULT_LOADER = "localrag.ingest.loaders:load_file"
+_MAIN_LOCK = threading.Lock()
+_MISSING = object()
+
+
+def _start_without_main(proc: Any) -> None:
+    """Start a spawn-context process without making it import the parent's `__main__` module.
+
+    multiprocessing's spawn reads `__main__.__spec__` and `__main__.__file__` while starting the child (in
+    this thread, inside `start()`), and the child then imports that module or re-runs that script. The worker
+    needs neither, so both are hidden for the duration of `start()`.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        proc.start()
+        return
+    with _MAIN_LOCK:
+        saved = {name: getattr(main, name, _MISSING) for name in ("__spec__", "__file__")}
+        try:
+            main.__spec__ = None
+            if saved["__file__"] is not _MISSING:
+                del main.__file__
+            proc.start()
+        finally:
+            for name, value in saved.items():
+                if value is not _MISSING:
+                    setattr(main, name, value)
 
 
 def _serve(conn: Any, loader: str) -> None:  # pragma: no cover - runs in the child process
@@ -76,7 +109,7 @@ class LoaderPool:
             self._proc = self._ctx.Process(
                 target=_serve, args=(child, self.loader), daemon=True, name="localrag-loader"
             )
-            self._proc.start()
+            _start_without_main(self._proc)
             child.close()
             self._conn = parent
 

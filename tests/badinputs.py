@@ -27,6 +27,8 @@ TURTLE_ERROR_LINE = 9
 NT_LONG_LINE = 3
 LONG_LINE_BYTES = 5 * 1024 * 1024
 NT_LITERAL_BYTES = 2 * 1024 * 1024
+TTL_ABSTRACT_BYTES = 1_900_000
+TTL_ABSTRACT_END = "The abstract ends with the foghorn schedule."
 JSONLD_DEPTH = 100_000
 REMOTE_CONTEXT = "https://schema.org/"
 
@@ -210,12 +212,87 @@ def write_ttl_syntax_error(dirpath: Path) -> Path:
 
 
 def write_ttl_no_labels(dirpath: Path) -> Path:
-    text = "<http://example.org/a> <http://example.org/p> <http://example.org/b> .\n"
+    """Facts (a type, a link, a number, a date) but no label or description anywhere."""
+    text = (
+        "@prefix ex: <http://example.org/harbor#> .\n"
+        "@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .\n"
+        "ex:GannetHead a ex:Lighthouse ; ex:locatedIn ex:Portsmouth ; ex:heightMetres 41 ;\n"
+        '    ex:firstLit "1871-05-01"^^xsd:date .\n'
+    )
     return _write(dirpath, "no_labels.ttl", text)
 
 
-def write_rdfxml_good(dirpath: Path) -> Path:
-    text = """<?xml version="1.0" encoding="utf-8"?>
+def write_ttl_blank_only(dirpath: Path) -> Path:
+    """Only unlabelled blank nodes: nothing a person could search for."""
+    return _write(dirpath, "blank_only.ttl", "[] <http://example.org/p> [ <http://example.org/q> 1 ] .\n")
+
+
+def write_ttl_long_literal(dirpath: Path) -> Path:
+    """Turtle with a 1.9 MB abstract on one line (the case the old line-length guard refused)."""
+    words = " ".join(f"tide{i % 97} keeper{i % 89}" for i in range(TTL_ABSTRACT_BYTES // 20))
+    text = (
+        "@prefix ex: <http://example.org/harbor#> .\n"
+        "@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n"
+        'ex:Report rdfs:label "Harbour report" ;\n'
+        '    ex:abstract "' + words[:TTL_ABSTRACT_BYTES] + ' ' + TTL_ABSTRACT_END + '" .\n'
+    )
+    return _write(dirpath, "long_abstract.ttl", text)
+
+
+def write_ttl_deep_nesting(dirpath: Path) -> Path:
+    """Legal but deep (rdflib's recursive Turtle parser gives up at ~1,000): 5,000 nested blank nodes and a
+    5,000-deep nested collection."""
+    depth = 5_000
+    text = (
+        "@prefix ex: <http://example.org/> .\n"
+        "@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n"
+        'ex:Root rdfs:label "Deep root" ; ex:part ' + "[ ex:part " * depth + '"leaf"' + " ]" * depth + " ;\n"
+        "    ex:list " + "( " * depth + "ex:x" + " )" * depth + " .\n"
+    )
+    return _write(dirpath, "deep.ttl", text)
+
+
+def write_ttl_is_pdf(dirpath: Path) -> Path:
+    """A PDF saved with a Turtle suffix: the content contradicts the extension."""
+    return _write(dirpath, "really_a_pdf.ttl", _pdf_bytes(PDF_PAGE_TEXTS, 1))
+
+
+def write_ttl_is_rdfxml(dirpath: Path) -> Path:
+    """RDF/XML saved with a Turtle suffix: read as what it is, with a warning."""
+    return _write(dirpath, "really_rdfxml.ttl", _RDFXML)
+
+
+def write_rdfxml_as_xml(dirpath: Path) -> Path:
+    """RDF/XML saved as .xml (exported ontologies, SKOS vocabularies)."""
+    return _write(dirpath, "vocabulary.xml", _RDFXML)
+
+
+def write_xml_not_rdf(dirpath: Path) -> Path:
+    text = '<?xml version="1.0"?>\n<project>\n  <name>harbor</name>\n  <version>1.0</version>\n</project>\n'
+    return _write(dirpath, "pom.xml", text)
+
+
+def write_xml_malformed_rdf(dirpath: Path) -> Path:
+    """RDF/XML whose element on line 5 is never closed."""
+    text = (
+        '<?xml version="1.0"?>\n'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"\n'
+        '         xmlns:rdfs="http://www.w3.org/2000/01/rdf-schema#">\n'
+        '  <rdf:Description rdf:about="http://example.org/x">\n'
+        "    <rdfs:label>X\n"
+        "  </rdf:Description>\n"
+        "</rdf:RDF>\n"
+    )
+    return _write(dirpath, "malformed.rdf", text)
+
+
+def write_nt_bad_utf8(dirpath: Path) -> Path:
+    text = b'<http://example.org/a> <http://www.w3.org/2000/01/rdf-schema#label> "A" .\n'
+    text += b'<http://example.org/b> <http://www.w3.org/2000/01/rdf-schema#label> "caf\xe9" .\n'
+    return _write(dirpath, "latin1.nt", text)
+
+
+_RDFXML = """<?xml version="1.0" encoding="utf-8"?>
 <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
          xmlns:rdfs="http://www.w3.org/2000/01/rdf-schema#"
          xmlns:ex="http://example.org/harbor#">
@@ -229,7 +306,10 @@ def write_rdfxml_good(dirpath: Path) -> Path:
   </rdf:Description>
 </rdf:RDF>
 """
-    return _write(dirpath, "good.rdf", text)
+
+
+def write_rdfxml_good(dirpath: Path) -> Path:
+    return _write(dirpath, "good.rdf", _RDFXML)
 
 
 def write_rdfxml_billion_laughs(dirpath: Path) -> Path:
@@ -270,7 +350,7 @@ def write_nt_good(dirpath: Path) -> Path:
 
 
 def write_nt_long_literal(dirpath: Path) -> Path:
-    """N-Triples whose line 3 holds a 2 MB literal (rdflib reads such a line in ~20 s)."""
+    """N-Triples whose line 3 holds a 2 MB literal (rdflib reads such a line in ~20 s; pyoxigraph in ms)."""
     text = (
         '<http://example.org/a> <http://www.w3.org/2000/01/rdf-schema#label> "A" .\n'
         '<http://example.org/b> <http://www.w3.org/2000/01/rdf-schema#label> "B" .\n'
@@ -374,6 +454,15 @@ WRITERS: dict[str, Callable[[Path], Path]] = {
     "ttl_good": write_ttl_good,
     "ttl_syntax_error": write_ttl_syntax_error,
     "ttl_no_labels": write_ttl_no_labels,
+    "ttl_blank_only": write_ttl_blank_only,
+    "ttl_long_literal": write_ttl_long_literal,
+    "ttl_deep_nesting": write_ttl_deep_nesting,
+    "ttl_is_pdf": write_ttl_is_pdf,
+    "ttl_is_rdfxml": write_ttl_is_rdfxml,
+    "rdfxml_as_xml": write_rdfxml_as_xml,
+    "xml_not_rdf": write_xml_not_rdf,
+    "xml_malformed_rdf": write_xml_malformed_rdf,
+    "nt_bad_utf8": write_nt_bad_utf8,
     "rdfxml_good": write_rdfxml_good,
     "rdfxml_billion_laughs": write_rdfxml_billion_laughs,
     "rdfxml_xxe": write_rdfxml_xxe,
@@ -392,7 +481,8 @@ WRITERS: dict[str, Callable[[Path], Path]] = {
 # Cases that must load, and cases that must fail with a LoadError (UnsupportedType included).
 GOOD_CASES = frozenset(
     {"pdf_good", "pdf_owner_only", "txt_latin1", "txt_utf16", "txt_nul", "txt_long_line", "txt_combining",
-     "md_good", "ttl_good", "rdfxml_good", "nt_good", "jsonld_good"}
+     "md_good", "ttl_good", "rdfxml_good", "nt_good", "jsonld_good", "nt_long_literal", "ttl_no_labels",
+     "ttl_long_literal", "ttl_deep_nesting", "ttl_is_rdfxml", "rdfxml_as_xml"}
 )
 BAD_CASES = frozenset(WRITERS) - GOOD_CASES
 

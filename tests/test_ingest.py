@@ -148,6 +148,9 @@ def test_bad_inputs_are_reported_and_good_files_still_go_in(rag_factory, tmp_pat
     files = badinputs.write_all(d)
     # the 5 MB line is ~2,000 chunks to embed (slow on CPU); its chunking is covered in test_chunker.py
     files.pop("txt_long_line").unlink()
+    # likewise the 2 MB RDF literals (read in full now: test_rdf.py) and the deep graph (test_rdf.py)
+    for big in ("nt_long_literal", "ttl_long_literal", "ttl_deep_nesting"):
+        files.pop(big).unlink()
     (d / "good notes.md").write_text("# Notes\n\nThe ferry to Skerry Point leaves at 09:40 on weekdays.\n")
     (d / "-leading-dash.txt").write_text("A file whose name starts with a dash is still a file.\n")
     (d / "..leading-dots.txt").write_text("Leading dots are fine too.\n")
@@ -249,3 +252,51 @@ def test_reconcile_repairs_indexes_without_reembedding(rag_factory, sample_copy,
     status = rag2.status()["collections"][0]
     assert status["index"]["in_step"]
     assert_consistent(data)
+
+
+# --- lean loader worker (issue 15) -------------------------------------------------------------------------
+
+
+def test_loader_worker_does_not_rerun_the_parents_main_script(tmp_path: Path) -> None:
+    """spawn re-runs the parent's main script in the child; a script importing torch at top level made every
+    worker hold ~0.5 GB. The marker line at the script's top level must run once (in the parent) only."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "imports.log"
+    doc = tmp_path / "note.txt"
+    doc.write_text("The keeper lit the lamp.\n")
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        "import os, sys\n"
+        f"open({str(marker)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+        "from pathlib import Path\n"
+        "from localrag.ingest.worker import LoaderPool\n"
+        "if __name__ == '__main__':\n"
+        "    with LoaderPool(timeout_s=60) as pool:\n"
+        "        pool.submit(Path(sys.argv[1]))\n"
+        "        result = pool.take()\n"
+        "    assert result.error is None, result.error\n"
+        "    print(result.document.units[0].text)\n"
+    )
+    out = subprocess.run([sys.executable, str(script), str(doc)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "The keeper lit the lamp." in out.stdout
+    assert len(marker.read_text().split()) == 1
+
+
+def test_loaders_import_only_what_the_kind_needs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    doc = tmp_path / "note.txt"
+    doc.write_text("The keeper lit the lamp.\n")
+    code = (
+        "import sys; from pathlib import Path; from localrag.ingest.loaders import load_file; "
+        f"load_file(Path({str(doc)!r})); "
+        "print(sorted(m for m in ('pypdf', 'rdflib', 'pyoxigraph', 'docx', 'selectolax', 'torch', 'numpy') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
