@@ -15,6 +15,8 @@ class Kind(StrEnum):
     TEXT = "text"
     MARKDOWN = "markdown"
     RDF = "rdf"
+    HTML = "html"
+    DOCX = "docx"
 
 
 @dataclass(slots=True)
@@ -25,6 +27,7 @@ class Unit:
     page: int | None = None  # 1-based PDF page number
     kg_uri: str | None = None  # RDF node this unit describes
     label: str | None = None  # human label (RDF node label, section title)
+    section: str | None = None  # heading path, "Guide › Safety › Tides" (ingest/sections.py)
 
 
 @dataclass(slots=True)
