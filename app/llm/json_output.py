@@ -1,6 +1,7 @@
-"""JSON output of a model: parsed, then checked against the JSON schema it was asked to follow (the `jsonschema`
-library does the checking; this module only words the result for people).
+"""JSON output of a model: parsed, then checked against the shape of the JSON schema it was asked to follow.
 
+The check is the project's one JSON-schema check, `localrag.eval.judge.schema_problems` (the `jsonschema` library,
+types, required keys and enums; length and count bounds steer llama.cpp's grammar and are not re-checked).
 Constrained decoding already guarantees the shape on llama.cpp; the check catches cut-off output and servers that
 ignore `response_format`."""
 
@@ -13,6 +14,7 @@ from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 
 from localrag.app.llm.base import Completion, LLMError
+from localrag.eval.judge import schema_problems
 
 __all__ = ["check_schema", "parse_json", "schema_problems"]
 
@@ -25,14 +27,6 @@ def check_schema(schema: Any) -> None:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
         raise ValueError(f"not a valid JSON schema: {exc.message} (at {exc.json_path})") from None
-
-
-def schema_problems(value: Any, schema: dict) -> list[str]:
-    """What is wrong with `value` under `schema`, one readable line each (``"$.answer: 5 is not of type
-    'string'"``); empty when it conforms."""
-    validator = validator_for(schema)(schema)
-    errors = sorted(validator.iter_errors(value), key=lambda e: (e.json_path, e.message))
-    return [f"{e.json_path}: {e.message}" for e in errors]
 
 
 def parse_json(c: Completion, schema: dict) -> dict:
