@@ -31,6 +31,7 @@ TTL_ABSTRACT_BYTES = 1_900_000
 TTL_ABSTRACT_END = "The abstract ends with the foghorn schedule."
 JSONLD_DEPTH = 100_000
 REMOTE_CONTEXT = "https://schema.org/"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 def _pdf_bytes(pages: dict[int, str], page_count: int, title: str | None = PDF_TITLE) -> bytes:
@@ -419,6 +420,121 @@ def write_jsonld_invalid(dirpath: Path) -> Path:
     return _write(dirpath, "invalid.jsonld", '{\n  "@id": "http://example.org/x",\n  "name": "X",,\n}\n')
 
 
+# --- HTML and DOCX --------------------------------------------------------------------------------------
+
+HTML_PAGE = """<!DOCTYPE html>
+<html><head><title>Harbour Guide</title><style>p { color: red }</style>
+<script>var tracking = "SCRIPT-SECRET";</script></head>
+<body><nav><a href="/">Home</a> NAV-MENU-TEXT</nav>
+<header>SITE-HEADER-TEXT</header>
+<main>
+<h1>Harbour Guide</h1><p>Welcome to the <b>harbour</b> of Port Wren.</p>
+<h2>Safety</h2><p>Wear a life jacket on the pier.</p>
+<h3>Tides</h3><p>High tide at the north pier is at 06:12.</p><ul><li>Spring tides</li><li>Neap tides</li></ul>
+<h2>Keepers</h2><p>Ada Smith kept the light.</p>
+</main>
+<footer>FOOTER-TEXT</footer><noscript>NOSCRIPT-TEXT</noscript>
+</body></html>
+"""
+
+
+def write_html_good(dirpath: Path) -> Path:
+    return _write(dirpath, "guide.html", HTML_PAGE)
+
+
+def write_html_empty(dirpath: Path) -> Path:
+    return _write(dirpath, "empty.html", b"")
+
+
+def write_html_only_scripts(dirpath: Path) -> Path:
+    page = "<html><head><script>alert(1)</script></head><body><nav>Menu</nav></body></html>"
+    return _write(dirpath, "scripts.htm", page)
+
+
+def write_html_binary(dirpath: Path) -> Path:
+    return _write(dirpath, "random.html", random.Random(3).randbytes(64 * 1024))
+
+
+def write_html_is_pdf(dirpath: Path) -> Path:
+    return _write(dirpath, "really_a_pdf.html", _pdf_bytes(PDF_PAGE_TEXTS, 1))
+
+
+def write_html_deep(dirpath: Path) -> Path:
+    """2,000 nested <div>s around a paragraph: no recursion may blow up. (lexbor's tree building is quadratic in
+    nesting depth: 100,000 levels take minutes and are stopped by the per-file time limit.)"""
+    depth = 2_000
+    page = "<html><body>" + "<div>" * depth + "<p>Deep harbour text.</p>" + "</div>" * depth
+    return _write(dirpath, "deep.html", page)
+
+
+def docx_bytes(title: str | None = "Harbour Guide") -> bytes:
+    import docx
+
+    document = docx.Document()
+    if title:
+        document.core_properties.title = title
+    document.add_heading("Harbour Guide", level=1)
+    document.add_paragraph("Welcome to the harbour of Port Wren.")
+    document.add_heading("Safety", level=2)
+    document.add_paragraph("Wear a life jacket on the pier.")
+    document.add_heading("Tides", level=3)
+    document.add_paragraph("High tide at the north pier is at 06:12.")
+    table = document.add_table(rows=2, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "Tide", "Time"
+    table.cell(1, 0).text, table.cell(1, 1).text = "High", "06:12"
+    document.add_heading("Keepers", level=2)
+    document.add_paragraph("Ada Smith kept the light.")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def write_docx_good(dirpath: Path) -> Path:
+    return _write(dirpath, "guide.docx", docx_bytes())
+
+
+def write_docx_truncated(dirpath: Path) -> Path:
+    data = docx_bytes()
+    return _write(dirpath, "truncated.docx", data[: len(data) // 2])
+
+
+def write_docx_encrypted(dirpath: Path) -> Path:
+    """What Word writes for a password-protected document: an OLE compound file holding EncryptedPackage."""
+    body = OLE_MAGIC + b"\x00" * 504 + "EncryptedInfo".encode("utf-16-le") + "EncryptedPackage".encode("utf-16-le")
+    return _write(dirpath, "encrypted.docx", body + random.Random(4).randbytes(4096))
+
+
+def write_docx_old_doc(dirpath: Path) -> Path:
+    return _write(dirpath, "old.docx", OLE_MAGIC + b"\x00" * 504 + "WordDocument".encode("utf-16-le"))
+
+
+def write_docx_empty(dirpath: Path) -> Path:
+    import docx
+
+    out = io.BytesIO()
+    docx.Document().save(out)
+    return _write(dirpath, "blank.docx", out.getvalue())
+
+
+def write_docx_zip_bomb(dirpath: Path) -> Path:
+    """A ZIP whose document.xml unpacks to 600 MB of zeros (a few hundred KB packed)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        with archive.open("word/document.xml", "w", force_zip64=True) as part:
+            block = b"\x00" * (1 << 20)
+            for _ in range(600):
+                part.write(block)
+    return _write(dirpath, "bomb.docx", buffer.getvalue())
+
+
+def write_docx_not_word(dirpath: Path) -> Path:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("notes.txt", "just a zip")
+    return _write(dirpath, "archive.docx", buffer.getvalue())
+
+
 # --- unsupported ----------------------------------------------------------------------------------------
 
 
@@ -474,6 +590,19 @@ WRITERS: dict[str, Callable[[Path], Path]] = {
     "jsonld_nested_remote_context": write_jsonld_nested_remote_context,
     "jsonld_deep": write_jsonld_deep,
     "jsonld_invalid": write_jsonld_invalid,
+    "html_good": write_html_good,
+    "html_empty": write_html_empty,
+    "html_only_scripts": write_html_only_scripts,
+    "html_binary": write_html_binary,
+    "html_is_pdf": write_html_is_pdf,
+    "html_deep": write_html_deep,
+    "docx_good": write_docx_good,
+    "docx_truncated": write_docx_truncated,
+    "docx_encrypted": write_docx_encrypted,
+    "docx_old_doc": write_docx_old_doc,
+    "docx_empty": write_docx_empty,
+    "docx_zip_bomb": write_docx_zip_bomb,
+    "docx_not_word": write_docx_not_word,
     "pptx": write_pptx,
     "gz": write_gz,
 }
@@ -482,7 +611,8 @@ WRITERS: dict[str, Callable[[Path], Path]] = {
 GOOD_CASES = frozenset(
     {"pdf_good", "pdf_owner_only", "txt_latin1", "txt_utf16", "txt_nul", "txt_long_line", "txt_combining",
      "md_good", "ttl_good", "rdfxml_good", "nt_good", "jsonld_good", "nt_long_literal", "ttl_no_labels",
-     "ttl_long_literal", "ttl_deep_nesting", "ttl_is_rdfxml", "rdfxml_as_xml"}
+     "ttl_long_literal", "ttl_deep_nesting", "ttl_is_rdfxml", "rdfxml_as_xml", "html_good", "html_deep",
+     "docx_good"}
 )
 BAD_CASES = frozenset(WRITERS) - GOOD_CASES
 

@@ -101,6 +101,9 @@ def test_every_case_finishes_quickly_with_the_expected_outcome(files: dict[str, 
         ("a.xml", Kind.RDF),
         ("a.nq", Kind.RDF),
         ("a.trig", Kind.RDF),
+        ("a.html", Kind.HTML),
+        ("a.htm", Kind.HTML),
+        ("a.docx", Kind.DOCX),
     ],
 )
 def test_detect_kind(name: str, kind: Kind) -> None:

@@ -1,0 +1,111 @@
+"""HTML and DOCX loaders: main text with headings as section paths, and the PDF standard for bad input."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from localrag.ingest.document import Kind, LoadedDocument, LoadError
+from localrag.ingest.loaders import load_file
+
+try:
+    from tests import badinputs
+except ImportError:  # tests/ is on sys.path but the repository root is not
+    import badinputs
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("docs")
+    return {name: w(d) for name, w in badinputs.WRITERS.items() if name.startswith(("html_", "docx_"))}
+
+
+def error_of(path: Path) -> str:
+    with pytest.raises(LoadError) as info:
+        load_file(path)
+    return str(info.value)
+
+
+def sections(doc: LoadedDocument) -> list[tuple[str | None, str | None]]:
+    return [(u.label, u.section) for u in doc.units]
+
+
+EXPECTED_SECTIONS = [
+    ("Harbour Guide", "Harbour Guide"),
+    ("Safety", "Harbour Guide › Safety"),
+    ("Tides", "Harbour Guide › Safety › Tides"),
+    ("Keepers", "Harbour Guide › Keepers"),
+]
+
+
+def test_html_main_text_and_section_paths(files: dict[str, Path]) -> None:
+    doc = load_file(files["html_good"])
+    assert doc.kind is Kind.HTML
+    assert sections(doc) == EXPECTED_SECTIONS
+    text = "\n".join(u.text for u in doc.units)
+    assert "Welcome to the harbour of Port Wren." in text  # inline <b> kept inside the sentence
+    assert "High tide at the north pier is at 06:12." in text and "Spring tides" in text
+    for dropped in ("SCRIPT-SECRET", "color: red", "NAV-MENU-TEXT", "SITE-HEADER-TEXT", "FOOTER-TEXT", "NOSCRIPT"):
+        assert dropped not in text
+    assert doc.meta["title"] == "Harbour Guide"
+
+
+def test_html_without_main_drops_navigation(tmp_path: Path) -> None:
+    path = tmp_path / "plain.html"
+    path.write_text("<body><nav>MENU</nav><div role='navigation'>CRUMBS</div><p>Body text here.</p></body>")
+    doc = load_file(path)
+    assert [u.text for u in doc.units] == ["Body text here."]
+
+
+def test_html_deep_nesting_is_read(files: dict[str, Path]) -> None:
+    start = time.monotonic()
+    doc = load_file(files["html_deep"])
+    assert time.monotonic() - start < 5.0
+    assert doc.units[0].text == "Deep harbour text."
+
+
+@pytest.mark.parametrize(
+    ("case", "fragment"),
+    [
+        ("html_empty", "empty file"),
+        ("html_only_scripts", "no readable text in this HTML page"),
+        ("html_binary", "not text: looks like binary data"),
+        ("html_is_pdf", "the content is a PDF file, not HTML"),
+    ],
+)
+def test_html_bad_inputs(files: dict[str, Path], case: str, fragment: str) -> None:
+    assert fragment in error_of(files[case])
+
+
+def test_docx_paragraphs_tables_and_section_paths(files: dict[str, Path]) -> None:
+    doc = load_file(files["docx_good"])
+    assert doc.kind is Kind.DOCX
+    assert sections(doc) == EXPECTED_SECTIONS
+    tides = doc.units[2].text
+    assert "High tide at the north pier is at 06:12." in tides and "High | 06:12" in tides
+    assert doc.meta["title"] == "Harbour Guide"
+
+
+@pytest.mark.parametrize(
+    ("case", "fragment"),
+    [
+        ("docx_truncated", "damaged or truncated Word document"),
+        ("docx_encrypted", "encrypted Word document: a password is needed"),
+        ("docx_old_doc", "old Word 97-2003 document (.doc)"),
+        ("docx_empty", "no text in this Word document"),
+        ("docx_zip_bomb", "zip bomb"),
+        ("docx_not_word", "not a Word document (no word/document.xml)"),
+    ],
+)
+def test_docx_bad_inputs(files: dict[str, Path], case: str, fragment: str) -> None:
+    start = time.monotonic()
+    assert fragment in error_of(files[case])
+    assert time.monotonic() - start < 2.0
+
+
+def test_docx_that_is_a_pdf(tmp_path: Path) -> None:
+    path = tmp_path / "x.docx"
+    path.write_bytes(b"%PDF-1.7\n...")
+    assert "the content is a PDF file, not a Word document" in error_of(path)
