@@ -84,6 +84,8 @@ class ChunkRow(Base):
     kg_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     label: Mapped[str | None] = mapped_column(Text, nullable=True)
     n_tokens: Mapped[int] = mapped_column(Integer)
+    # heading path, "Guide › Safety › Tides" (added later: _add_missing_columns adds it to older databases)
+    section: Mapped[str | None] = mapped_column(Text, nullable=True)
     text_sha256: Mapped[str] = mapped_column(String(64))
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float16, normalized
 
@@ -152,6 +154,24 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# Nullable columns added to existing tables after the first release: `create_all` creates missing tables but
+# never alters existing ones, so a data directory made before a column existed gets it here (old rows: NULL).
+ADDED_COLUMNS: dict[str, list[tuple[str, str]]] = {"chunks": [("section", "TEXT")]}
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    from sqlalchemy import inspect, text
+
+    inspector = inspect(engine)
+    for table, columns in ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspector.get_columns(table)}
+        missing = [(name, sql_type) for name, sql_type in columns if name not in present]
+        if missing:
+            with engine.begin() as conn:
+                for name, sql_type in missing:
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+
+
 class Store:
     """Owns the engine and session factory."""
 
@@ -161,6 +181,7 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod

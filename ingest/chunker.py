@@ -29,6 +29,7 @@ class ChunkDraft:
     page: int | None = None
     kg_uri: str | None = None
     label: str | None = None
+    section: str | None = None  # heading path of the unit, "Guide › Safety › Tides"
 
     @property
     def sha256(self) -> str:
@@ -122,7 +123,8 @@ def chunk_units(
             oversized = n > budget or len(s) > max_chars
             pieces.extend(_cut_long(s, budget, tokenizer, max_chars) if oversized else [(s, n)])
         for text, n in _pack(pieces, budget, overlap, max_chars):
-            out.append(ChunkDraft(text=text, n_tokens=n, page=unit.page, kg_uri=unit.kg_uri, label=unit.label))
+            out.append(ChunkDraft(text=text, n_tokens=n, page=unit.page, kg_uri=unit.kg_uri, label=unit.label,
+                                  section=unit.section))
         if progress:
             progress(len(out))
     # The sum of sentence counts can differ slightly from the count of the joined text; verify and re-cut.
@@ -134,7 +136,8 @@ def chunk_units(
             fixed.append(c)
         else:
             for text, m in _cut_long(c.text, budget, tokenizer, max_chars):
-                fixed.append(ChunkDraft(text=text, n_tokens=m, page=c.page, kg_uri=c.kg_uri, label=c.label))
+                fixed.append(ChunkDraft(text=text, n_tokens=m, page=c.page, kg_uri=c.kg_uri, label=c.label,
+                                        section=c.section))
     return fixed
 
 

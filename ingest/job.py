@@ -393,7 +393,7 @@ class IngestJob:
             rows = [
                 ChunkRow(
                     collection_id=self.coll.id, document_id=doc.id, ordinal=i, text=c.text, page=c.page,
-                    kg_uri=c.kg_uri, label=c.label, n_tokens=c.n_tokens, text_sha256=c.sha256,
+                    kg_uri=c.kg_uri, label=c.label, section=c.section, n_tokens=c.n_tokens, text_sha256=c.sha256,
                     embedding=vecs16[i].tobytes(),
                 )
                 for i, c in enumerate(p.chunks)

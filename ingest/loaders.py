@@ -144,6 +144,43 @@ def _open_pdf(data: bytes, warnings: list[str]) -> PdfReader:
     return reader
 
 
+SECTION_SEPARATOR = " › "
+
+
+def _outline_sections(reader: PdfReader) -> list[tuple[int, str]]:
+    """The PDF outline (bookmarks) as (1-based page, "Part › Chapter › Section") in page order; [] if none."""
+    found: list[tuple[int, str]] = []
+    try:
+        stack: list[tuple[list, list[str]]] = [(list(reader.outline), [])]
+        while stack:
+            items, parents = stack.pop()
+            last: list[str] = parents
+            for item in items:
+                if isinstance(item, list):  # children of the preceding entry
+                    stack.append((item, last))
+                    continue
+                title = " ".join(str(getattr(item, "title", "") or "").split())[:200]
+                if not title:
+                    continue
+                last = [*parents, title]
+                page = reader.get_destination_page_number(item)
+                if page is not None and page >= 0:
+                    found.append((page + 1, SECTION_SEPARATOR.join(last)))
+    except Exception:  # a broken outline must not lose the text
+        return []
+    return sorted(found, key=lambda entry: entry[0])
+
+
+def _section_at(outline: list[tuple[int, str]], page: int) -> str | None:
+    """The deepest outline entry that starts on or before `page` (the last one listed for that page)."""
+    current = None
+    for start, path in outline:
+        if start > page:
+            break
+        current = path
+    return current
+
+
 def load_pdf(data: bytes) -> LoadedDocument:
     """One unit per page with text, numbered from 1; pages that fail are skipped with a warning."""
     if b"%PDF-" not in data[:PDF_HEADER_WINDOW]:
@@ -166,6 +203,7 @@ def load_pdf(data: bytes) -> LoadedDocument:
             title = None
         if isinstance(title, str) and title.strip():
             meta["title"] = " ".join(clean_text(title)[0].split())
+        outline = _outline_sections(reader)
         for number in range(1, page_count + 1):
             try:
                 raw = reader.pages[number - 1].extract_text() or ""
@@ -175,7 +213,7 @@ def load_pdf(data: bytes) -> LoadedDocument:
             text, page_stats = clean_text(raw)
             stats += page_stats
             if text.strip():
-                units.append(Unit(text=text, page=number))
+                units.append(Unit(text=text, page=number, section=_section_at(outline, number)))
     if page_count == 0:
         raise LoadError("PDF has no pages: nothing to ingest")
     if failed and not units:

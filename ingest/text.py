@@ -325,7 +325,7 @@ def split_markdown(text: str) -> list[Unit]:
         end = starts[n + 1][0] if n + 1 < len(starts) else len(lines)
         section = "\n".join(lines[start:end]).strip("\n")
         if section.strip():
-            units.append(Unit(text=section, label=title or None))
+            units.append(Unit(text=section, label=title or None, section=title or None))
     return units
 
 

@@ -109,3 +109,76 @@ def test_docx_that_is_a_pdf(tmp_path: Path) -> None:
     path = tmp_path / "x.docx"
     path.write_bytes(b"%PDF-1.7\n...")
     assert "the content is a PDF file, not a Word document" in error_of(path)
+
+
+# --- section paths for every kind, carried into chunks and stored ---------------------------------------------
+
+
+def test_pdf_outline_becomes_the_section_path(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    for title, level, text in [
+        ("Guide", 0, "Welcome aboard."), ("Safety", 1, "Wear a life jacket."), ("Tides", 2, "High tide 06:12."),
+        (None, 0, "More about tides on a second page."), ("Keepers", 1, "Ada Smith kept the light."),
+    ]:
+        pdf.add_page()
+        if title:
+            pdf.start_section(title, level=level)
+        pdf.multi_cell(0, 8, text)
+    path = tmp_path / "guide.pdf"
+    path.write_bytes(bytes(pdf.output()))
+    doc = load_file(path)
+    assert [(u.page, u.section) for u in doc.units] == [
+        (1, "Guide"), (2, "Guide › Safety"), (3, "Guide › Safety › Tides"), (4, "Guide › Safety › Tides"),
+        (5, "Guide › Keepers"),
+    ]
+
+
+def test_markdown_sections_have_a_path(tmp_path: Path) -> None:
+    doc = load_file(badinputs.write_md_good(tmp_path))
+    assert [u.section for u in doc.units] == [None, "Harbor Light", "Keepers"]
+
+
+def test_chunks_carry_the_section(files: dict[str, Path]) -> None:
+    from localrag.ingest.chunker import chunk_units
+
+    class WordTokenizer:  # the chunker's Tokenizer interface, one token per word
+        def counts(self, texts: list[str]) -> list[int]:
+            return [len(t.split()) for t in texts]
+
+        def offsets(self, text: str) -> list[tuple[int, int]]:
+            import re
+
+            return [m.span() for m in re.finditer(r"\S+", text)]
+
+    doc = load_file(files["docx_good"])
+    chunks = chunk_units(doc.units, WordTokenizer(), chunk_tokens=64, overlap=8, max_model_tokens=128)
+    assert {c.section for c in chunks} == {s for _, s in EXPECTED_SECTIONS}
+    tides = [c for c in chunks if "06:12" in c.text]
+    assert tides and all(c.section == "Harbour Guide › Safety › Tides" for c in tides)
+
+
+def test_a_data_directory_made_before_the_section_column_still_opens(tmp_path: Path) -> None:
+    import sqlite3
+
+    from sqlalchemy import inspect
+
+    from localrag.index.store import Store
+
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:  # the chunks table as the first release created it
+        conn.execute(
+            "CREATE TABLE chunks (id INTEGER PRIMARY KEY AUTOINCREMENT, collection_id INTEGER, document_id INTEGER, "
+            "ordinal INTEGER, text TEXT, page INTEGER, kg_uri TEXT, label TEXT, n_tokens INTEGER, "
+            "text_sha256 VARCHAR(64), embedding BLOB)"
+        )
+        conn.execute(
+            "INSERT INTO chunks (ordinal, text, n_tokens, text_sha256, embedding) VALUES (0, 'old', 1, 'x', x'00')"
+        )
+    store = Store.sqlite(db)
+    assert "section" in {c["name"] for c in inspect(store.engine).get_columns("chunks")}
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT text, section FROM chunks").fetchall() == [("old", None)]
+    Store.sqlite(db)  # opening again is a no-op
