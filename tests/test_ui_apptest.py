@@ -220,6 +220,24 @@ def test_error_is_a_message_not_a_traceback(ui_rag, serve, rag_factory, embedder
     assert at.chat_input[0].disabled is False
 
 
+def test_two_sessions_answer_at_once(ui_rag):
+    """Two browser sessions asking at the same moment share one Rag and one LLM: both get their answers (the model
+    is serialised, not corrupted)."""
+    from localrag.ui.chat_job import AnswerJob
+
+    opts = {"cache": False, "max_tokens": 24, "temperature": 0.0, "k": 1}  # short prompts: this is about concurrency
+    jobs = [AnswerJob(QUESTION, "default", dict(opts)), AnswerJob("When was the light first exhibited?", "default",
+                                                                  dict(opts))]
+    for job in jobs:
+        job.start(ui_rag)
+    for job in jobs:
+        assert job.wait(TIMEOUT)
+    for job in jobs:
+        assert job.error is None, repr(job.error)
+        assert job.answer is not None and job.answer.model_id
+        assert job.answer.abstained or job.answer.citations
+
+
 # --- Chat control flow, with a fake LLM --------------------------------------------------------------------------
 @dataclass
 class FakeScriptedLLM:
@@ -358,6 +376,29 @@ def test_upload_is_sanitised_ingested_once_and_removable(rag_factory, serve):
     assert not at.exception
     assert [r["outcome"] for r in at.session_state["docs_report"]["rows"]] == ["removed"]
     assert rag.documents("default") == []
+
+
+def test_a_click_during_an_ingest_does_not_abort_it(rag_factory, serve):
+    from localrag.ui.tasks import Task
+
+    rag = rag_factory()
+    serve(rag)
+    at = new_app()
+    at.switch_page("page_documents.py").run()
+    gate = threading.Event()
+
+    def held_ingest(progress):  # the real ingest, held back until the script run below has been stopped
+        assert gate.wait(60)
+        return rag.ingest([SAMPLE / "wren-loaf-bakery.md"], progress=progress)
+
+    at.session_state["docs_task"] = Task("Ingesting", held_ingest, {"extra_rows": []}).start()
+    with pytest.raises(RuntimeError, match="timed out"):
+        at.run(timeout=1.5)  # the page follows the task; this run is stopped half-way, as a click does
+    gate.set()
+    at.run()
+    assert not at.exception
+    assert [r["outcome"] for r in at.session_state["docs_report"]["rows"]] == ["ingested"]
+    assert [d["name"] for d in rag.documents("default")] == ["wren-loaf-bakery.md"]
 
 
 def test_folder_sync_and_bad_file_outcomes(rag_factory, serve, tmp_path):

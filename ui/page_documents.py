@@ -9,6 +9,7 @@ and content already stored comes back as "unchanged" (or "duplicate") instead of
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ import streamlit as st
 
 from localrag import Rag
 from localrag.ui import common
+from localrag.ui.tasks import Task
 
 REPORT = "docs_report"  # the last ingest/sync/remove outcome table, kept across reruns
+TASK = "docs_task"  # the ingest/sync/remove running in a worker (ui/tasks.py), if any
 
 
 def _collection(names: list[str]) -> str:
@@ -44,29 +47,43 @@ def _outcome_rows(report: Any, data_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _run(rag: Rag, action: str, fn: Any, extra_rows: list[dict[str, Any]] | None = None) -> bool:
-    """Run an ingest/sync/remove with a progress bar and keep its outcome table in the session. False when it
-    failed as a whole (the error is shown)."""
-    bar = st.progress(0.0, text=f"{action}…")
+def _start(action: str, fn: Any, extra_rows: list[dict[str, Any]] | None = None) -> None:
+    """Start an ingest/sync/remove in a worker (ui/tasks.py) and redraw: the page follows it from there."""
+    running: Task | None = st.session_state.get(TASK)
+    if running is not None and not running.done:
+        st.warning(f"{running.label} is still running: wait for it to finish.")
+        return
+    st.session_state[TASK] = Task(action, fn, {"extra_rows": extra_rows or []}).start()
+    st.rerun()
 
-    def on_progress(p: Any) -> None:
-        total = p.files_total or 0
-        frac = min(1.0, p.files_done / total) if total else 0.0
-        bar.progress(frac, text=f"{action}: {p.files_done}/{total or '?'} files · {p.chunks_done} chunks · "
-                     f"{p.chunks_per_s:.1f} chunks/s · {Path(p.current).name if p.current else ''}")
 
-    try:
-        report = fn(on_progress)
-    except Exception as exc:  # noqa: BLE001 - locked collection, unknown collection, bad path...
+def _follow(rag: Rag) -> None:
+    """Show the running task's progress until it is done, then keep its outcome table in the session."""
+    task: Task | None = st.session_state.get(TASK)
+    if task is None:
+        return
+    bar = st.progress(0.0, text=f"{task.label}…")
+    while not task.wait(0.25):
+        p = task.progress[0] if task.progress else None
+        total = getattr(p, "files_total", 0) or 0
+        done = getattr(p, "files_done", 0)
+        frac = min(1.0, done / total) if total else 0.0
+        current = getattr(p, "current", "") or ""
+        bar.progress(frac, text=f"{task.label}: {done}/{total or '?'} files · {getattr(p, 'chunks_done', 0)} chunks"
+                     f" · {getattr(p, 'chunks_per_s', 0.0):.1f} chunks/s · {Path(current).name if current else ''}"
+                     f" · {time.perf_counter() - task.started:.0f} s")
+    st.session_state[TASK] = None
+    if task.error is not None:
         bar.empty()
-        common.show_error(exc, action.lower())
-        return False
-    bar.progress(1.0, text=f"{action}: done in {report.seconds:.1f} s")
+        st.session_state[REPORT] = None
+        common.show_error(task.error, task.label.lower())
+        return
+    report, extra = task.result, task.context["extra_rows"]
+    bar.progress(1.0, text=f"{task.label}: done in {report.seconds:.1f} s")
     counts = ", ".join(f"{v} {k}" for k, v in report.counts.items() if v) or "nothing to do"
-    st.session_state[REPORT] = {"action": action, "rows": (extra_rows or []) + _outcome_rows(report, rag.data_dir),
+    st.session_state[REPORT] = {"action": task.label, "rows": extra + _outcome_rows(report, rag.data_dir),
                                 "summary": f"{counts} in {report.seconds:.1f} s", "notes": list(report.notes),
-                                "failed": len(report.failed) + len(extra_rows or [])}
-    return True
+                                "failed": len(report.failed) + len(extra)}
 
 
 def _save_uploads(rag: Rag, collection: str, files: list[Any]) -> tuple[list[Path], list[dict[str, Any]]]:
@@ -116,7 +133,7 @@ def _upload_section(rag: Rag, collection: str) -> None:
     if st.button("Ingest uploaded files", type="primary", disabled=not files, key="docs_ingest_uploads"):
         saved, refused = _save_uploads(rag, collection, list(files or []))
         if saved:
-            _run(rag, "Ingesting", lambda cb: rag.ingest(saved, collection=collection, progress=cb), refused)
+            _start("Ingesting", lambda cb: rag.ingest(saved, collection=collection, progress=cb), refused)
         else:
             st.session_state[REPORT] = {"action": "Ingesting", "rows": refused, "summary": "no file was ingested",
                                         "notes": [], "failed": len(refused)}
@@ -135,9 +152,9 @@ def _folder_section(rag: Rag, collection: str) -> None:
             if not path.is_dir():
                 common.show_error(FileNotFoundError(f"not a folder: {path}"), "reading the folder")
             elif sync:
-                _run(rag, "Syncing", lambda cb: rag.sync([path], collection=collection, progress=cb))
+                _start("Syncing", lambda cb: rag.sync([path], collection=collection, progress=cb))
             else:
-                _run(rag, "Ingesting", lambda cb: rag.ingest([path], collection=collection, progress=cb))
+                _start("Ingesting", lambda cb: rag.ingest([path], collection=collection, progress=cb))
 
 
 def _report_section() -> None:
@@ -172,8 +189,8 @@ def _list_section(rag: Rag, collection: str, names: list[str]) -> None:
     chosen = st.multiselect("Remove documents", [d["source"] for d in docs], key="docs_remove_choice",
                             format_func=lambda s: s.rsplit("/", 1)[-1])
     if st.button("Remove selected", disabled=not chosen, key="docs_remove"):
-        if _run(rag, "Removing", lambda _cb: rag.remove(list(chosen), collection=collection)):
-            st.rerun()
+        sources = list(chosen)
+        _start("Removing", lambda _cb: rag.remove(sources, collection=collection))
 
 
 def _status_section(rag: Rag) -> None:
@@ -211,6 +228,7 @@ def render() -> None:
     collection = _collection(names)
     _upload_section(rag, collection)
     _folder_section(rag, collection)
+    _follow(rag)
     _report_section()
     names = common.collection_names(rag)
     _list_section(rag, collection, names)

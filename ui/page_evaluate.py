@@ -12,41 +12,59 @@ import streamlit as st
 import localrag
 from localrag import Rag
 from localrag.ui import common
+from localrag.ui.tasks import Task
 
 RESULT = "eval_result"
+TASK = "eval_task"  # the evaluation running in a worker (ui/tasks.py), if any
 BUNDLED = Path(localrag.__file__).resolve().parent / "data" / "eval" / "qa.jsonl"
 
 
 def _evaluate(rag: Rag, qa_path: Path, collection: str, limit: int | None, judge: str, k: int | None) -> None:
-    from localrag.app.evaluate import EvalInputError, load_items, run_eval, summary_rows, write_report
+    """Check the QA file here (a bad file is an error box at once), then run it in a worker (ui/tasks.py)."""
+    from localrag.app.evaluate import EvalInputError, load_items, run_eval, write_report
 
+    running: Task | None = st.session_state.get(TASK)
+    if running is not None and not running.done:
+        st.warning("An evaluation is still running: wait for it to finish.")
+        return
     try:
         items = load_items(qa_path, limit=limit)
     except EvalInputError as exc:
         common.show_error(exc, "reading the QA file")
         return
-    bar = st.progress(0.0, text=f"Evaluating {len(items)} questions…")
 
-    def on_progress(done: int, total: int, current: str) -> None:
-        bar.progress(min(1.0, done / total) if total else 1.0,
-                     text=f"{done}/{total} questions" + (f" · {current}" if current else ""))
+    def work(progress: Any) -> dict[str, Any]:
+        result = run_eval(rag, items, collection=collection, judge=judge, k=k, progress=progress)
+        out = rag.data_dir / "eval-runs" / time.strftime("%Y%m%d-%H%M%S")
+        return {"result": result, "paths": [str(p) for p in write_report(result, out)]}
 
-    try:
-        result = run_eval(rag, items, collection=collection, judge=judge, k=k, progress=on_progress)
-    except Exception as exc:  # noqa: BLE001 - bad collection, judge model that cannot load...
+    st.session_state[TASK] = Task("Evaluating", work, {"qa": qa_path.name, "n": len(items)}).start()
+    st.rerun()
+
+
+def _follow() -> None:
+    from localrag.app.evaluate import summary_rows
+
+    task: Task | None = st.session_state.get(TASK)
+    if task is None:
+        return
+    n = task.context["n"]
+    bar = st.progress(0.0, text=f"Evaluating {n} questions…")
+    while not task.wait(0.25):
+        done, total, current = task.progress if len(task.progress) == 3 else (0, n, "")
+        bar.progress(min(1.0, done / total) if total else 0.0,
+                     text=f"{done}/{total} questions" + (f" · {current}" if current else "")
+                     + f" · {time.perf_counter() - task.started:.0f} s")
+    st.session_state[TASK] = None
+    if task.error is not None:
         bar.empty()
-        common.show_error(exc, "evaluating")
+        common.show_error(task.error, "evaluating")
         return
-    out = rag.data_dir / "eval-runs" / time.strftime("%Y%m%d-%H%M%S")
-    try:
-        paths = write_report(result, out)
-    except Exception as exc:  # noqa: BLE001
-        common.show_error(exc, "writing the report")
-        return
+    result = task.result["result"]
     bar.progress(1.0, text=f"Done: {result['n_items']} questions in {result['seconds']:.1f} s")
     st.session_state[RESULT] = {
         "summary": [{"section": a, "measure": b, "value": c} for a, b, c in summary_rows(result)],
-        "result": result, "paths": [str(p) for p in paths], "qa": qa_path.name,
+        "result": result, "paths": task.result["paths"], "qa": task.context["qa"],
     }
 
 
@@ -119,6 +137,7 @@ def render() -> None:
                 _evaluate(rag, path, collection, int(limit) or None, judge, int(k) or None)
         else:
             _evaluate(rag, BUNDLED, collection, int(limit) or None, judge, int(k) or None)
+    _follow()
     saved = st.session_state.get(RESULT)
     if saved:
         _show(saved)
