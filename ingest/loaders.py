@@ -145,6 +145,41 @@ def _open_pdf(data: bytes, warnings: list[str]) -> PdfReader:
 
 
 SECTION_SEPARATOR = " › "
+# OCR of image-only pages (Tesseract, when installed): at most this many images per page, seconds per image.
+OCR_MAX_IMAGES_PER_PAGE = 8
+OCR_TIMEOUT_S = 60
+OCR_MIN_IMAGE_PIXELS = 100 * 100  # icons and rules are not scans
+
+
+def _tesseract() -> str | None:
+    import shutil
+
+    return shutil.which("tesseract")
+
+
+def _ocr_page(page: object, tesseract: str) -> str:
+    """Text Tesseract reads from a page's images (a scan is one image per page); '' when it reads nothing."""
+    import subprocess
+
+    texts: list[str] = []
+    for n, image_file in enumerate(page.images):  # type: ignore[attr-defined]
+        if n >= OCR_MAX_IMAGES_PER_PAGE:
+            break
+        image = image_file.image
+        if image is None or image.width * image.height < OCR_MIN_IMAGE_PIXELS:
+            continue
+        buffer = io.BytesIO()
+        image.convert("L").save(buffer, format="PNG")
+        try:
+            done = subprocess.run(
+                [tesseract, "stdin", "stdout", "--psm", "3"], input=buffer.getvalue(), capture_output=True,
+                timeout=OCR_TIMEOUT_S, check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0:
+            texts.append(done.stdout.decode("utf-8", errors="replace"))
+    return "\n\n".join(t for t in texts if t.strip())
 
 
 def _outline_sections(reader: PdfReader) -> list[tuple[int, str]]:
@@ -204,12 +239,22 @@ def load_pdf(data: bytes) -> LoadedDocument:
         if isinstance(title, str) and title.strip():
             meta["title"] = " ".join(clean_text(title)[0].split())
         outline = _outline_sections(reader)
+        tesseract = _tesseract()
+        ocr_pages: list[int] = []
         for number in range(1, page_count + 1):
             try:
                 raw = reader.pages[number - 1].extract_text() or ""
             except Exception as err:  # one bad page (broken stream, font) must not lose the others
                 failed.append(f"page {number} ({str(err).strip()[:80] or type(err).__name__})")
                 continue
+            if not raw.strip() and tesseract:
+                try:
+                    raw = _ocr_page(reader.pages[number - 1], tesseract)
+                except Exception as err:  # an undecodable image must not lose the other pages
+                    failed.append(f"page {number} (OCR: {str(err).strip()[:80] or type(err).__name__})")
+                    continue
+                if raw.strip():
+                    ocr_pages.append(number)
             text, page_stats = clean_text(raw)
             stats += page_stats
             if text.strip():
@@ -218,8 +263,16 @@ def load_pdf(data: bytes) -> LoadedDocument:
         raise LoadError("PDF has no pages: nothing to ingest")
     if failed and not units:
         raise LoadError(f"damaged PDF: no page could be read ({failed[0]}); get a fresh copy or re-export it")
+    if not units and tesseract:
+        raise LoadError("no extractable text, and OCR (Tesseract) read none from the page images either")
     if not units:
-        raise LoadError("no extractable text (scanned or image-only PDF?): run OCR first (e.g. ocrmypdf)")
+        raise LoadError(
+            "no extractable text (scanned or image-only PDF?): install Tesseract (e.g. apt-get install "
+            "tesseract-ocr) to OCR it, or run OCR first (e.g. ocrmypdf)"
+        )
+    if ocr_pages:
+        meta["ocr_pages"] = ",".join(map(str, ocr_pages))
+        warnings.append(f"{len(ocr_pages)} image-only page(s) read by OCR (Tesseract): check the text for errors")
     if failed:
         shown = ", ".join(failed[:MAX_PAGE_WARNINGS])
         more = f" and {len(failed) - MAX_PAGE_WARNINGS} more" if len(failed) > MAX_PAGE_WARNINGS else ""
