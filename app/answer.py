@@ -487,6 +487,10 @@ class Answer:
     attributed: bool = False  # citations were added by localrag, not written by the model
     cache: dict[str, Any] | None = None  # on a cache hit: kind, similarity, matched_question, age_s
     scores: dict[str, Any] | None = None
+    # what wrote the text: "generative" (the LLM), "extractive" (sentences quoted from the sources, no LLM), or
+    # in auto mode "auto:generative" / "auto:extractive" (the LLM's drafts were rejected, the sources quoted
+    # instead), and "auto" when it abstained before either ran (no relevant source)
+    mode: str = "generative"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -58,6 +58,7 @@ class AskPlan:
     sampling: dict[str, Any] = field(default_factory=dict)
     scope: str = ""  # the cache key's scope: prompt version, retrieval and sampling parameters (JSON)
     model_id: str = ""
+    answer_mode: str = "generative"  # generative | extractive | auto (Settings.answer_mode)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -399,9 +400,11 @@ class Rag:
         """Like `ask`, streaming: yields text pieces as the model writes them, a `Restart` when a draft failed a
         guardrail and is being rewritten (discard what was shown), and the final `Answer` last.
 
-        Keyword arguments: k, mode, filters, rerank, expand (as for search), history (earlier turns, as
-        [{"role": "user"|"assistant", "content": ...}] or [(question, answer)]), cache (False: bypass it),
-        temperature, top_p, max_tokens, stop (sampling overrides)."""
+        Keyword arguments: answer_mode ("generative" | "extractive" | "auto"; None = the answer_mode setting;
+        extractive never loads the LLM, auto falls back to the extractive answer when the drafts fail a hard
+        guardrail, after a `Restart`), k, mode, filters, rerank, expand (as for search; `mode` is the search mode),
+        history (earlier turns, as [{"role": "user"|"assistant", "content": ...}] or [(question, answer)]), cache
+        (False: bypass it), temperature, top_p, max_tokens, stop (sampling overrides)."""
         return self._ask(question, collection, stream=True, **kw)
 
     def _ask(
@@ -409,13 +412,14 @@ class Rag:
         filters: Filters | dict[str, Any] | None = None, rerank: bool | None = None, expand: bool = False,
         history: Sequence[Any] | None = None, cache: bool | None = None, temperature: float | None = None,
         top_p: float | None = None, max_tokens: int | None = None, stop: Sequence[str] | None = None,
+        answer_mode: str | None = None,
     ) -> Iterator[Any]:
         """The answering pipeline, one named stage each: plan (check, rewrite a follow-up, cache scope) -> cache
         lookup -> retrieve -> (abstain without relevant sources) -> generate with guardrails -> provenance ->
         score -> store in the cache. Yields what `ask_stream` documents; the final Answer last."""
         plan = self._plan_ask(question, collection, k=k, mode=mode, filters=filters, rerank=rerank, expand=expand,
                               history=history, cache=cache, temperature=temperature, top_p=top_p,
-                              max_tokens=max_tokens, stop=stop)
+                              max_tokens=max_tokens, stop=stop, answer_mode=answer_mode)
         cached = self._cached_answer(plan) if plan.use_cache else None
         if cached is not None:
             yield from _emit(cached, stream)
@@ -424,7 +428,14 @@ class Rag:
         if not relevant:
             yield from _emit(self._no_sources_answer(plan, res), stream)
             return
-        final = yield from self._generate_answer(plan, relevant, stream)
+        if plan.answer_mode == "extractive":
+            final = self._extractive_answer(plan, relevant)
+            if stream:
+                yield final.text
+        else:
+            final = yield from self._generate_answer(plan, relevant, stream)
+            if plan.answer_mode == "auto":
+                final = yield from self._auto_fallback(plan, final, stream)
         self._add_provenance(plan, final, res)
         self._score_stage(plan, final)
         final.timings = {**plan.timings, **final.timings, "total": time.perf_counter() - plan.t_start}
@@ -438,11 +449,13 @@ class Rag:
         filters: Filters | dict[str, Any] | None = None, rerank: bool | None = None, expand: bool = False,
         history: Sequence[Any] | None = None, cache: bool | None = None, temperature: float | None = None,
         top_p: float | None = None, max_tokens: int | None = None, stop: Sequence[str] | None = None,
+        answer_mode: str | None = None,
     ) -> AskPlan:
         """Check the question and the collection, rewrite a follow-up into a standalone question (with `history`),
         and fix what the answer depends on: the cache scope (prompt version, retrieval and sampling parameters)
         and the model id. The clock starts here, after the embedding model is loaded."""
         from localrag.app.answer import PROMPT_VERSION, rewrite_question
+        from localrag.app.extractive import EXTRACTIVE_MODEL_ID
         from localrag.app.llm import LLMError
 
         if not isinstance(question, str) or not question.strip():
@@ -450,11 +463,17 @@ class Rag:
         st = self.settings
         coll = self._collection(collection, create=False)
         _ = self.embedder.model  # loaded before the clock starts: timings measure answering, not model loading
+        answer_mode = answer_mode or st.answer_mode
+        if answer_mode not in ANSWER_MODES:
+            raise RagError(f"unknown answer mode {answer_mode!r}: use one of {', '.join(ANSWER_MODES)}")
         plan = AskPlan(question=question, collection=collection, collection_id=coll.id, k=k or st.answer_k,
                        standalone=question.strip(), t_start=time.perf_counter(),
-                       search={"mode": mode, "filters": filters, "rerank": rerank, "expand": expand})
+                       search={"mode": mode, "filters": filters, "rerank": rerank, "expand": expand},
+                       answer_mode=answer_mode)
         try:
-            if history:
+            if history and answer_mode == "extractive":  # no LLM: the previous question gives the context
+                plan.standalone = _standalone_without_llm(_as_messages(history), plan.standalone)
+            elif history:
                 t = time.perf_counter()
                 plan.standalone = rewrite_question(self.llm, _as_messages(history), plan.standalone)
                 plan.timings["rewrite"] = time.perf_counter() - t
@@ -462,10 +481,11 @@ class Rag:
             plan.max_tokens = max_tokens or st.answer_max_tokens
             plan.sampling = {"temperature": temperature, "top_p": top_p, "max_tokens": plan.max_tokens,
                              "stop": list(stop) if stop else None}
-            plan.scope = json.dumps({"prompt": PROMPT_VERSION, "k": plan.k, "mode": mode or st.search_mode,
+            plan.scope = json.dumps({"prompt": PROMPT_VERSION, "answer_mode": answer_mode, "k": plan.k,
+                                     "mode": mode or st.search_mode,
                                      "filters": Filters.coerce(filters).__dict__, "expand": expand, "rerank": rerank,
                                      "floor": st.answer_min_relevance, "sampling": plan.sampling}, sort_keys=True)
-            plan.model_id = self._llm_model_id()
+            plan.model_id = EXTRACTIVE_MODEL_ID if answer_mode == "extractive" else self._llm_model_id()
         except LLMError as exc:
             raise RagError(str(exc)) from None
         except (ValueError, TypeError) as exc:
@@ -508,7 +528,8 @@ class Rag:
                f"no source is relevant enough (best relevance {best:.2f} < answer_min_relevance {floor:.2f})")
         ans = Answer(question=plan.question, text=IDK, abstained=True, abstain_reason=why, model_id=plan.model_id,
                      collection=plan.collection, corpus_version=res.corpus_version, warnings=list(res.notes),
-                     standalone_question=plan.rewritten, tokens={"prompt": 0, "completion": 0})
+                     standalone_question=plan.rewritten, tokens={"prompt": 0, "completion": 0},
+                     mode=plan.answer_mode)
         ans.timings = {**plan.timings, "total": time.perf_counter() - plan.t_start}
         return ans
 
@@ -537,7 +558,66 @@ class Rag:
         except LLMError as exc:
             raise RagError(str(exc)) from None
         assert final is not None
+        final.mode = "auto:generative" if plan.answer_mode == "auto" else "generative"
         return final
+
+    def _count_tokens_cheap(self, text: str) -> int:
+        """Token counts for the source budget when no LLM is loaded: the embedder's tokenizer (already loaded)."""
+        return self.embedder.token_counts([text])[0]
+
+    def _extract(self, plan: AskPlan, sources: Sequence[Any]) -> Any:
+        from localrag.app.extractive import extract_answer
+
+        return extract_answer(plan.standalone, sources, self.embedder)
+
+    def _extractive_answer(self, plan: AskPlan, relevant: list[Hit]) -> Answer:
+        """The extractive answer (app.extractive): the same numbered sources as for the LLM (its context budget,
+        counted with the embedder's tokenizer), the best supporting sentence(s) quoted and cited, or 'I don't
+        know'. The LLM is not loaded."""
+        from localrag.app.answer import IDK, assemble_context
+        from localrag.app.extractive import EXTRACTIVE_MODEL_ID, to_answer
+
+        t = time.perf_counter()
+        sources, notes = assemble_context(relevant, self._count_tokens_cheap, self.settings.answer_context_tokens)
+        t_assemble = time.perf_counter() - t
+        if not sources:
+            from localrag.app.answer import Answer
+
+            return Answer(question=plan.standalone, text=IDK, abstained=True, model_id=EXTRACTIVE_MODEL_ID,
+                          abstain_reason="no source fits the context budget", warnings=notes, mode="extractive",
+                          tokens={"prompt": 0, "completion": 0}, timings={"assemble": t_assemble})
+        result = self._extract(plan, sources)
+        ans = to_answer(plan.standalone, sources, result, mode="extractive")
+        ans.warnings = notes + ans.warnings
+        ans.timings = {"assemble": t_assemble, **ans.timings}
+        return ans
+
+    def _auto_fallback(self, plan: AskPlan, final: Answer, stream: bool) -> Iterator[Any]:
+        """Auto mode: a generated answer that abstained because its drafts failed a hard guardrail (or the model
+        said it does not know) is replaced by the extractive answer over the same sources, when that one does not
+        abstain; streamed after a `Restart` so that the rejected draft is discarded. Returns the Answer."""
+        from localrag.app.answer import Restart
+        from localrag.app.extractive import to_answer
+
+        rejected = final.abstained and final.sources and (
+            (final.abstain_reason or "").startswith("guardrails:") or final.abstain_reason == MODEL_IDK)
+        if not rejected:
+            return final
+        t = time.perf_counter()
+        result = self._extract(plan, final.sources)
+        if result.abstained:
+            final.warnings.append(f"no extractive answer either ({result.reason})")
+            return final
+        why = final.abstain_reason or ""
+        ans = to_answer(plan.standalone, final.sources, result, mode="auto:extractive")
+        ans.warnings = [w for w in final.warnings] + [
+            f"the generated answer was rejected ({why}); this answer quotes the sources instead"] + ans.warnings
+        ans.guardrails, ans.attempts, ans.tokens = final.guardrails, final.attempts, final.tokens
+        ans.timings = {**final.timings, "extract": time.perf_counter() - t}
+        if stream:
+            yield Restart(final.attempts + 1, f"{why} — quoting the sources instead")
+            yield ans.text
+        return ans
 
     def _add_provenance(self, plan: AskPlan, final: Answer, res: SearchResults) -> None:
         """The asked and the searched question, the collection and its version, and the search's notes."""
@@ -600,6 +680,19 @@ class Rag:
     def export_sft(self, out: str | Path, rating: str = "up", collection: str | None = None) -> int:
         """Write rated answers as chat-format JSONL for TRL's SFTTrainer / Unsloth; returns the number of lines."""
         return self.conversations.export_sft(out, rating=rating, collection=collection)  # type: ignore[arg-type]
+
+
+ANSWER_MODES = ("generative", "extractive", "auto")
+MODEL_IDK = "the model found no answer in the sources"  # Answerer's abstain_reason when the model said IDK
+
+
+def _standalone_without_llm(history: list[dict[str, str]], question: str) -> str:
+    """A follow-up made standalone without a model (extractive mode): the previous question plus this one when
+    this one points back into the conversation (what rewrite_question falls back to)."""
+    from localrag.app.answer import _FOLLOW_UP
+
+    users = [m["content"] for m in history if m.get("role") == "user" and m.get("content", "").strip()]
+    return f"{users[-1]} {question}" if users and _FOLLOW_UP.search(question) else question
 
 
 def _emit(ans: Answer, stream: bool) -> Iterator[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -34,6 +35,17 @@ MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", help="Longest 
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the semantic answer cache.")]
 
 
+class AnswerMode(StrEnum):
+    generative = "generative"
+    extractive = "extractive"
+    auto = "auto"
+
+
+ModeOpt = Annotated[AnswerMode | None, typer.Option(
+    "--mode", help="Answer mode: generative (the LLM writes), extractive (quotes the best source sentences, no LLM), "
+    "auto (generative, falling back to extractive when the drafts fail a guardrail). Default: answer_mode.")]
+
+
 def _print_answer_tail(ans: Any, streamed: bool) -> None:
     """Everything after the answer text: sources, warnings, why it abstained, timings."""
     from rich.markup import escape
@@ -62,12 +74,15 @@ def _print_answer_tail(ans: Any, streamed: bool) -> None:
         for sentence in unsupported[:3]:
             err.print(f"[yellow]unsupported:[/] {escape(str(sentence))}", soft_wrap=True)
     t = ans.timings
-    bits = [f"{k} {t[k] * 1000:.0f} ms" for k in ("cache", "rewrite", "retrieve", "ttft", "generate", "score")
+    bits = [f"{k} {t[k] * 1000:.0f} ms" for k in ("cache", "rewrite", "retrieve", "ttft", "generate", "extract",
+                                                   "score")
             if k in t]
     cached = " · cached answer" if ans.cached else ""
     tok = ans.tokens or {}
     toks = f" · {tok.get('prompt') or 0}+{tok.get('completion') or 0} tokens" if tok.get("completion") else ""
-    err.print(f"[dim]{ans.model_id}{cached}{toks} · " + " · ".join(bits)
+    mode = getattr(ans, "mode", "") or "generative"
+    who = mode if ans.model_id in ("", mode, "extractive") else f"{mode} · {ans.model_id}"
+    err.print(f"[dim]{who}{cached}{toks} · " + " · ".join(bits)
               + f" · total {t.get('total', 0) * 1000:.0f} ms[/]", soft_wrap=True)
 
 
@@ -84,16 +99,23 @@ def _answer(rag: Any, question: str, collection: str, as_json: bool, stream: boo
                 _print_answer_tail(ans, streamed=False)
             return ans
         ans = None
+        shown = ""  # the text streamed since the last Restart
         for event in rag.ask_stream(question, collection=collection, **kw):
             if isinstance(event, Answer):
                 ans = event
             elif isinstance(event, Restart):
-                err.print(f"\n[yellow](draft rejected: {event.reason} — writing it again)[/]", soft_wrap=True)
+                again = "quoting the sources" if "quoting the sources" in event.reason else "writing it again"
+                reason = event.reason.split(" — quoting the sources")[0]
+                err.print(f"\n[yellow](draft rejected: {reason} — {again})[/]", soft_wrap=True)
+                shown = ""
             else:
+                shown += event
                 out.print(event, end="", soft_wrap=True, markup=False, highlight=False)
-        if ans is not None and (ans.abstained or ans.attributed or ans.invalid_citations) and not ans.cached:
+        if ans is not None and ans.abstained and " ".join(shown.split()) != " ".join(ans.text.split()):
+            # the streamed draft was rejected: say so once, with the final 'I don't know' (the answer is not
+            # printed twice: an accepted draft stays as streamed, its citations listed below)
             out.print()
-            out.print(f"[bold]→[/] {ans.text}", soft_wrap=True, highlight=False)  # the checked final text
+            out.print(f"[bold]→[/] {ans.text}", soft_wrap=True, highlight=False)
         _print_answer_tail(ans, streamed=True)
         return ans
     except RagError as exc:
@@ -115,18 +137,22 @@ def ask(
     stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop generating at this string (repeatable).")]
     = None,
     as_json: JsonOpt = False,
+    mode: ModeOpt = None,
 ) -> None:
     """Answer a question from your documents, citing them as [1], [2]...; says "I don't know" when they don't.
 
     The answer streams as it is written; a draft that fails a check (no citations, a number not in the sources,
-    a cut-off answer) is rewritten once, then the answer abstains with the reason. Exit code 0 for an answer,
+    a cut-off answer) is rewritten once, then the answer abstains with the reason. --mode extractive quotes the
+    best supporting source sentences instead (no LLM); auto (the default answer_mode) does that when the model's
+    drafts are rejected. Exit code 0 for an answer,
     3 when it abstained, 1 for errors, 2 for usage errors."""
     if not question.strip():
         err.print("[red]error:[/] empty question")
         raise typer.Exit(2)
     rag = open_rag()
     kw = {"k": k, "filters": {"kinds": kind or None, "sources": source or None}, "cache": False if no_cache else None,
-          "stop": stop or None, **_sampling_opts(temperature, top_p, max_tokens)}
+          "stop": stop or None, "answer_mode": mode.value if mode else None,
+          **_sampling_opts(temperature, top_p, max_tokens)}
     ans = _answer(rag, question, collection, as_json, not no_stream, kw)
     raise typer.Exit(3 if ans.abstained else 0)
 
@@ -137,12 +163,14 @@ def chat(
     no_cache: NoCacheOpt = False,
     temperature: TemperatureOpt = None,
     max_tokens: MaxTokensOpt = None,
+    mode: ModeOpt = None,
 ) -> None:
     """Ask questions one after another; follow-ups ("when was it built?") are rewritten into standalone questions
     from the conversation before searching. Empty line, Ctrl-D or /quit ends; /reset forgets the conversation."""
     rag = open_rag()
     history: list[tuple[str, str]] = []
-    kw = {"k": k, "cache": False if no_cache else None, **_sampling_opts(temperature, None, max_tokens)}
+    kw = {"k": k, "cache": False if no_cache else None, "answer_mode": mode.value if mode else None,
+          **_sampling_opts(temperature, None, max_tokens)}
     out.print("[bold]localrag chat[/] — ask about your documents (/reset forgets the conversation, /quit ends)")
     while True:
         try:
