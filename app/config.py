@@ -78,11 +78,12 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=120.0, gt=0, description="HTTP timeout per request (openai)")
     # answering: app/answer.py
     answer_mode: Literal["generative", "extractive", "auto"] = Field(
-        default="auto", description="generative: the LLM writes the answer (guardrails, retries, abstention); "
+        default="extractive", description="generative: the LLM writes the answer (guardrails, retries, abstention); "
         "extractive: the answer quotes the best supporting source sentence(s), cited, without calling the LLM "
         "(app/extractive.py); auto: generative, and where its drafts fail a hard guardrail (or the model says it "
         "does not know) while the sources hold a supporting sentence, the extractive answer, labelled as such "
-        "(Answer.mode 'auto:generative' or 'auto:extractive')"
+        "(Answer.mode 'auto:generative' or 'auto:extractive'). Extractive measured best with the bundled 135M "
+        "model on the dev half of data/eval/qa.jsonl (BENCHMARKS.md)"
     )
     answer_k: int = Field(default=4, ge=1, le=50, description="hits retrieved for an answer")
     answer_min_relevance: float = Field(

@@ -143,8 +143,8 @@ def ask(
 
     The answer streams as it is written; a draft that fails a check (no citations, a number not in the sources,
     a cut-off answer) is rewritten once, then the answer abstains with the reason. --mode extractive quotes the
-    best supporting source sentences instead (no LLM); auto (the default answer_mode) does that when the model's
-    drafts are rejected. Exit code 0 for an answer,
+    best supporting source sentences instead, without the LLM (the default answer_mode); generative lets the LLM
+    write; auto lets it write and quotes the sources when its drafts are rejected. Exit code 0 for an answer,
     3 when it abstained, 1 for errors, 2 for usage errors."""
     if not question.strip():
         err.print("[red]error:[/] empty question")
