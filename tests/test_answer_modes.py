@@ -200,3 +200,26 @@ def test_cli_ask_answers_the_demo_question_in_the_default_mode(sample_rag):
     res = runner.invoke(app, ["--data-dir", data, "ask", "What is the Harbour Master's annual salary?",
                               "--no-cache", "--mode", "extractive"])
     assert res.exit_code == 3, res.output  # abstained
+
+
+def test_chat_page_has_an_answer_mode_select_and_shows_the_mode(sample_rag):
+    from streamlit.testing.v1 import AppTest
+
+    from localrag.ui import common
+
+    common.provide_rag(sample_rag)
+    try:
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "ui" / "app.py"), default_timeout=300)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        select = next(s for s in at.sidebar.selectbox if s.label == "Answer mode")
+        assert select.value == Settings().answer_mode
+        select.set_value("extractive").run()
+        at.chat_input[0].set_value("Who designed Gannet Head Lighthouse?").run()
+        assert not at.exception, [e.value for e in at.exception]
+        ans = at.session_state["chat_messages"][-1]["answer"]
+        assert ans["mode"] == "extractive" and not ans["abstained"]
+        assert any("mode extractive" in c.value for c in at.caption)
+    finally:
+        common.provide_rag(None)
+        sample_rag.clear_cache()

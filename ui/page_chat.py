@@ -19,6 +19,9 @@ CONV = "chat_conv"  # the open conversation's id (also in the URL as ?c=..., so 
 MESSAGES = "chat_messages"  # its messages, as shown
 JOB = "chat_job"  # the answer being written, if any
 MODES = ("hybrid", "dense", "lexical")
+ANSWER_MODES = ("extractive", "auto", "generative")
+ANSWER_MODE_HELP = ("extractive: quotes the sources' best supporting sentences, cited (no LLM, fast) · auto: the LLM "
+                    "writes, and its rejected drafts are replaced by the quotes · generative: the LLM writes")
 _MARKER = re.compile(r"\[(\d+(?:\s*[,\-–]\s*\d+)*)\]")
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -74,6 +77,9 @@ def _sidebar(rag: Rag, names: list[str]) -> dict[str, Any]:
     if st.session_state.get("chat_collection") not in names:
         st.session_state["chat_collection"] = "default" if "default" in names else names[0]
     collection = sb.selectbox("Collection", names, key="chat_collection")
+    default_mode = s.answer_mode if s.answer_mode in ANSWER_MODES else ANSWER_MODES[0]
+    answer_mode = sb.selectbox("Answer mode", ANSWER_MODES, index=ANSWER_MODES.index(default_mode),
+                               key="chat_answer_mode", help=ANSWER_MODE_HELP)
     with sb.expander("Retrieval", expanded=False):
         k = st.slider("Sources per answer (k)", 1, 12, int(s.answer_k), key="chat_k")
         mode = st.selectbox("Search mode", MODES, index=MODES.index(s.search_mode), key="chat_mode")
@@ -98,7 +104,7 @@ def _sidebar(rag: Rag, names: list[str]) -> dict[str, Any]:
     _past_conversations(rag)
     return {"collection": collection, "k": int(k), "mode": mode, "filters": common.filters(kinds, glob, chosen),
             "expand": bool(expand), "temperature": float(temperature), "max_tokens": int(max_tokens),
-            "cache": bool(cache)}
+            "cache": bool(cache), "answer_mode": answer_mode}
 
 
 def _past_conversations(rag: Rag) -> None:
@@ -129,7 +135,7 @@ def _badge(name: str, value: float | None) -> None:
 
 def _details(ans: dict[str, Any]) -> str:
     t = ans.get("timings") or {}
-    bits = []
+    bits = [f"mode {ans['mode']}"] if ans.get("mode") else []
     if ans.get("cached"):
         c = ans.get("cache") or {}
         sim = c.get("similarity")
@@ -143,7 +149,7 @@ def _details(ans: dict[str, Any]) -> str:
     tokens = ans.get("tokens") or {}
     if tokens.get("completion"):
         bits.append(f"{tokens['completion']} tokens")
-    if ans.get("model_id"):
+    if ans.get("model_id") and ans.get("model_id") != "extractive":
         bits.append(f"model {ans['model_id']}")
     return " · ".join(bits)
 
