@@ -489,7 +489,8 @@ def test_ask_through_the_server(server, sample_rag, embedder):
     rag = Rag.open(sample_rag.data_dir, embedder=embedder, llm_backend="openai", llm_base_url=server,
                    cache_enabled=False)
     try:
-        ans = rag.ask("How tall is the Gannet Head lighthouse?", temperature=0, max_tokens=96)
+        ans = rag.ask("How tall is the Gannet Head lighthouse?", temperature=0, max_tokens=96,
+                      answer_mode="generative")
         assert ans.model_id == "SmolLM2-135M-Instruct.Q4_1" and rag.llm.backend == "openai"
         assert ans.sources and ans.attempts >= 1 and ans.tokens["prompt"] > 100
         assert rag.llm.token_count_exact  # the context budget was counted with the server's tokenizer

@@ -48,7 +48,8 @@ def ui_rag(tmp_path_factory, embedder):
     from localrag import Rag
 
     data = tmp_path_factory.mktemp("ui") / "data"
-    rag = Rag.open(data, embedder=embedder, llm_temperature=0.0, answer_max_tokens=128)
+    rag = Rag.open(data, embedder=embedder, llm_temperature=0.0, answer_max_tokens=128,
+                   answer_mode="generative")  # these tests are about the real model streaming
     report = rag.ingest([SAMPLE / "gannet-head-lighthouse.md"])
     assert report.exit_code == 0, report.to_dict()
     yield rag

@@ -64,6 +64,7 @@ def server(tmp_path_factory, embedder):
     port = free_port()
     log = base / "server.log"
     env = {**os.environ, "LOCALRAG_LLM_TEMPERATURE": "0", "LOCALRAG_ANSWER_MAX_TOKENS": "128",
+           "LOCALRAG_ANSWER_MODE": "generative",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     exe = Path(sys.executable).with_name("localrag")
     cmd = [str(exe) if exe.exists() else "localrag", "--data-dir", str(data), "ui", "--port", str(port)]
