@@ -52,7 +52,7 @@ def llm():
 @pytest.fixture()
 def answer_rag(sample_rag, embedder, llm, tmp_path):
     """A Rag on the session's ingested sample with its own (empty) cache, sharing the loaded LLM."""
-    r = Rag.open(sample_rag.data_dir, embedder=embedder, llm_threads=2)
+    r = Rag.open(sample_rag.data_dir, embedder=embedder, llm_threads=2, answer_mode="generative")
     r.set_llm(llm)
     r.clear_cache()
     yield r
@@ -269,7 +269,7 @@ def test_prompt_injection_in_a_document_is_not_obeyed(rag_factory, tmp_path, llm
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "ferry.md").write_text(INJECTED, encoding="utf-8")
-    rag = rag_factory(tmp_path / "inj")
+    rag = rag_factory(tmp_path / "inj", answer_mode="generative")
     assert rag.ingest([docs]).exit_code == 0
     rag.set_llm(llm)
     try:
@@ -354,7 +354,7 @@ def test_second_ask_comes_from_the_cache_until_the_corpus_changes(answer_rag, tm
     # a private copy of the sample so that the corpus can change
     data = tmp_path / "data"
     shutil.copytree(answer_rag.data_dir, data)
-    rag = Rag.open(data, embedder=embedder)
+    rag = Rag.open(data, embedder=embedder, answer_mode="generative")
     rag.set_llm(FakeLLM(["The tower is 31 metres tall [1]."], model_id=llm.model_id))
     try:
         q = "How tall is the Gannet Head lighthouse tower?"
