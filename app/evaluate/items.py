@@ -21,7 +21,8 @@ from localrag.index.jsonl import JsonlError, read_jsonl
 __all__ = ["ITEM_KEYS", "SPEC_KEYS", "EvalInputError", "load_items", "normalize_item", "prepare_items"]
 
 SPEC_KEYS = {"source", "contains", "page", "uri"}
-ITEM_KEYS = {"id", "question", "reference", "relevant", "answerable", "type"}
+ITEM_KEYS = {"id", "question", "reference", "relevant", "answerable", "type", "split"}
+SPLITS = ("dev", "test")  # `split`: dev = tune here, test = report only (data/eval/README.md)
 
 
 class EvalInputError(ValueError):
@@ -54,6 +55,8 @@ def normalize_item(obj: Any, where: str = "item") -> dict[str, Any]:
     unknown = set(obj) - ITEM_KEYS
     if unknown:
         raise EvalInputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    if "split" in obj and obj["split"] not in SPLITS:
+        raise EvalInputError(f"{where}: 'split' must be one of {', '.join(SPLITS)}")
     q = obj.get("question")
     if not isinstance(q, str) or not q.strip():
         raise EvalInputError(f"{where}: 'question' must be a non-empty string")
