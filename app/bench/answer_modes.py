@@ -281,7 +281,7 @@ def run_set(ctx: _Ctx, items: list[dict[str, Any]], modes: Sequence[str], params
         for k, item in enumerate(items, 1):
             prev = (done or {}).get((set_name, mode, item["id"]))
             if prev is not None:  # --resume: graded before
-                rows.append(Graded(**{f: prev[f] for f in Graded.__dataclass_fields__}))
+                rows.append(Graded(**{f: prev[f] for f in Graded.__dataclass_fields__ if f in prev}))
                 continue
             g = ctx.extractive(item, params) if mode == "extractive" else ctx.generative_answer(item)
             rows.append(g)
