@@ -211,7 +211,7 @@ def test_error_is_a_message_not_a_traceback(ui_rag, serve, rag_factory, embedder
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     down = rag_factory(ui_rag.data_dir, llm_backend="openai", llm_base_url=f"http://127.0.0.1:{port}/v1",
-                       llm_model="some-model", cache_enabled=False, llm_timeout_s=5)
+                       llm_model="some-model", cache_enabled=False, llm_timeout_s=5, answer_mode="generative")
     serve(down)
     at = ask(new_app(), QUESTION)
     assert not at.exception
@@ -288,7 +288,8 @@ class FakeScriptedLLM:
 @pytest.fixture()
 def fake_rag(ui_rag, rag_factory):
     def make(llm):
-        rag = rag_factory(ui_rag.data_dir, cache_enabled=False, score_answers=False)
+        # the fakes stand in for a model that writes: pin the generative mode (the default is extractive)
+        rag = rag_factory(ui_rag.data_dir, cache_enabled=False, score_answers=False, answer_mode="generative")
         rag.set_llm(llm)
         return rag
 
