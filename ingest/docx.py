@@ -12,8 +12,7 @@ import re
 import zipfile
 
 from localrag.ingest.document import Kind, LoadedDocument, LoadError
-from localrag.ingest.sections import Block, blocks_to_units
-from localrag.ingest.text import clean_text
+from localrag.ingest.sections import Block, clean_blocks_to_units
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # Unpacked size limit of all parts together: real documents are a few MB of XML; images are not read.
@@ -96,12 +95,7 @@ def load_docx(data: bytes) -> LoadedDocument:
         detail = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
         raise LoadError(f"damaged Word document: {detail}; get a fresh copy or re-save it") from None
     warnings: list[str] = []
-    cleaned = []
-    for block in blocks:
-        text, stats = clean_text(block.text)
-        warnings.extend(stats.warnings())
-        cleaned.append(Block(text, block.level))
-    units = blocks_to_units(cleaned)
+    units = clean_blocks_to_units(blocks, warnings)
     if not units:
         raise LoadError("no text in this Word document (empty, or only images?)")
     meta = {}

@@ -8,7 +8,7 @@ role="main"), only that is read; otherwise the body minus navigation, header, fo
 from __future__ import annotations
 
 from localrag.ingest.document import Kind, LoadedDocument, LoadError
-from localrag.ingest.sections import Block, blocks_to_units
+from localrag.ingest.sections import Block, clean_blocks_to_units
 from localrag.ingest.text import EMPTY_MESSAGE, clean_text, decode_bytes
 
 DROPPED_TAGS = frozenset({
@@ -104,12 +104,7 @@ def load_html(data: bytes) -> LoadedDocument:
     title_node = tree.css_first("title")
     if title_node is not None and title_node.text(strip=True):
         meta["title"] = " ".join(clean_text(title_node.text(strip=True))[0].split())
-    cleaned: list[Block] = []
-    for block in blocks:
-        body, stats = clean_text(block.text)
-        warnings.extend(stats.warnings())
-        cleaned.append(Block(body, block.level))
-    units = blocks_to_units(cleaned)
+    units = clean_blocks_to_units(blocks, warnings)
     if not units:
         raise LoadError("no readable text in this HTML page (only scripts, navigation or images?)")
     if truncated:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from localrag.ingest.document import Unit
+from localrag.ingest.text import clean_text
 
 SECTION_SEPARATOR = " › "
 MAX_HEADING_CHARS = 200
@@ -51,3 +52,13 @@ def blocks_to_units(blocks: list[Block]) -> list[Unit]:
             lines.append(text)
     flush()
     return units
+
+
+def clean_blocks_to_units(blocks: list[Block], warnings: list[str]) -> list[Unit]:
+    """`blocks_to_units` over the blocks' text cleaned by ingest.text.clean_text; its warnings go to `warnings`."""
+    cleaned: list[Block] = []
+    for block in blocks:
+        text, stats = clean_text(block.text)
+        warnings.extend(stats.warnings())
+        cleaned.append(Block(text, block.level))
+    return blocks_to_units(cleaned)
