@@ -338,3 +338,70 @@ def test_cli_eval_json_robustness_and_limit(sample_rag, tmp_path, monkeypatch):
     assert report["retrieval"] is None
     assert json.loads((out / "report.json").read_text())["n_items"] == 1
     assert (out / "latency.png").read_bytes()[:8] == PNG and (out / "scores.png").read_bytes()[:8] == PNG
+
+
+# --- answers made elsewhere (ragas-style datasets) ---------------------------------------------------------------
+LIGHTHOUSE = ("Gannet Head Lighthouse was designed by the engineer Thomas Carrick and first lit in 1867. "
+              "Its tower holds 112 steps up to the lantern gallery.")
+BAKERY = "The Wren Loaf Cooperative Bakery opened in 1994; its head baker is Dilys Penrose."
+
+
+def test_ragas_style_keys_are_read_and_checked():
+    item = normalize_item({"user_input": "Who designed it?", "ground_truth": "Thomas Carrick.",
+                           "response": "Thomas Carrick designed it [1].", "retrieved_contexts": [LIGHTHOUSE]})
+    assert item["question"] == "Who designed it?" and item["reference"] == "Thomas Carrick."
+    assert item["answer"] == "Thomas Carrick designed it [1]." and item["contexts"] == [LIGHTHOUSE]
+    same = normalize_item({"question": "Q?", "answer": "A [1].", "contexts": ["ctx"], "user_input": "Q?"})
+    assert same["answer"] == "A [1]." and same["contexts"] == ["ctx"]
+    plain = normalize_item({"question": "Q?"})
+    assert plain["answer"] is None and plain["contexts"] is None  # localrag answers these itself
+    for bad, says in (
+        ({"user_input": "Q?", "question": "Other?"}, "different values"),
+        ({"question": "Q?", "response": "A."}, "needs the 'retrieved_contexts'"),
+        ({"question": "Q?", "retrieved_contexts": ["c"]}, "without a 'response'"),
+        ({"question": "Q?", "response": "A.", "retrieved_contexts": "c"}, "list of strings"),
+        ({"question": "Q?", "response": 3, "contexts": ["c"]}, "must be a string"),
+    ):
+        with pytest.raises(EvalInputError, match=says):
+            normalize_item(bad)
+
+
+def test_given_answers_are_scored_not_asked_again(rag_factory, tmp_path):
+    """An empty data directory (no collection, so nothing could be retrieved or asked): every item brings its own
+    answer and contexts, and the report judges exactly those answers with the same proxy metrics."""
+    rag = rag_factory(tmp_path / "empty")
+    qa = _write(tmp_path / "ragas.jsonl", [
+        {"user_input": "Who designed Gannet Head Lighthouse?", "ground_truth": "Thomas Carrick.",
+         "response": "Gannet Head Lighthouse was designed by Thomas Carrick [1].",
+         "retrieved_contexts": [LIGHTHOUSE, BAKERY]},
+        {"user_input": "Who designed Gannet Head Lighthouse?", "ground_truth": "Thomas Carrick.",
+         "response": "It was designed by a team of Venetian glassmakers in 1702 [2].",
+         "retrieved_contexts": [LIGHTHOUSE, BAKERY]},
+        {"user_input": "Who drives the bakery's delivery van?", "ground_truth": "", "answerable": False,
+         "response": "I don't know: the documents do not say.", "retrieved_contexts": [BAKERY]},
+        {"user_input": "How many steps lead to the gallery?", "response": "There are 112 steps [7].",
+         "retrieved_contexts": [LIGHTHOUSE]},
+    ])
+    result = run_eval(rag, load_items(qa))
+    assert result["n_failed"] == 0 and result["exit_code"] == 0, result["errors"]
+    good, bad, idk, stray = result["items"]
+    assert all(r["given"] for r in result["items"])
+    assert good["answer"]["text"] == "Gannet Head Lighthouse was designed by Thomas Carrick [1]."
+    assert [c["n"] for c in good["answer"]["citations"]] == [1]
+    faith = {r["id"]: r["scores"]["proxy"]["values"]["faithfulness"] for r in (good, bad)}
+    assert faith["line1"] > 0.5 > faith["line2"], faith
+    rel = {r["id"]: r["scores"]["proxy"]["values"]["context_recall"] for r in (good, bad)}
+    assert rel["line1"] is not None  # the reference is there, so context recall is scored
+    assert idk["abstained"] is True and idk["correct"] is True and good["correct"] is True
+    assert stray["answer"]["citations"] == [] and any("[7]" in w for w in stray["answer"]["warnings"])
+    assert result["abstention"]["accuracy"] == 1.0
+    given = runner.given_answer("Gannet Head Lighthouse was designed by Thomas Carrick [1].", [LIGHTHOUSE, BAKERY])
+    direct = rag.score_answer("Who designed Gannet Head Lighthouse?", given, reference="Thomas Carrick.")
+    assert direct["values"] == good["scores"]["proxy"]["values"]
+
+
+def test_an_asked_item_still_needs_a_collection(rag_factory, tmp_path):
+    rag = rag_factory(tmp_path / "empty")
+    items = [{"question": "Q?", "response": "A.", "retrieved_contexts": ["c"]}, {"question": "Who?"}]
+    with pytest.raises(ValueError, match="no collection"):
+        run_eval(rag, items)

@@ -43,6 +43,9 @@ def eval_qa(
 ) -> None:
     """Evaluate answers on a QA set: retrieval metrics, abstention accuracy, RAGAS-style scores, latency.
 
+    QA_FILE is JSON lines: {"question", "reference", "relevant", ...}; ragas-style keys work too (user_input,
+    ground_truth/reference), and an item with response + retrieved_contexts is scored as given, not asked again.
+
     Writes report.json, report.md, scores.png and latency.png into --out. Exit code 0 when every question ran,
     1 when some failed (each is reported; the others still run), 2 for a bad QA file or usage errors."""
     from rich.markup import escape

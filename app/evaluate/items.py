@@ -8,6 +8,14 @@ A QA file has one JSON object per line (blank lines and lines starting with ``#`
 `reference` (optional) is the reference answer: it enables context recall. `relevant` (optional) lists the evidence
 as in data/eval/retrieval.jsonl (localrag.eval.retrieval_metrics). An item whose reference is "" (or null with
 `"answerable": false`) is unanswerable from the corpus.
+
+ragas-style datasets are read too: `user_input` for `question`, `ground_truth` for `reference`. An item that
+brings its own answer (`response` or `answer`) and the contexts it was written from (`retrieved_contexts` or
+`contexts`, a list of strings) is scored as given instead of being asked again:
+
+    {"user_input": "...", "response": "... [1]", "retrieved_contexts": ["...", "..."], "reference": "..."}
+
+Its `[n]` markers, if any, cite the n-th context; an answer without markers is judged against all its contexts.
 """
 
 from __future__ import annotations
@@ -21,7 +29,10 @@ from localrag.index.jsonl import JsonlError, read_jsonl
 __all__ = ["ITEM_KEYS", "SPEC_KEYS", "EvalInputError", "load_items", "normalize_item", "prepare_items"]
 
 SPEC_KEYS = {"source", "contains", "page", "uri"}
-ITEM_KEYS = {"id", "question", "reference", "relevant", "answerable", "type", "split"}
+ITEM_KEYS = {"id", "question", "reference", "relevant", "answerable", "type", "split", "answer", "contexts"}
+# ragas names (and the older ragas 0.1 names) for our keys: the same item may use either, not both with different values
+ALIASES = {"user_input": "question", "ground_truth": "reference", "response": "answer",
+           "retrieved_contexts": "contexts"}
 SPLITS = ("dev", "test")  # `split`: dev = tune here, test = report only (data/eval/README.md)
 
 
@@ -52,6 +63,7 @@ def normalize_item(obj: Any, where: str = "item") -> dict[str, Any]:
     before the slow part starts rather than turning into a misleading score."""
     if not isinstance(obj, dict):
         raise EvalInputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    obj = _canonical_keys(obj, where)
     unknown = set(obj) - ITEM_KEYS
     if unknown:
         raise EvalInputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -78,11 +90,43 @@ def normalize_item(obj: Any, where: str = "item") -> dict[str, Any]:
     item_id = obj.get("id")
     if item_id is not None and not isinstance(item_id, str | int):
         raise EvalInputError(f"{where}: 'id' must be a string or a number")
+    answer, contexts = _given_answer(obj, where)
     return {
         "id": None if item_id is None else str(item_id), "question": q.strip(),
         "reference": ref.strip() if ref and ref.strip() else None, "answerable": not unanswerable,
         "relevant": [dict(s) for s in specs], "type": str(obj.get("type") or ""),
+        "answer": answer, "contexts": contexts,
     }
+
+
+def _canonical_keys(obj: dict[str, Any], where: str) -> dict[str, Any]:
+    """ragas key names mapped to ours; an item giving both names with different values is refused."""
+    out = {k: v for k, v in obj.items() if k not in ALIASES}
+    for alias, key in ALIASES.items():
+        if alias not in obj:
+            continue
+        if key in obj and obj[key] != obj[alias]:
+            raise EvalInputError(f"{where}: '{alias}' and '{key}' are the same field with different values; keep one")
+        out[key] = obj[alias]
+    return out
+
+
+def _given_answer(obj: dict[str, Any], where: str) -> tuple[str | None, list[str] | None]:
+    """The answer an item brings to be scored (with its contexts), or (None, None) when localrag should answer."""
+    answer, contexts = obj.get("answer"), obj.get("contexts")
+    if answer is None and contexts is None:
+        return None, None
+    if answer is None:
+        raise EvalInputError(f"{where}: 'retrieved_contexts' without a 'response': give the answer to score it, or "
+                             "drop the contexts to let localrag retrieve and answer")
+    if not isinstance(answer, str):
+        raise EvalInputError(f"{where}: 'response' (the answer to score) must be a string")
+    if contexts is None:
+        raise EvalInputError(f"{where}: a 'response' needs the 'retrieved_contexts' it was written from (a list of "
+                             "strings) to be scored; drop the response to let localrag answer instead")
+    if not isinstance(contexts, list) or not all(isinstance(c, str) for c in contexts):
+        raise EvalInputError(f"{where}: 'retrieved_contexts' must be a list of strings")
+    return answer.strip(), list(contexts)
 
 
 def load_items(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:

@@ -9,6 +9,10 @@ The run is a chain of named stages, each a function:
 
 and the CLI then writes the files (localrag.app.evaluate.report.write_report).
 
+An item that brings its own `answer` and `contexts` (a ragas-style `response` / `retrieved_contexts`) skips the
+generate stage: its answer is scored as given (app.evaluate.given), by the same judges, into the same report; the
+run needs no ingested collection when every item is like that.
+
 Items that list `relevant` evidence get recall@k, MRR@10 and nDCG@10 through ir-measures, with the matching rule of
 localrag.eval.retrieval_metrics. An unanswerable item counts as correct when the system abstains, an answerable item
 when it answers: that is the abstention accuracy. Scores come from the fast proxy judge (ProxyScorer, the one `ask`
@@ -33,14 +37,15 @@ from localrag.app.evaluate.aggregate import (
     robustness_summary,
     score_summary,
 )
+from localrag.app.evaluate.given import given_answer
 from localrag.app.evaluate.items import prepare_items
 from localrag.app.evaluate.robustness import PERTURBATIONS, perturb, spread
 from localrag.eval.retrieval_metrics import ChunkFacts, LabeledQuery, chunk_rows, evidence_units, measure
 
 __all__ = [
-    "JUDGE_CAVEAT", "PANEL_JUDGES", "PROXY_NOTE", "RAGAS_NOTE", "EvalContext", "ItemOutcome", "answer_record",
-    "build_context", "build_result", "evaluate_item", "generate_stage", "retrieval_summary", "retrieve_stage",
-    "robustness_stage", "run_eval", "score_stage",
+    "GIVEN_NOTE", "JUDGE_CAVEAT", "PANEL_JUDGES", "PROXY_NOTE", "RAGAS_NOTE", "EvalContext", "ItemOutcome",
+    "answer_record", "build_context", "build_result", "evaluate_item", "generate_stage", "retrieval_summary",
+    "retrieve_stage", "robustness_stage", "run_eval", "score_stage",
 ]
 
 PANEL_JUDGES = ("proxy", "llm")
@@ -58,6 +63,11 @@ PROXY_NOTE = (
 RAGAS_NOTE = (
     "The ragas columns come from the official ragas library on the same LLM and embeddings: a metric ragas "
     "returned as NaN is reported unscored (\"ragas returned NaN\"), never as a number."
+)
+
+GIVEN_NOTE = (
+    "{n} item(s) brought their own answer and contexts (ragas-style `response` / `retrieved_contexts`): those "
+    "answers were scored as given, not asked again; their context [n] is the n-th retrieved context."
 )
 
 ProgressFn = Callable[[int, int, str], None]
@@ -116,12 +126,13 @@ def build_context(rag: Any, items: list[dict[str, Any]], collection: str = "defa
                   engine: str | None = None) -> EvalContext:
     """The collection checked, the evidence rows read (only when some item has specs), the judges built."""
     coll = rag.store.collection(collection)
-    if coll is None:
+    needs_collection = any(it.get("answer") is None or it["relevant"] for it in items)
+    if coll is None and needs_collection:
         raise ValueError(f"no collection {collection!r}: ingest your documents first")
     answer_k = int(k or getattr(rag.settings, "answer_k", 4))
     ctx = EvalContext(rag=rag, collection=collection, judge=judge, k=k, answer_k=answer_k, depth=max(10, answer_k),
                       robustness=robustness, panel_names=list(panel), aggregate=aggregate)
-    if any(it["relevant"] for it in items):
+    if coll is not None and any(it["relevant"] for it in items):
         ctx.rows = chunk_rows(rag.store, coll.id)
     if judge == "llm":
         from localrag.eval.scoring import LLMJudge
@@ -258,14 +269,18 @@ def evaluate_item(ctx: EvalContext, item: dict[str, Any]) -> ItemOutcome:
         timings: dict[str, float] = {}
         if item["relevant"]:
             units, ranked, rec["retrieved"] = retrieve_stage(ctx, item)
-        ans = generate_stage(ctx, item["question"])
-        out.model_id = ans.model_id
+        if item.get("answer") is not None:  # made elsewhere: scored as given, not asked again
+            rec["given"] = True
+            ans = given_answer(item["answer"], item["contexts"] or [])
+        else:
+            ans = generate_stage(ctx, item["question"])
+            out.model_id = ans.model_id
         timings.update({s: float(v) for s, v in ans.timings.items() if isinstance(v, int | float)})
         rec["answer"] = answer_record(ans)
         rec["abstained"] = bool(ans.abstained)
         rec["correct"] = rec["abstained"] != item["answerable"]
         rec["scores"] = score_stage(ctx, item, ans, timings)
-        if ctx.robustness:
+        if ctx.robustness and not rec.get("given"):
             rec["robustness"] = robustness_stage(ctx, item, ans)
         rec["timings"] = {s: round(v, 4) for s, v in timings.items()}
         out.units, out.ranked = units, ranked
@@ -307,13 +322,15 @@ def build_result(ctx: EvalContext, outcomes: list[ItemOutcome], retrieval: dict[
         "settings": {"collection": ctx.collection, "judge": ctx.judge, "k": ctx.answer_k,
                      "retrieval_depth": ctx.depth, "robustness": ctx.robustness, "temperature": 0, "cache": False},
         "model_id": next((o.model_id for o in outcomes if o.model_id), None), "judges": judge_labels(records),
-        "n_items": len(records), "n_failed": len(failed),
+        "n_items": len(records), "n_failed": len(failed), "n_given": sum(bool(r.get("given")) for r in records),
         "abstention": abstention(records), "retrieval": retrieval, "scores": score_summary(records),
         "latency": latency(records), "robustness": robustness_summary(records) if ctx.robustness else None,
         "notes": [PROXY_NOTE] + ([JUDGE_CAVEAT.format(model=llm_judge.judge)] if llm_judge is not None else []),
         "errors": [{"id": r["id"], "error": r["error"]} for r in failed],
         "items": records, "exit_code": 1 if failed else 0,
     }
+    if result["n_given"]:
+        result["notes"].append(GIVEN_NOTE.format(n=result["n_given"]))
     if llm_judge is not None:
         result["llm_judge_stats"] = dict(llm_judge.stats)
     if ctx.panel is not None:
