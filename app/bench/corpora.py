@@ -12,7 +12,8 @@ Corpora (name: folder to ingest; question files):
 
 The Python docs are the largest corpus (about 2,000 chunks with the default 200-token chunks): a fixed list of pages
 (`PYDOCS_PAGES`: the tutorial and the library pages of well-known modules) is copied out of the installed HTML,
-keeping only each page's main content (Sphinx's `role="main"` block) minus the `¶` permalink anchors, so the
+keeping only each page's main content (Sphinx's `role="main"` block) minus the `¶` permalink anchors and the
+"see the tutorial" sidebars, with footnotes turned from `<aside>` into plain blocks so that they are read, so the
 stored text has no page chrome. The copy is byte-for-byte reproducible from the same `python3-doc` package.
 """
 
@@ -108,11 +109,14 @@ def _main_html(data: bytes, page: str) -> tuple[str, str]:
     main = tree.css_first("[role=main]")
     if main is None:
         raise CorpusError(f"{page}: no role=\"main\" block; is this the Sphinx HTML of the Python docs?")
-    for link in main.css("a.headerlink"):
-        link.decompose()
+    for node in main.css("a.headerlink, aside.sidebar"):  # permalink "¶" marks; "see the tutorial" pointer boxes
+        node.decompose()
     title_node = tree.css_first("title")
     title = " ".join(title_node.text().split()) if title_node is not None else page
-    return title, main.inner_html or ""
+    # what is left in <aside> are footnotes (docutils >= 0.18 writes them so): real text, which an HTML reader
+    # drops with the page's sidebars, so they become plain blocks
+    body = (main.inner_html or "").replace("<aside ", "<div ").replace("</aside>", "</div>")
+    return title, body
 
 
 def prepare_python_docs(dest: Path, max_files: int | None = None, html_root: Path | None = None) -> Path:
