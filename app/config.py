@@ -75,7 +75,14 @@ class Settings(BaseSettings):
         default=0, ge=0, description="prompt lookup decoding draft tokens (llama-cpp); 0 = off; pays only when "
         "answers copy long spans of the prompt (app/llm.py)"
     )
-    llm_timeout_s: float = Field(default=120.0, gt=0, description="HTTP timeout per request (openai)")
+    llm_timeout_s: float = Field(
+        default=120.0, gt=0, description="HTTP timeout per request (openai): the server's silence before it is an "
+        "error, and the longest wait for a free request slot (llm_max_concurrency)"
+    )
+    llm_max_concurrency: int = Field(
+        default=4, ge=1, description="chat completions this process sends at once to one OpenAI-compatible server and "
+        "model (openai); every Rag and UI session shares the limit, the rest wait their turn"
+    )
     # answering: app/answer.py
     answer_mode: Literal["generative", "extractive", "auto"] = Field(
         default="extractive", description="generative: the LLM writes the answer (guardrails, retries, abstention); "

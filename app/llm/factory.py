@@ -24,7 +24,7 @@ def make_llm(settings: Settings) -> LlamaCppLLM | OpenAICompatLLM:
             raise LLMConfigError("llm_backend is 'openai' but llm_base_url is not set: set LOCALRAG_LLM_BASE_URL, e.g. "
                            "http://127.0.0.1:8080/v1 as printed by `localrag llm serve`")
         return OpenAICompatLLM(s.llm_base_url, s.llm_model, api_key_env=s.llm_api_key_env, timeout_s=s.llm_timeout_s,
-                               sampling=sampling)
+                               sampling=sampling, max_concurrency=s.llm_max_concurrency)
     return LlamaCppLLM(
         s.llm_model, n_ctx=s.llm_n_ctx, n_threads=s.llm_threads, n_gpu_layers=s.llm_gpu_layers, seed=s.llm_seed,
         prompt_lookup=s.llm_prompt_lookup, sampling=sampling,

@@ -4,6 +4,7 @@ Nothing reaches the network unless a base URL was configured."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -11,18 +12,91 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from localrag.app.llm.base import ContextOverflow, LLMConfigError, LLMError, LLMUnavailable, Sampling
 from localrag.app.llm.loop import ChatLLM
 
-__all__ = ["CHARS_PER_TOKEN", "OpenAICompatLLM"]
+__all__ = ["CHARS_PER_TOKEN", "DEFAULT_MAX_CONCURRENCY", "OpenAICompatLLM"]
 
 log = logging.getLogger(__name__)
 
 CHARS_PER_TOKEN = 4.0  # estimate for servers without a tokenize endpoint (English text with BPE tokenizers)
+DEFAULT_MAX_CONCURRENCY = 4  # chat completions in flight per server and model (Settings.llm_max_concurrency)
+
+
+class _SharedClient:
+    """One httpx client and one request limit for every OpenAICompatLLM of a process that talks to the same server
+    and model with the same key: many UI sessions (each with its own Rag) then send at most `max_concurrency` chat
+    completions at once, and the rest wait their turn (up to the timeout) instead of piling onto the server."""
+
+    _registry: dict[tuple, _SharedClient] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, key: tuple, client: Any, max_concurrency: int) -> None:
+        self.key = key
+        self.client = client
+        self.max_concurrency = max_concurrency
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self.users = 0
+        self.in_flight = 0
+        self.peak = 0
+
+    @classmethod
+    def get(cls, httpx: Any, base_url: str, model: str | None, api_key: str | None, timeout_s: float,
+            max_concurrency: int, transport: Any) -> _SharedClient:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+        def new_client() -> Any:
+            return httpx.Client(
+                headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)), transport=transport,
+                limits=httpx.Limits(max_connections=max(10, 2 * max_concurrency)),
+            )
+
+        if transport is not None:  # a test's own transport: never shared
+            shared = cls((), new_client(), max_concurrency)
+            shared.users = 1
+            return shared
+        key = (base_url, model, hashlib.sha256((api_key or "").encode()).hexdigest(), float(timeout_s))
+        with cls._registry_lock:
+            shared = cls._registry.get(key)
+            if shared is None:
+                shared = cls._registry[key] = cls(key, new_client(), max_concurrency)
+            elif shared.max_concurrency != max_concurrency:
+                log.warning("the client of %s (model %s) already sends at most %d requests at once; "
+                            "llm_max_concurrency=%d is ignored while it is open", base_url, model,
+                            shared.max_concurrency, max_concurrency)
+            shared.users += 1
+        return shared
+
+    @contextmanager
+    def slot(self, timeout_s: float, where: str) -> Iterator[None]:
+        if not self._slots.acquire(timeout=timeout_s):
+            raise LLMError(
+                f"the LLM server at {where} is busy: {self.max_concurrency} requests from this process "
+                f"(llm_max_concurrency) were still running after {timeout_s:g} s (llm_timeout_s); try again, or "
+                "give the server more capacity and raise llm_max_concurrency"
+            )
+        with self._registry_lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._registry_lock:
+                self.in_flight -= 1
+            self._slots.release()
+
+    def release(self) -> None:
+        with self._registry_lock:
+            self.users -= 1
+            if self.users > 0:
+                return
+            if self.key and self._registry.get(self.key) is self:
+                del self._registry[self.key]
+        self.client.close()
 
 
 def _normalize_base_url(url: str) -> str:
@@ -94,12 +168,14 @@ class OpenAICompatLLM(ChatLLM):
     def __init__(
         self, base_url: str, model: str | None = None, *, api_key_env: str = "LOCALRAG_LLM_API_KEY",
         api_key: str | None = None, timeout_s: float = 120.0, sampling: Sampling | None = None,
-        transport: Any = None,
+        transport: Any = None, max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     ) -> None:
         try:
             import httpx
         except ImportError:
             raise LLMUnavailable("httpx is not installed: run `pip install httpx`") from None
+        if max_concurrency < 1:
+            raise LLMConfigError(f"llm_max_concurrency must be at least 1, got {max_concurrency}")
         self._httpx = httpx
         self.base_url = _normalize_base_url(base_url)
         parts = urlsplit(self.base_url)
@@ -109,13 +185,23 @@ class OpenAICompatLLM(ChatLLM):
         key = api_key if api_key is not None else os.environ.get(api_key_env) if api_key_env else None
         self.sampling = sampling or Sampling()
         self.timeout_s = timeout_s
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(
-            headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)), transport=transport,
-        )
+        # one HTTP client and one concurrency limit per (server, model, key): every Rag / UI session shares them
+        self._shared = _SharedClient.get(httpx, self.base_url, model, key, timeout_s, max_concurrency, transport)
+        self._client = self._shared.client
+        self._closed = False
         self._json_mode: str | None = None  # "json_schema" (OpenAI) or "json_object" (llama.cpp), once known
         self._tokenize: str | None = None  # "extras" (llama-cpp-python), "tokenize" (llama.cpp, vLLM) or "estimate"
         self._lock = threading.Lock()  # guards the lazily learned facts above, not the requests
+
+    @property
+    def max_concurrency(self) -> int:
+        """Chat completions this process sends to the server at once (shared by every client of the same server)."""
+        return self._shared.max_concurrency
+
+    def _hold(self) -> AbstractContextManager[None]:
+        """A request slot for one chat completion (a whole stream holds it until it ends). Waiting for a slot is not
+        part of the timed call; a wait longer than llm_timeout_s is an LLMError that says the server is busy."""
+        return self._shared.slot(self.timeout_s, self.base_url)
 
     @property
     def _where(self) -> str:
@@ -273,7 +359,11 @@ class OpenAICompatLLM(ChatLLM):
             "backend": self.backend, "base_url": self.base_url, "model_id": self.model_id,
             "server_models": models, "api_key_env": self.api_key_env,
             "api_key_set": bool(os.environ.get(self.api_key_env or "")), "timeout_s": self.timeout_s,
+            "max_concurrency": self.max_concurrency,
         }
 
     def close(self) -> None:
-        self._client.close()
+        """Let go of the shared client (closed when its last user lets go)."""
+        if not self._closed:
+            self._closed = True
+            self._shared.release()
