@@ -29,6 +29,33 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(default=200.0, gt=0, description="files larger than this are refused")
     lexical_backend: Literal["bm25s", "rank-bm25"] = "bm25s"
     use_gpu: bool = Field(default=True, description="use a GPU FAISS copy when faiss sees a GPU")
+    # vector store and index size (issue 16; docs/SCALING.md)
+    vector_backend: Literal["faiss", "milvus"] = Field(
+        default="faiss", description="faiss: index files in data_dir; milvus: a Milvus collection (milvus_uri)"
+    )
+    faiss_index: str = Field(
+        default="auto", description="auto: exact (flat) below faiss_ann_threshold vectors, then IVF{nlist},Flat; "
+        "flat; or an IVF faiss index-factory string such as 'IVF{nlist},SQ8' ({nlist} follows the size)"
+    )
+    faiss_ann_threshold: int = Field(default=100_000, ge=1, description="vectors at which 'auto' leaves flat "
+                                     "(measured: BENCHMARKS.md, Scale)")
+    faiss_nprobe: int | None = Field(default=None, ge=1, description="IVF lists probed per query; default nlist/16")
+    milvus_uri: str | None = Field(
+        default=None, description="milvus-lite file (one process per file) or a server URI http://host:19530; "
+        "default data_dir/milvus.db"
+    )
+    milvus_index: Literal["FLAT", "HNSW", "IVF_FLAT"] = Field(default="HNSW", description="Milvus index type")
+    milvus_collection_prefix: str = Field(
+        default="localrag", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Milvus collection names are <prefix>_<collection id>; set one per data directory sharing a server",
+    )
+
+    @field_validator("faiss_index")
+    @classmethod
+    def _faiss_spec(cls, v: str) -> str:
+        from localrag.index.vectors import check_spec
+
+        return check_spec(v)
     # retrieval
     search_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     fusion: Literal["rrf", "convex"] = Field(

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from localrag.app.config import Settings, load_settings
 from localrag.index.embedder import Embedder, resolve_model
-from localrag.index.indexes import CollectionIndexes
+from localrag.index.indexes import CollectionIndexes, VectorSettings
 from localrag.index.store import ChunkRow, CollectionRow, DocumentRow, IngestRunRow, KgEdgeRow, KgNodeRow, Store
 from localrag.ingest.job import CollectionLock, IngestJob, IngestLocked, IngestReport, ProgressFn
 from localrag.retrieval.rerank import Reranker, RerankerError
@@ -141,7 +141,15 @@ class Rag:
     def _new_indexes(self, coll: CollectionRow) -> CollectionIndexes:
         return CollectionIndexes(
             self.store, coll.id, coll.embedding_dim, self._folder(coll), self.settings.lexical_backend,
-            use_gpu=self.settings.use_gpu,
+            use_gpu=self.settings.use_gpu, vector_settings=self._vector_settings(coll),
+        )
+
+    def _vector_settings(self, coll: CollectionRow) -> VectorSettings:
+        st = self.settings
+        return VectorSettings(
+            backend=st.vector_backend, faiss_index=st.faiss_index, ann_threshold=st.faiss_ann_threshold,
+            nprobe=st.faiss_nprobe, milvus_uri=st.milvus_uri or str(self.data_dir / "milvus.db"),
+            milvus_index=st.milvus_index, milvus_collection=f"{st.milvus_collection_prefix}_{coll.id:04d}",
         )
 
     def _open_indexes(self, coll: CollectionRow) -> CollectionIndexes:

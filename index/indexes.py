@@ -1,8 +1,14 @@
-"""The derived indexes of one collection (FAISS + BM25), kept in step with the store's corpus_version.
+"""The derived indexes of one collection (FAISS or Milvus + BM25), kept in step with the store's corpus_version.
 
-On open, an index saved at another corpus_version (a crash between the SQLite commit and the index save, or a
+On open, an index saved at another corpus_version (a crash between the store commit and the index save, or a
 manual edit) is reconciled from the store: vectors are added from the stored fp16 embeddings for chunks that lack
-them and removed for chunks that are gone; BM25 is rebuilt from the chunk texts. Nothing is re-embedded.
+them and removed for chunks that are gone; BM25 un-indexes the chunks that are gone and indexes the missing ones
+from their texts (rebuilt from every text only when its files are unreadable). Nothing is re-embedded.
+
+An ingest changes both indexes incrementally (`apply`); `save` then switches the FAISS index between flat and
+IVF when the collection crossed a size (`faiss_index`, index/vectors.py `plan_index`) and persists both. With
+Milvus the vectors are written to Milvus at `apply` and the corpus_version they reflect is a collection property
+written at `save` (index/milvus.py); a crash in between leaves an older version there, so the next open reconciles.
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from localrag.index.lexical import LexicalIndex
-from localrag.index.store import Store
-from localrag.index.vectors import VectorIndex
+from localrag.index.store import ChunkRow, Store
+from localrag.index.vectors import AUTO, AUTO_THRESHOLD, FLAT, VectorIndex, check_spec, plan_index
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +41,28 @@ class Repair:
         return bool(self.vectors_added or self.vectors_removed or self.vectors_rebuilt or self.lexical_rebuilt)
 
 
+@dataclass
+class VectorSettings:
+    """Where and how the dense vectors are indexed (Settings: vector_backend, faiss_index, milvus_*)."""
+
+    backend: str = "faiss"  # faiss | milvus
+    faiss_index: str = AUTO  # auto | flat | an IVF factory string
+    ann_threshold: int = AUTO_THRESHOLD
+    nprobe: int | None = None
+    milvus_uri: str = ""
+    milvus_index: str = "HNSW"
+    milvus_collection: str = ""  # name of this collection's Milvus collection
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("faiss", "milvus"):
+            raise ValueError(f"unknown vector_backend {self.backend!r} (use 'faiss' or 'milvus')")
+        check_spec(self.faiss_index)
+
+
 class CollectionIndexes:
     def __init__(
         self, store: Store, collection_id: int, dim: int, folder: Path, lexical_backend: str = "bm25s",
-        use_gpu: bool = True,
+        use_gpu: bool = True, vector_settings: VectorSettings | None = None,
     ) -> None:
         self.store = store
         self.collection_id = collection_id
@@ -46,10 +70,18 @@ class CollectionIndexes:
         self.folder = folder
         self.lexical_backend = lexical_backend
         self.use_gpu = use_gpu
-        self.vectors = VectorIndex(dim, use_gpu=use_gpu)
+        self.vs = vector_settings or VectorSettings()
+        self.vectors = self._empty_vectors()
         self.lexical = LexicalIndex(lexical_backend)
         self.version = -1  # corpus_version the in-memory indexes reflect
-        self._lexical_dirty = False
+
+    def _empty_vectors(self):  # noqa: ANN202 - VectorIndex or MilvusVectorIndex
+        if self.vs.backend == "milvus":
+            from localrag.index.milvus import MilvusVectorIndex
+
+            return MilvusVectorIndex.open(self.vs.milvus_uri, self.vs.milvus_collection, self.dim,
+                                          index_type=self.vs.milvus_index)
+        return VectorIndex(self.dim, use_gpu=self.use_gpu, nprobe=self.vs.nprobe)
 
     @property
     def vectors_path(self) -> Path:
@@ -84,32 +116,60 @@ class CollectionIndexes:
         return repair
 
     def _load_and_reconcile(self, db_version: int, repair: Repair) -> tuple[int, int]:
-        try:
-            self.vectors, vmeta = VectorIndex.load(self.vectors_path, self.dim, use_gpu=self.use_gpu)
-            v_version = int(vmeta.get("corpus_version", -1))
-        except FileNotFoundError:
-            self.vectors, v_version = VectorIndex(self.dim, use_gpu=self.use_gpu), -1
-        except Exception as exc:  # unreadable file: rebuild from the store
-            repair.notes.append(f"vector index unreadable ({exc}); rebuilt from stored embeddings")
-            self.vectors, v_version = VectorIndex(self.dim, use_gpu=self.use_gpu), -1
-            repair.vectors_rebuilt = True
+        if self.vs.backend == "milvus":
+            self.vectors = self._empty_vectors()
+            v_version = self.vectors.saved_version()
+            if v_version == db_version and self.vectors.ntotal != len(self.store.chunk_ids(self.collection_id)):
+                v_version = -1  # a Milvus collection left from another database at the same version number
+        else:
+            try:
+                self.vectors, vmeta = VectorIndex.load(self.vectors_path, self.dim, use_gpu=self.use_gpu,
+                                                       nprobe=self.vs.nprobe)
+                v_version = int(vmeta.get("corpus_version", -1))
+            except FileNotFoundError:
+                self.vectors, v_version = self._empty_vectors(), -1
+            except Exception as exc:  # unreadable file: rebuild from the store
+                repair.notes.append(f"vector index unreadable ({exc}); rebuilt from stored embeddings")
+                self.vectors, v_version = self._empty_vectors(), -1
+                repair.vectors_rebuilt = True
         if v_version != db_version:
             self._reconcile_vectors(repair)
         try:
             self.lexical, lmeta = LexicalIndex.load(self.lexical_path, self.lexical_backend)
             l_version = int(lmeta.get("corpus_version", -1))
         except Exception:
-            l_version = -1
-        if l_version != db_version:
+            self.lexical, l_version = LexicalIndex(self.lexical_backend), -2
+        if l_version == -2:
             self.rebuild_lexical()
-            repair.lexical_rebuilt = l_version != -1 or db_version > 0
+            repair.lexical_rebuilt = db_version > 0
+        elif l_version != db_version:
+            db_ids = self.store.chunk_ids(self.collection_id)
+            gone = np.setdiff1d(self.lexical.ids, db_ids, assume_unique=True)
+            missing = np.setdiff1d(db_ids, self.lexical.ids, assume_unique=True)
+            self.lexical.remove(gone)
+            self.lexical.add(missing, self._texts(missing))
+            repair.lexical_rebuilt = bool(len(gone) or len(missing))
+            if repair.lexical_rebuilt:
+                repair.notes.append(f"BM25: -{len(gone)} / +{len(missing)} chunks")
         return v_version, l_version
+
+    def _texts(self, ids: np.ndarray) -> list[str]:
+        """Chunk texts of `ids` (same order) from the store."""
+        from sqlalchemy import select
+
+        out: dict[int, str] = {}
+        with self.store.session() as s:
+            for start in range(0, len(ids), 5000):
+                part = [int(i) for i in ids[start : start + 5000]]
+                rows = s.execute(select(ChunkRow.id, ChunkRow.text).where(ChunkRow.id.in_(part)))
+                out.update((int(i), t) for i, t in rows)
+        return [out[int(i)] for i in ids]
 
     def _reconcile_vectors(self, repair: Repair) -> None:
         db_ids = self.store.chunk_ids(self.collection_id)
         ix_ids = self.vectors.ids()
         if len(np.unique(ix_ids)) != len(ix_ids):  # duplicate ids: start from scratch
-            self.vectors = VectorIndex(self.dim, use_gpu=self.use_gpu)
+            self.vectors = self._empty_vectors()
             ix_ids = np.zeros(0, np.int64)
             repair.vectors_rebuilt = True
         extra = np.setdiff1d(ix_ids, db_ids, assume_unique=True)
@@ -127,19 +187,41 @@ class CollectionIndexes:
         ids, texts = self.store.chunk_texts(self.collection_id)
         self.lexical = LexicalIndex(self.lexical_backend)
         self.lexical.build(ids, texts)
-        self._lexical_dirty = False
 
     # --- changes made by an ingest (the store was committed first) ----------------------------------------------
     def apply(self, removed: np.ndarray, added_ids: np.ndarray, added_vecs: np.ndarray) -> None:
+        """Remove and add chunks in both indexes; BM25 reads the added chunks' texts from the store."""
+        removed = np.asarray(removed, dtype=np.int64)
+        added_ids = np.asarray(added_ids, dtype=np.int64)
         self.vectors.remove(removed)
         self.vectors.add(added_ids, added_vecs)
-        self._lexical_dirty = True
+        self.lexical.remove(removed)
+        self.lexical.add(added_ids, self._texts(added_ids))
+
+    def maybe_switch_vectors(self) -> str | None:
+        """Rebuild the FAISS index as flat or IVF when the collection crossed a size (or the setting changed):
+        from the store's fp16 embeddings, trained on a sample. Returns the new index's description, or None."""
+        if self.vs.backend != "faiss":
+            return None
+        want = plan_index(self.vs.faiss_index, self.vectors.ntotal, self.vectors, self.vs.ann_threshold)
+        if want is None:
+            return None
+        ids = np.sort(self.vectors.ids())
+        template = self.vs.faiss_index if self.vs.faiss_index != AUTO else "IVF{nlist},Flat"
+        self.vectors = VectorIndex.build(
+            self.dim, want, ids, lambda part: self.store.embeddings(part, self.dim),
+            template=template if want != FLAT else FLAT, use_gpu=self.use_gpu, nprobe=self.vs.nprobe,
+        )
+        log.info("collection %s: vector index is now %s", self.collection_id, self.vectors.description)
+        return self.vectors.description
 
     def save(self, version: int) -> None:
-        """Persist both indexes as reflecting `version` (rebuilding BM25 first if chunks changed)."""
-        if self._lexical_dirty:
-            self.rebuild_lexical()
-        self.vectors.save(self.vectors_path, {"corpus_version": version})
+        """Persist both indexes as reflecting `version` (switching flat/IVF first when the size calls for it)."""
+        self.maybe_switch_vectors()
+        if self.vs.backend == "milvus":
+            self.vectors.save_version(version)
+        else:
+            self.vectors.save(self.vectors_path, {"corpus_version": version})
         self.lexical.save(self.lexical_path, {"corpus_version": version})
         self.version = version
 
@@ -157,6 +239,9 @@ class CollectionIndexes:
             "vectors": int(self.vectors.ntotal),
             "bm25_docs": len(self.lexical),
             "lexical_backend": self.lexical_backend,
+            "vector_backend": self.vs.backend,
+            "vector_index": self.vectors.description,
+            "bm25_segments": len(self.lexical.segments),
             "gpu": self.vectors.use_gpu,
             "in_step": in_step,
         }

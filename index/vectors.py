@@ -1,14 +1,19 @@
-"""FAISS vector index: IndexIDMap2 over exact inner product on normalized vectors (= cosine).
+"""FAISS vector index on normalized vectors (inner product = cosine): exact (IndexIDMap2 over IndexFlatIP) for
+small collections, an inverted-file index (IVF, faiss index-factory string) past a size, ids = chunk ids.
 
 The CPU index is the master (GPU indexes cannot remove ids); when faiss sees a GPU, searches go to a GPU copy
-that is refreshed after every change.
+that is refreshed after every change. IVF indexes keep a hashtable direct map, so ids can be removed and their
+vectors reconstructed like the flat index's. HNSW is refused: faiss' HNSW cannot remove ids (use IVF here, or
+Milvus' HNSW, which can: index/milvus.py). `plan_index` decides when to switch and when to retrain.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import faiss
@@ -31,13 +36,119 @@ def atomic_write_json(path: Path, obj: dict) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=1).encode())
 
 
+FLAT = "flat"
+AUTO = "auto"
+# below this many vectors "auto" stays exact (flat). Measured (BENCHMARKS.md, "Scale"): flat search on 2 cores
+# costs ~0.1 ms per 1k vectors per query, so 100k vectors answer in ~10 ms and the IVF speed-up only starts to
+# matter beyond; IVF recall@10 is then ~0.95+ at the default nprobe on clustered data.
+AUTO_THRESHOLD = 100_000
+
+
+def auto_nlist(n: int) -> int:
+    """Inverted lists for n vectors: the power of two nearest 4·sqrt(n) (faiss' rule of thumb), at least 16."""
+    return max(16, 1 << round(math.log2(4 * math.sqrt(max(n, 1)))))
+
+
+def auto_nprobe(nlist: int) -> int:
+    """Lists probed per query: nlist/16, at least 8 (recall@10 ~0.95 on clustered data: BENCHMARKS.md)."""
+    return max(8, nlist // 16)
+
+
+def check_spec(spec: str) -> str:
+    """Validate a `faiss_index` setting: "auto", "flat" or an IVF factory string ("{nlist}" allowed)."""
+    if spec in (AUTO, FLAT):
+        return spec
+    if "HNSW" in spec.upper() and "IVF" not in spec.upper():
+        raise ValueError(
+            f"faiss_index {spec!r}: faiss' HNSW cannot remove vectors, which updates and deletes need; use an IVF "
+            "string such as 'IVF{nlist},Flat' or 'IVF{nlist},SQ8', or vector_backend = 'milvus' for HNSW"
+        )
+    if "IVF" not in spec.upper():
+        raise ValueError(
+            f"faiss_index {spec!r}: use 'auto', 'flat' or an IVF index-factory string like 'IVF{{nlist}},Flat'"
+        )
+    try:
+        faiss.index_factory(8, spec.replace("{nlist}", "16"), faiss.METRIC_INNER_PRODUCT)
+    except Exception as exc:
+        raise ValueError(f"faiss_index {spec!r} is not a faiss index-factory string faiss accepts ({exc})") from None
+    return spec
+
+
+def plan_index(spec: str, n: int, current: VectorIndex, threshold: int = AUTO_THRESHOLD) -> str | None:
+    """The factory string to rebuild `current` with (FLAT for exact), or None to keep it as it is.
+
+    "auto": flat below `threshold`, then IVF{nlist},Flat, retrained when the collection has grown 4x since (nlist
+    doubles); back to flat only below threshold/2 (no flapping). An explicit IVF string is used once there are
+    39·nlist vectors to train on; with "{nlist}" in it, nlist follows the collection size as for "auto"."""
+    template = "IVF{nlist},Flat" if spec == AUTO else spec
+    if spec == FLAT or (spec == AUTO and (n < threshold // 2 or (n < threshold and current.kind == FLAT))):
+        return None if current.kind == FLAT else FLAT
+    nlist = auto_nlist(n) if "{nlist}" in template else None
+    want = template.replace("{nlist}", str(nlist)) if nlist else template
+    probe = faiss.index_factory(8, want, faiss.METRIC_INNER_PRODUCT)
+    lists = faiss.extract_index_ivf(probe).nlist
+    if n < 39 * lists:  # not enough vectors to train the quantizer
+        return None if current.kind == FLAT else FLAT
+    if current.kind == FLAT or current.template != template:
+        return want
+    if nlist and current.nlist * 2 <= nlist:  # grown 4x since training
+        return want
+    return None
+
+
 class VectorIndex:
-    def __init__(self, dim: int, use_gpu: bool = True) -> None:
+    def __init__(self, dim: int, use_gpu: bool = True, nprobe: int | None = None) -> None:
         self.dim = dim
         self.cpu = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self.use_gpu = use_gpu and gpu_count() > 0
+        self.template = FLAT  # the faiss_index setting this index was built for ("{nlist}" not filled in)
+        self.nprobe_setting = nprobe  # None: auto_nprobe(nlist)
         self._gpu = None
         self._gpu_stale = True
+
+    @property
+    def kind(self) -> str:
+        return FLAT if isinstance(self.cpu, faiss.IndexIDMap2) else "ivf"
+
+    @property
+    def nlist(self) -> int:
+        return 0 if self.kind == FLAT else int(faiss.extract_index_ivf(self.cpu).nlist)
+
+    @property
+    def nprobe(self) -> int:
+        return 0 if self.kind == FLAT else (self.nprobe_setting or auto_nprobe(self.nlist))
+
+    @property
+    def description(self) -> str:
+        """e.g. "flat" or "IVF1024,Flat nprobe=64"."""
+        if self.kind == FLAT:
+            return FLAT
+        return f"{self.template.replace('{nlist}', str(self.nlist))} nprobe={self.nprobe}"
+
+    @classmethod
+    def build(
+        cls, dim: int, factory: str, ids: np.ndarray, batches: Callable[[np.ndarray], np.ndarray], *,
+        template: str | None = None, use_gpu: bool = True, nprobe: int | None = None, train_max: int = 100_000,
+        batch: int = 50_000,
+    ) -> VectorIndex:
+        """A new index of `factory` (FLAT or an IVF string) over `ids`, whose vectors `batches(ids_part)` returns
+        (e.g. the store's fp16 embeddings): the IVF quantizer is trained on an even sample of at most `train_max`
+        vectors, then every vector is added in batches."""
+        vi = cls(dim, use_gpu=use_gpu, nprobe=nprobe)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if factory != FLAT:
+            index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+            sample = ids[np.linspace(0, len(ids) - 1, min(len(ids), train_max)).astype(np.int64)]
+            index.train(np.ascontiguousarray(batches(sample), dtype=np.float32))
+            ivf = faiss.extract_index_ivf(index)
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+            vi.cpu = index
+            vi.template = template or factory
+            ivf.nprobe = vi.nprobe
+        for start in range(0, len(ids), batch):
+            part = ids[start : start + batch]
+            vi.add(part, batches(part))
+        return vi
 
     # --- changes -------------------------------------------------------------------------------------------
     def add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
@@ -52,7 +163,14 @@ class VectorIndex:
     def remove(self, ids: np.ndarray) -> int:
         if len(ids) == 0:
             return 0
-        n = int(self.cpu.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))))
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if self.kind != FLAT:  # the hashtable direct map removes by id array only, and only ids it holds
+            ids = ids[np.isin(ids, self.ids())]
+            if len(ids) == 0:
+                return 0
+            n = int(self.cpu.remove_ids(faiss.IDSelectorArray(ids)))
+        else:
+            n = int(self.cpu.remove_ids(faiss.IDSelectorBatch(ids)))
         self._gpu_stale = True
         return n
 
@@ -62,7 +180,16 @@ class VectorIndex:
         return int(self.cpu.ntotal)
 
     def ids(self) -> np.ndarray:
-        return faiss.vector_to_array(self.cpu.id_map).astype(np.int64)
+        if self.kind == FLAT:
+            return faiss.vector_to_array(self.cpu.id_map).astype(np.int64)
+        inv = faiss.extract_index_ivf(self.cpu).invlists
+        parts = [faiss.rev_swig_ptr(inv.get_ids(i), inv.list_size(i)).copy() for i in range(inv.nlist)
+                 if inv.list_size(i)]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    def memory_bytes(self) -> int:
+        """Bytes of the serialized index (vectors, ids, lists, direct map): its size in memory, roughly."""
+        return int(faiss.serialize_index(self.cpu).nbytes)
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of `ids` (all must be present), shape (len(ids), dim)."""
@@ -81,7 +208,12 @@ class VectorIndex:
         k = max(1, min(k, self.ntotal))
         if allowed_ids is not None:
             sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64))
-            return self.cpu.search(queries, k, params=faiss.SearchParameters(sel=sel))
+            if self.kind == FLAT:
+                return self.cpu.search(queries, k, params=faiss.SearchParameters(sel=sel))
+            # a narrow scope (under a tenth of the collection) may sit in lists the query is far from: probe all
+            # lists then (only the scope's vectors are scored, so it stays cheap)
+            nprobe = self.nlist if len(allowed_ids) * 10 < self.ntotal else self.nprobe
+            return self.cpu.search(queries, k, params=faiss.SearchParametersIVF(sel=sel, nprobe=nprobe))
         index = self._gpu_index() or self.cpu
         return index.search(queries, k)
 
@@ -105,10 +237,11 @@ class VectorIndex:
         """Atomically save the index, then its metadata (corpus_version it reflects)."""
         data = faiss.serialize_index(self.cpu).tobytes()
         atomic_write_bytes(path, data)
-        atomic_write_json(path.with_suffix(".json"), {**meta, "ntotal": self.ntotal, "dim": self.dim})
+        atomic_write_json(path.with_suffix(".json"), {**meta, "ntotal": self.ntotal, "dim": self.dim,
+                                                      "template": self.template, "index": self.description})
 
     @classmethod
-    def load(cls, path: Path, dim: int, use_gpu: bool = True) -> tuple[VectorIndex, dict]:
+    def load(cls, path: Path, dim: int, use_gpu: bool = True, nprobe: int | None = None) -> tuple[VectorIndex, dict]:
         """Load a saved index; raises FileNotFoundError / ValueError when missing or unusable."""
         meta_path = path.with_suffix(".json")
         if not path.exists():
@@ -118,10 +251,17 @@ class VectorIndex:
         index = faiss.deserialize_index(raw)
         if index.d != dim:
             raise ValueError(f"saved index has dimension {index.d}, collection uses {dim}")
-        vi = cls(dim, use_gpu=use_gpu)
+        vi = cls(dim, use_gpu=use_gpu, nprobe=nprobe)
         vi.cpu = faiss.downcast_index(index) if not isinstance(index, faiss.IndexIDMap2) else index
         if not isinstance(vi.cpu, faiss.IndexIDMap2):
-            raise ValueError(f"unexpected index type {type(vi.cpu).__name__}")
+            try:
+                ivf = faiss.extract_index_ivf(vi.cpu)
+            except Exception:
+                raise ValueError(f"unexpected index type {type(vi.cpu).__name__}") from None
+            if ivf.direct_map.type != faiss.DirectMap.Hashtable:
+                raise ValueError("saved IVF index has no id hashtable; rebuild it")
+            vi.template = meta.get("template") or "IVF{nlist},Flat"
+            ivf.nprobe = vi.nprobe
         return vi, meta
 
 
