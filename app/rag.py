@@ -292,7 +292,8 @@ class Rag:
         p = SearchParams(
             k=k, mode=mode or st.search_mode, fusion=fusion or st.fusion, candidates=candidates or st.candidates,
             rrf_k=st.rrf_k, weights={"dense": st.rrf_weight_dense, "lexical": st.rrf_weight_lexical},
-            alpha=st.convex_alpha, min_relevance=st.min_relevance if min_relevance is None else min_relevance,
+            alpha=st.convex_alpha, norm=st.fusion_norm, adaptive=st.fusion_adaptive, conf_top=st.fusion_conf_top,
+            min_relevance=st.min_relevance if min_relevance is None else min_relevance,
             rerank_top=st.rerank_top, expand=expand, max_neighbours=st.kg_max_neighbours,
         )
         for key, value in params.items():

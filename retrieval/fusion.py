@@ -1,13 +1,37 @@
-"""Fusion of ranked lists: reciprocal rank fusion and a convex combination of normalized scores.
+"""Fusion of ranked lists: reciprocal rank fusion, and a convex combination of per-leg normalised scores whose
+weights can follow how confident each leg is for the query at hand.
 
-Both work on plain `{chunk_id: score}` maps so they can be tested and compared on their own; `fuse` is the
-search pipeline's fusion stage built from them.
+Everything works on plain `{chunk_id: score}` maps so it can be tested and compared on its own (the fusion study in
+localrag.app.bench.fusion_study runs these same functions over stored candidates); `fuse` is the search pipeline's
+fusion stage built from them.
+
+Normalisations (`NORMS`), each per leg over the candidate set of one query:
+
+    fixed    the query-independent [0, 1] forms the scores stage computes (cosine clipped at 0; BM25 divided by the
+             query's maximum attainable BM25). BM25 rarely comes near its bound, so this under-weights the lexical leg
+    minmax   (s - min) / (max - min) over the candidates (the leg's best candidate gets 1)
+    zscore   (s - mean) / std over the candidates
+    rank     Borda: 1 - (rank - 1) / n over the leg's own ranking of n chunks; 0 for chunks the leg did not rank
+    txtai    txtai's hybrid: raw cosine for dense; BM25 / min(top + avg, 6 avg) for lexical, avg being the mean BM25
+             of the chunks that share a word with the query (txtai uses an index-wide average term score)
+
+Query-adaptive weights (`ADAPTIVE`): the configured `alpha` is the prior weight of dense; `adaptive` multiplies each
+leg's weight by its confidence for this query, measured on its own top `conf_top` scores (best first):
+
+    gap      (s_1 - s_n) / s_1: how far the leg's best result stands above its n-th (scale-free; 0 when flat)
+    zgap     (s_1 - mean) / std of the top n, squashed to [0, 1) by x / (1 + x)
+    entropy  1 - H(softmax of the min-max top n scores * 5) / log n: a peaked distribution is confident
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+NORMS = ("fixed", "minmax", "zscore", "rank", "txtai")
+ADAPTIVE = ("none", "gap", "zgap", "entropy")
+METHODS = ("rrf", "convex")
 
 
 def rrf(
@@ -45,6 +69,88 @@ def convex(
     return {i: alpha * dense.get(i, 0.0) + (1.0 - alpha) * lexical.get(i, 0.0) for i in ids}
 
 
+def normalize(
+    raw: Mapping[int, float], method: str, *, leg: str = "dense", ranked: Sequence[int] = (),
+    fixed: Mapping[int, float] | None = None,
+) -> dict[int, float]:
+    """One leg's raw scores of every candidate, normalised by `method` (see NORMS). `ranked`: the leg's own ranking
+    (for "rank"); `fixed`: the query-independent [0, 1] scores (for "fixed")."""
+    if method == "fixed":
+        if fixed is None:
+            raise ValueError("the fixed normalisation needs the [0, 1] scores of the scores stage")
+        return dict(fixed)
+    if not raw:
+        return {}
+    vals = list(raw.values())
+    if method == "minmax":
+        lo, hi = min(vals), max(vals)
+        if hi - lo <= 1e-12:
+            return {c: (1.0 if hi > 0 else 0.0) for c in raw}
+        return {c: (s - lo) / (hi - lo) for c, s in raw.items()}
+    if method == "zscore":
+        mean = math.fsum(vals) / len(vals)
+        std = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / len(vals))
+        if std <= 1e-12:
+            return {c: 0.0 for c in raw}
+        return {c: (s - mean) / std for c, s in raw.items()}
+    if method == "rank":
+        n = len(ranked)
+        pos = {c: r for r, c in enumerate(ranked)}
+        return {c: (1.0 - pos[c] / n if c in pos else 0.0) for c in raw}
+    if method == "txtai":
+        if leg == "dense":
+            return dict(raw)
+        positive = [v for v in vals if v > 0]
+        if not positive:
+            return {c: 0.0 for c in raw}
+        avg = math.fsum(positive) / len(positive)
+        ceiling = min(max(positive) + avg, 6.0 * avg)
+        return {c: min(1.0, max(0.0, s) / ceiling) for c, s in raw.items()}
+    raise ValueError(f"unknown normalisation {method!r}: use {', '.join(NORMS)}")
+
+
+def confidence(best_first: Sequence[float], method: str, top: int = 10) -> float:
+    """How confident a leg is for this query, in [0, 1], from its own scores best first (see ADAPTIVE)."""
+    s = [float(x) for x in best_first[:top]]
+    if method == "none":
+        return 1.0
+    if len(s) < 2 or s[0] <= 0:
+        return 0.0 if not s or s[0] <= 0 else 1.0
+    if method == "gap":
+        return max(0.0, (s[0] - s[-1]) / s[0])
+    if method == "zgap":
+        mean = math.fsum(s) / len(s)
+        std = math.sqrt(math.fsum((v - mean) ** 2 for v in s) / len(s))
+        if std <= 1e-12:
+            return 0.0
+        z = (s[0] - mean) / std
+        return z / (1.0 + z)
+    if method == "entropy":
+        lo, hi = min(s), max(s)
+        if hi - lo <= 1e-12:
+            return 0.0
+        e = [math.exp(5.0 * (v - lo) / (hi - lo)) for v in s]
+        tot = math.fsum(e)
+        h = -math.fsum((x / tot) * math.log(x / tot) for x in e)
+        return max(0.0, 1.0 - h / math.log(len(s)))
+    raise ValueError(f"unknown adaptive weighting {method!r}: use {', '.join(ADAPTIVE)}")
+
+
+def leg_weights(
+    alpha: float, best_first: Mapping[str, Sequence[float]], adaptive: str = "none", top: int = 10
+) -> dict[str, float]:
+    """The dense and lexical weights (summing to 1): the prior `alpha` on dense, each multiplied by the leg's
+    confidence for this query when `adaptive` is not "none". Both unsure: the prior stays."""
+    wd, wl = alpha, 1.0 - alpha
+    if adaptive != "none":
+        cd = confidence(best_first.get("dense", ()), adaptive, top)
+        cl = confidence(best_first.get("lexical", ()), adaptive, top)
+        if cd * wd + cl * wl > 1e-12:
+            wd, wl = wd * cd, wl * cl
+    total = wd + wl
+    return {"dense": wd / total, "lexical": wl / total} if total > 0 else {"dense": 0.5, "lexical": 0.5}
+
+
 def ranking(scores: Mapping[int, float]) -> list[int]:
     """Ids by descending score; ties broken by id for a stable order."""
     return sorted(scores, key=lambda i: (-scores[i], i))
@@ -52,26 +158,78 @@ def ranking(scores: Mapping[int, float]) -> list[int]:
 
 @dataclass
 class Fused:
-    """The fusion stage's output. `relevance`: the convex mix of the normalized scores, in [0, 1] and comparable
-    across queries; `scores`: what the order is by (RRF values, or `relevance` itself); `order`: ids best first."""
+    """The fusion stage's output. `relevance`: the convex mix of the fixed [0, 1] scores, comparable across queries
+    (what relevance floors use); `scores`: what the order is by; `order`: ids best first; `weights`: the leg
+    weights the convex order used (after query-adaptive weighting), empty for RRF and single legs."""
 
     relevance: dict[int, float]
     scores: dict[int, float]
     order: list[int]
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """How the legs are fused: `method` rrf|convex; for convex, `norm` (NORMS), `alpha` the prior weight of dense,
+    `adaptive` (ADAPTIVE) and `conf_top` the scores each leg's confidence looks at; for RRF, `rrf_k` and
+    `rrf_weights`. `relevance_alpha` mixes the fixed [0, 1] scores into the relevance that floors compare."""
+
+    method: str = "convex"
+    norm: str = "fixed"
+    alpha: float = 0.5
+    adaptive: str = "none"
+    conf_top: int = 10
+    rrf_k: float = 60.0
+    rrf_weights: tuple[tuple[str, float], ...] = ()
+    relevance_alpha: float = 0.5
+
+    def check(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown fusion {self.method!r}: use {', '.join(METHODS)}")
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown fusion normalisation {self.norm!r}: use {', '.join(NORMS)}")
+        if self.adaptive not in ADAPTIVE:
+            raise ValueError(f"unknown adaptive weighting {self.adaptive!r}: use {', '.join(ADAPTIVE)}")
+        if not 0.0 <= self.alpha <= 1.0 or not 0.0 <= self.relevance_alpha <= 1.0:
+            raise ValueError("fusion alpha must be between 0 and 1")
+        if self.conf_top < 2:
+            raise ValueError("conf_top must be at least 2")
 
 
 def fuse(
     normalized: Mapping[str, Mapping[int, float]], ranked: Mapping[str, Sequence[int]], method: str | None = "convex",
-    alpha: float = 0.5, rrf_k: float = 60.0, weights: Mapping[str, float] | None = None,
+    alpha: float = 0.5, rrf_k: float = 60.0, weights: Mapping[str, float] | None = None, *,
+    raw: Mapping[str, Mapping[int, float]] | None = None, norm: str = "fixed", adaptive: str = "none",
+    conf_top: int = 10, relevance_alpha: float | None = None,
 ) -> Fused:
-    """Fuse the legs: `normalized` maps a leg name to the [0, 1] scores of every candidate, `ranked` maps it to
-    the leg's own ranking (used by RRF). `method` "rrf" orders by reciprocal rank fusion of `ranked`; "convex"
-    or None (a single leg) orders by the relevance. The relevance is always the convex mix."""
+    """Fuse the legs. `normalized` maps a leg name to the fixed [0, 1] scores of every candidate, `ranked` to the
+    leg's own ranking (best first), `raw` to its raw scores of every candidate (cosine, BM25; needed by every `norm`
+    but "fixed"). `method` "rrf" orders by reciprocal rank fusion of `ranked`; "convex" orders by the weighted sum of
+    the `norm`-normalised scores, weights `alpha` / 1 - alpha adjusted by `adaptive`; None (a single leg) by its
+    fixed score. The relevance is always the convex mix of the fixed scores (weight `relevance_alpha`, default
+    `alpha`, on dense)."""
     if method not in ("rrf", "convex", None):
         raise ValueError(f"unknown fusion {method!r}: use rrf or convex")
-    relevance = convex(normalized, alpha)
+    relevance = convex(normalized, alpha if relevance_alpha is None else relevance_alpha)
+    used: dict[str, float] = {}
     if method == "rrf":
         scores = rrf({name: ranked.get(name, ()) for name in normalized}, k=rrf_k, weights=weights)
+    elif method == "convex" and len(normalized) == 2 and (norm != "fixed" or adaptive != "none"):
+        if norm != "fixed" and raw is None:
+            raise ValueError(f"the {norm!r} normalisation needs the legs' raw scores")
+        normed = {
+            name: normalize(raw[name] if raw is not None else {}, norm, leg=name, ranked=ranked.get(name, ()),
+                            fixed=normalized[name])
+            for name in normalized
+        }
+        src = raw if raw is not None else normalized
+        best_first = {name: [src[name][c] for c in ranked.get(name, ()) if c in src[name]] for name in normalized}
+        used = leg_weights(alpha, best_first, adaptive, conf_top)
+        ids = set().union(*(set(v) for v in normed.values()))
+        floor = {name: min(v.values()) if v else 0.0 for name, v in normed.items()}  # z-scores can be negative
+        scores = {i: math.fsum(used[name] * normed[name].get(i, floor[name]) for name in normed) for i in ids}
     else:
-        scores = relevance
-    return Fused(relevance=relevance, scores=scores, order=ranking(scores))
+        scores = convex(normalized, alpha) if method == "convex" else relevance
+        if method == "convex" and len(normalized) == 2:
+            used = {"dense": alpha, "lexical": 1.0 - alpha}
+    return Fused(relevance=relevance, scores=scores, order=ranking(scores), weights=used)

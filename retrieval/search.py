@@ -5,7 +5,8 @@
     candidates  candidates          dense top-N (FAISS) and lexical top-N (BM25), both restricted to the scope
                   embed_query, dense_leg, lexical_leg
     scores      score_candidates    exact scores of both kinds for every candidate, and their [0, 1] forms
-    fusion      fusion.fuse         RRF or the convex mix -> one order, and the relevance of each candidate
+    fusion      fuse_scores         RRF or the convex mix (normalisation, query-adaptive weights: fusion.fuse)
+                                    -> one order, and the relevance of each candidate
     rerank      rerank.rerank_head  optional: the cross-encoder re-orders the fused top M
     filters     apply_floor         the relevance floor, then the cut to k
     (hydrate)                       chunk text and document fields from the store
@@ -69,7 +70,11 @@ class SearchParams:
     candidates: int = 50  # N per leg
     rrf_k: float = 5.0
     weights: dict[str, float] = field(default_factory=lambda: {"dense": 1.0, "lexical": 1.0})
-    alpha: float = 0.5  # convex weight of dense, and the dense share of hybrid relevance
+    alpha: float = 0.5  # convex: the prior weight of dense in the order (fusion.FusionConfig)
+    norm: str = "fixed"  # convex: how each leg's scores are normalised before mixing (fusion.NORMS)
+    adaptive: str = "none"  # convex: query-adaptive leg weights (fusion.ADAPTIVE)
+    conf_top: int = 10  # convex: the top scores each leg's confidence looks at
+    relevance_alpha: float = 0.5  # the dense share of hybrid relevance (what relevance floors compare)
     min_relevance: float = 0.0
     rerank_top: int = 20  # M fused candidates handed to the cross-encoder
     expand: bool = False
@@ -84,8 +89,14 @@ class SearchParams:
             raise SearchError("k must be at least 1")
         if self.candidates < 1:
             raise SearchError("candidates must be at least 1")
-        if not 0.0 <= self.alpha <= 1.0:
+        if not 0.0 <= self.alpha <= 1.0 or not 0.0 <= self.relevance_alpha <= 1.0:
             raise SearchError("alpha must be between 0 and 1")
+        if self.norm not in fuse.NORMS:
+            raise SearchError(f"unknown fusion normalisation {self.norm!r}: use {', '.join(fuse.NORMS)}")
+        if self.adaptive not in fuse.ADAPTIVE:
+            raise SearchError(f"unknown adaptive weighting {self.adaptive!r}: use {', '.join(fuse.ADAPTIVE)}")
+        if self.conf_top < 2:
+            raise SearchError("conf_top must be at least 2")
         if not 0.0 <= self.min_relevance <= 1.0:
             raise SearchError("min_relevance must be between 0 and 1")
 
@@ -260,6 +271,18 @@ def score_candidates(cands: Candidates, query: str, vectors: VectorIndex, lexica
     return out
 
 
+# --- stage: fusion ----------------------------------------------------------------------------------------------
+def fuse_scores(cands: Candidates, scores: Scores, params: SearchParams) -> fuse.Fused:
+    """The fusion stage with the search's parameters: RRF of the legs' rankings, or the convex mix of their
+    `params.norm`-normalised scores weighted by `params.alpha` and, with `params.adaptive`, by each leg's
+    confidence for this query."""
+    raw = {name: v for name, v in (("dense", scores.dense), ("lexical", scores.lexical)) if v is not None}
+    return fuse.fuse(scores.normalized(), {"dense": cands.dense, "lexical": cands.lexical},
+                     method=params.fusion_method, alpha=params.alpha, rrf_k=params.rrf_k, weights=params.weights,
+                     raw=raw, norm=params.norm, adaptive=params.adaptive, conf_top=params.conf_top,
+                     relevance_alpha=params.relevance_alpha)
+
+
 # --- stage: filters after ranking -------------------------------------------------------------------------------
 def apply_floor(
     order: Sequence[int], relevance: Mapping[int, float], min_relevance: float, k: int
@@ -362,9 +385,7 @@ class Searcher:
 
         with timed(timings, "fusion"):
             scores = score_candidates(cands, query, self.idx.vectors, self.idx.lexical)
-            fused = fuse.fuse(scores.normalized(), {"dense": cands.dense, "lexical": cands.lexical},
-                              method=params.fusion_method, alpha=params.alpha, rrf_k=params.rrf_k,
-                              weights=params.weights)
+            fused = fuse_scores(cands, scores, params)
 
         order = fused.order
         reranked: tuple[list[int], dict[int, float]] | None = None

@@ -24,6 +24,7 @@ from localrag.retrieval.search import (
     candidates,
     dense_leg,
     embed_query,
+    fuse_scores,
     lexical_leg,
     normalize_dense,
     record_scores,
@@ -185,6 +186,53 @@ def test_fuse_convex_orders_by_relevance_and_rrf_by_ranks():
         fusion.fuse(normalized, ranked, "max")
 
 
+def test_normalisations_of_one_leg():
+    raw = {1: 10.0, 2: 5.0, 3: 0.0}
+    assert fusion.normalize(raw, "minmax") == {1: 1.0, 2: 0.5, 3: 0.0}
+    z = fusion.normalize(raw, "zscore")
+    assert z[2] == pytest.approx(0.0) and z[1] == pytest.approx(-z[3]) and z[1] > 1.0
+    assert fusion.normalize(raw, "rank", ranked=[2, 1]) == {1: 0.5, 2: 1.0, 3: 0.0}
+    # txtai: BM25 / min(top + mean of the positive scores, 6 x that mean); dense stays raw cosine
+    assert fusion.normalize(raw, "txtai", leg="lexical") == pytest.approx({1: 10 / 17.5, 2: 5 / 17.5, 3: 0.0})
+    assert fusion.normalize({1: 0.3}, "txtai", leg="dense") == {1: 0.3}
+    assert fusion.normalize(raw, "fixed", fixed={1: 0.2}) == {1: 0.2}
+    assert fusion.normalize({1: 2.0, 2: 2.0}, "minmax") == {1: 1.0, 2: 1.0}
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        fusion.normalize(raw, "softmax")
+
+
+def test_leg_confidence_and_adaptive_weights():
+    peaked, flat = [9.0, 1.0, 1.0, 1.0, 1.0], [5.0, 4.9, 4.9, 4.8, 4.8]
+    for method in ("gap", "zgap", "entropy"):
+        assert 0.0 <= fusion.confidence(flat, method) < fusion.confidence(peaked, method) <= 1.0, method
+    assert fusion.confidence([], "entropy") == 0.0 and fusion.confidence(peaked, "none") == 1.0
+    assert fusion.leg_weights(0.3, {"dense": flat, "lexical": peaked}, "none") == pytest.approx(
+        {"dense": 0.3, "lexical": 0.7})
+    w = fusion.leg_weights(0.5, {"dense": flat, "lexical": peaked}, "entropy")
+    assert w["lexical"] > 0.5 > w["dense"] and sum(w.values()) == pytest.approx(1.0)
+    w = fusion.leg_weights(0.5, {"dense": peaked, "lexical": flat}, "entropy")
+    assert w["dense"] > 0.5 and sum(w.values()) == pytest.approx(1.0)
+    # both legs without a signal: the prior stays
+    assert fusion.leg_weights(0.3, {"dense": [], "lexical": []}, "gap") == pytest.approx({"dense": 0.3, "lexical": 0.7})
+
+
+def test_adaptive_convex_follows_the_confident_leg():
+    """Dense hardly tells chunk 1 from 2; BM25 clearly prefers 2: the adaptive mix follows BM25, the
+    fixed mix at the same prior follows the slightly higher cosine. The relevance is the fixed mix either way."""
+    normalized = {"dense": {1: 0.53, 2: 0.51, 3: 0.30}, "lexical": {1: 0.0225, 2: 0.06, 3: 0.0}}
+    raw = {"dense": normalized["dense"], "lexical": {1: 3.0, 2: 8.0, 3: 0.0}}
+    ranked = {"dense": [1, 2, 3], "lexical": [2, 1]}
+    plain = fusion.fuse(normalized, ranked, "convex", alpha=0.7, raw=raw)
+    assert plain.order[0] == 1 and plain.weights == {"dense": 0.7, "lexical": pytest.approx(0.3)}
+    adaptive = fusion.fuse(normalized, ranked, "convex", alpha=0.7, raw=raw, adaptive="entropy", conf_top=3)
+    assert adaptive.order[0] == 2 and adaptive.weights["lexical"] > 0.3
+    assert adaptive.relevance == plain.relevance
+    minmax = fusion.fuse(normalized, ranked, "convex", alpha=0.5, raw=raw, norm="minmax")
+    assert minmax.order == [2, 1, 3]  # min-max: lexical 2 -> 1, 1 -> 0.375; dense 1 -> 1, 2 -> 0.91
+    with pytest.raises(ValueError, match="raw scores"):
+        fusion.fuse(normalized, ranked, "convex", norm="zscore")
+
+
 # --- rerank ----------------------------------------------------------------------------------------------------
 class FakeTableReranker:
     """Fake (control flow only): scores each text by a table, so the expected order is known."""
@@ -296,12 +344,12 @@ def test_stages_composed_by_hand_give_what_rag_search_gives(sample_rag, fusion_n
     st = rag.settings
     idx = rag._open_indexes(rag.store.collection("default"))
     params = SearchParams(fusion=fusion_name, rrf_k=st.rrf_k, alpha=st.convex_alpha, candidates=st.candidates,
-                          weights={"dense": st.rrf_weight_dense, "lexical": st.rrf_weight_lexical})
+                          weights={"dense": st.rrf_weight_dense, "lexical": st.rrf_weight_lexical},
+                          norm=st.fusion_norm, adaptive=st.fusion_adaptive, conf_top=st.fusion_conf_top)
     cands = candidates(query, params.legs, params.candidates, embedder=rag.embedder, vectors=idx.vectors,
                        lexical=idx.lexical)
     scores = score_candidates(cands, query, idx.vectors, idx.lexical)
-    fused = fusion.fuse(scores.normalized(), {"dense": cands.dense, "lexical": cands.lexical}, fusion_name,
-                        alpha=params.alpha, rrf_k=params.rrf_k, weights=params.weights)
+    fused = fuse_scores(cands, scores, params)
     top, notes = apply_floor(fused.order, fused.relevance, 0.0, 5)
 
     res = rag.search(query, k=5, fusion=fusion_name, expand=True)

@@ -30,13 +30,59 @@ from localrag.eval.retrieval_metrics import (
 )
 
 __all__ = [
-    "METRICS", "QUERIES", "SAMPLE", "SYSTEMS", "LabeledQuery", "best_floor", "chunk_rows", "evaluate_system",
-    "evidence_units", "format_table", "load_queries", "main", "measure", "resolve", "run_quality", "spec_matches",
-    "unit_ranking",
+    "METRICS", "QUERIES", "SAMPLE", "SYSTEMS", "LabeledQuery", "best_floor", "chunk_rows", "corpora",
+    "evaluate_system", "evidence_units", "format_table", "load_queries", "load_split", "main", "measure",
+    "open_corpus", "resolve", "run_quality", "spec_matches", "unit_ranking",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample"
+EVAL = ROOT / "data" / "eval"
+SPLITS = ("dev", "test")
+
+
+def corpora() -> list[str]:
+    """The labelled corpora usable here (localrag.app.bench.corpora): those whose question file exists, and for
+    python-docs only where Debian's python3-doc is installed."""
+    from localrag.app.bench import corpora as cs
+
+    out = []
+    for name in cs.CORPORA:
+        if not all(p.is_file() for p, _ in cs.QUESTION_SETS[name]):
+            continue
+        try:
+            if name == "python-docs":
+                cs.find_python_docs()
+            elif name == "articles" and not cs.ARTICLES.is_dir():
+                continue
+        except cs.CorpusError:
+            continue
+        out.append(name)
+    return out
+
+
+def load_split(name: str, split: str) -> list[LabeledQuery]:
+    """The labelled questions of one split ("dev" or "test") of a corpus, as LabeledQuery."""
+    from localrag.app.bench import corpora as cs
+
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: use dev or test")
+    return [LabeledQuery(q["id"], q["query"], q["type"], q["relevant"]) for q in cs.load_question_set(name, split)]
+
+
+def open_corpus(name: str, work: Path, embedder: Any = None, max_files: int | None = None,
+                **settings: Any) -> Any:
+    """A Rag over `work/data` with the corpus ingested into its default collection (unchanged files are skipped, so
+    a kept `work` folder makes the next run fast). python-docs is prepared into `work/src` first."""
+    from localrag.app.bench import corpora as cs
+    from localrag.app.rag import Rag
+
+    folder = cs.corpus_folder(name, dest=work / "src", max_files=max_files)
+    rag = Rag.open(work / "data", embedder=embedder, **settings)
+    report = rag.ingest([folder])
+    if report.failed:
+        raise RuntimeError(f"corpus {name}: {len(report.failed)} file(s) failed to ingest")
+    return rag
 
 SYSTEMS: dict[str, dict[str, Any]] = {
     "lexical": {"mode": "lexical"},
