@@ -45,8 +45,11 @@ AUTO_THRESHOLD = 100_000
 
 
 def auto_nlist(n: int) -> int:
-    """Inverted lists for n vectors: the power of two nearest 4·sqrt(n) (faiss' rule of thumb), at least 16."""
-    return max(16, 1 << round(math.log2(4 * math.sqrt(max(n, 1)))))
+    """Inverted lists for n vectors: the power of two nearest 4·sqrt(n) (faiss' rule of thumb), no more than n/39
+    (faiss wants 39 training points per list), at least 16."""
+    want = 1 << round(math.log2(4 * math.sqrt(max(n, 1))))
+    cap = 1 << max(0, math.floor(math.log2(max(n, 1) / 39)))
+    return max(16, min(want, cap))
 
 
 def auto_nprobe(nlist: int) -> int:
@@ -77,9 +80,9 @@ def check_spec(spec: str) -> str:
 def plan_index(spec: str, n: int, current: VectorIndex, threshold: int = AUTO_THRESHOLD) -> str | None:
     """The factory string to rebuild `current` with (FLAT for exact), or None to keep it as it is.
 
-    "auto": flat below `threshold`, then IVF{nlist},Flat, retrained when the collection has grown 4x since (nlist
-    doubles); back to flat only below threshold/2 (no flapping). An explicit IVF string is used once there are
-    39·nlist vectors to train on; with "{nlist}" in it, nlist follows the collection size as for "auto"."""
+    "auto": flat below `threshold`, then IVF{nlist},Flat, retrained when the collection has grown ~8x since (when
+    4·sqrt(n) reaches 2.83·nlist); back to flat only below threshold/2 (no flapping). An explicit IVF string is
+    used once there are 39·nlist vectors to train on; with "{nlist}" in it, nlist follows the size as for "auto"."""
     template = "IVF{nlist},Flat" if spec == AUTO else spec
     if spec == FLAT or (spec == AUTO and (n < threshold // 2 or (n < threshold and current.kind == FLAT))):
         return None if current.kind == FLAT else FLAT
@@ -91,7 +94,7 @@ def plan_index(spec: str, n: int, current: VectorIndex, threshold: int = AUTO_TH
         return None if current.kind == FLAT else FLAT
     if current.kind == FLAT or current.template != template:
         return want
-    if nlist and current.nlist * 2 <= nlist:  # grown 4x since training
+    if nlist and 4 * math.sqrt(n) >= 2.83 * current.nlist:  # grown ~8x since training (nlist ~ 4·sqrt(n) then)
         return want
     return None
 
@@ -252,7 +255,7 @@ class VectorIndex:
         if index.d != dim:
             raise ValueError(f"saved index has dimension {index.d}, collection uses {dim}")
         vi = cls(dim, use_gpu=use_gpu, nprobe=nprobe)
-        vi.cpu = faiss.downcast_index(index) if not isinstance(index, faiss.IndexIDMap2) else index
+        vi.cpu = index  # deserialize_index returns the concrete class (a downcast wrapper would not own it)
         if not isinstance(vi.cpu, faiss.IndexIDMap2):
             try:
                 ivf = faiss.extract_index_ivf(vi.cpu)
