@@ -68,6 +68,11 @@ def _is_lite(uri: str) -> bool:
     return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
+def _id_filter(ids: np.ndarray | list[int]) -> str:
+    """A Milvus boolean expression selecting these primary keys (integers only: nothing from users is quoted)."""
+    return "id in [" + ",".join(str(int(i)) for i in ids) + "]"
+
+
 def _index_params(client: Any, index_type: str, n_hint: int) -> Any:
     params = client.prepare_index_params()
     if index_type == "HNSW":
@@ -174,8 +179,7 @@ class MilvusVectorIndex:
         pos = {int(i): n for n, i in enumerate(ids)}
         for start in range(0, len(ids), 5000):
             part = [int(i) for i in ids[start : start + 5000]]
-            for row in self.client.query(self.name, filter="id in {ids}", filter_params={"ids": part},
-                                         output_fields=["vector"]):
+            for row in self.client.query(self.name, filter=_id_filter(part), output_fields=["vector"]):
                 out[pos[int(row["id"])]] = np.asarray(row["vector"], np.float32)
         return out
 
@@ -194,7 +198,7 @@ class MilvusVectorIndex:
         if allowed_ids is not None:
             if len(allowed_ids) == 0:
                 return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-            kw = {"filter": "id in {ids}", "filter_params": {"ids": [int(i) for i in allowed_ids]}}
+            kw = {"filter": _id_filter(allowed_ids)}
         res = self.client.search(self.name, data=[q for q in queries], limit=k, search_params=params,
                                  output_fields=["id"], **kw)
         width = max((len(hits) for hits in res), default=0)
