@@ -9,10 +9,12 @@ Milvus' HNSW, which can: index/milvus.py). `plan_index` decides when to switch a
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +44,7 @@ AUTO = "auto"
 # costs ~0.1 ms per 1k vectors per query, so 100k vectors answer in ~10 ms and the IVF speed-up only starts to
 # matter beyond; IVF recall@10 is then ~0.95+ at the default nprobe on clustered data.
 AUTO_THRESHOLD = 100_000
+DELTA_MAX = 50_000  # changed vectors a save may write as a delta file instead of the whole index
 
 
 def auto_nlist(n: int) -> int:
@@ -106,6 +109,9 @@ class VectorIndex:
         self.use_gpu = use_gpu and gpu_count() > 0
         self.template = FLAT  # the faiss_index setting this index was built for ("{nlist}" not filled in)
         self.nprobe_setting = nprobe  # None: auto_nprobe(nlist)
+        self._base_tag: str | None = None  # the full save this index descends from (None: next save is full)
+        self._delta_added: dict[int, np.ndarray] = {}  # changes since that save
+        self._delta_removed: set[int] = set()
         self._gpu = None
         self._gpu_stale = True
 
@@ -160,13 +166,22 @@ class VectorIndex:
         vecs = np.ascontiguousarray(vecs, dtype=np.float32)
         if vecs.shape != (len(ids), self.dim):
             raise ValueError(f"expected vectors of shape ({len(ids)}, {self.dim}), got {vecs.shape}")
-        self.cpu.add_with_ids(vecs, np.ascontiguousarray(ids, dtype=np.int64))
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self.cpu.add_with_ids(vecs, ids)
         self._gpu_stale = True
+        if self._base_tag is not None:
+            self._delta_added.update(zip(ids.tolist(), vecs.copy(), strict=True))
+            if len(self._delta_added) > DELTA_MAX:  # the next save is a full one anyway: stop copying
+                self._base_tag = None
 
     def remove(self, ids: np.ndarray) -> int:
         if len(ids) == 0:
             return 0
         ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if self._base_tag is not None:
+            for i in ids.tolist():
+                if self._delta_added.pop(i, None) is None:
+                    self._delta_removed.add(i)
         if self.kind != FLAT:  # the hashtable direct map removes by id array only, and only ids it holds
             ids = ids[np.isin(ids, self.ids())]
             if len(ids) == 0:
@@ -237,11 +252,39 @@ class VectorIndex:
 
     # --- persistence ---------------------------------------------------------------------------------------
     def save(self, path: Path, meta: dict) -> None:
-        """Atomically save the index, then its metadata (corpus_version it reflects)."""
-        data = faiss.serialize_index(self.cpu).tobytes()
-        atomic_write_bytes(path, data)
-        atomic_write_json(path.with_suffix(".json"), {**meta, "ntotal": self.ntotal, "dim": self.dim,
-                                                      "template": self.template, "index": self.description})
+        """Persist the index, then its metadata (the corpus_version it reflects), written last and atomically.
+
+        After a full save (`path` itself), later saves write only the changes since then (a delta file: vectors
+        added, ids removed) while those stay small (DELTA_MAX), so an ingest of one file into a big collection
+        does not rewrite the whole index. A crash anywhere leaves metadata naming an older corpus_version (or -1),
+        and the collection reconciles the ids from the store on open (index/indexes.py)."""
+        meta_path = path.with_suffix(".json")
+        changes = len(self._delta_added) + len(self._delta_removed)
+        old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        if (self._base_tag is not None and old.get("base") == self._base_tag and path.exists()
+                and changes <= max(1000, min(DELTA_MAX, self.ntotal // 10))):
+            name = f"{path.stem}.delta-{uuid.uuid4().hex[:10]}.npz"
+            ids = np.fromiter(self._delta_added, dtype=np.int64, count=len(self._delta_added))
+            vecs = (np.stack([self._delta_added[int(i)] for i in ids]) if len(ids)
+                    else np.zeros((0, self.dim), np.float32))
+            buf = io.BytesIO()
+            np.savez(buf, ids=ids, vecs=vecs, removed=np.array(sorted(self._delta_removed), dtype=np.int64))
+            atomic_write_bytes(path.with_name(name), buf.getvalue())
+            self._write_meta(meta_path, meta, delta=name)
+        else:
+            atomic_write_json(meta_path, {"corpus_version": -1})  # in flux until the final metadata is written
+            atomic_write_bytes(path, faiss.serialize_index(self.cpu).tobytes())
+            self._base_tag = uuid.uuid4().hex[:12]
+            self._delta_added, self._delta_removed = {}, set()
+            self._write_meta(meta_path, meta, delta=None)
+        keep = json.loads(meta_path.read_text()).get("delta")
+        for f in path.parent.glob(f"{path.stem}.delta-*.npz"):
+            if f.name != keep:
+                f.unlink(missing_ok=True)
+
+    def _write_meta(self, meta_path: Path, meta: dict, delta: str | None) -> None:
+        atomic_write_json(meta_path, {**meta, "ntotal": self.ntotal, "dim": self.dim, "template": self.template,
+                                      "index": self.description, "base": self._base_tag, "delta": delta})
 
     @classmethod
     def load(cls, path: Path, dim: int, use_gpu: bool = True, nprobe: int | None = None) -> tuple[VectorIndex, dict]:
@@ -265,6 +308,14 @@ class VectorIndex:
                 raise ValueError("saved IVF index has no id hashtable; rebuild it")
             vi.template = meta.get("template") or "IVF{nlist},Flat"
             ivf.nprobe = vi.nprobe
+        if meta.get("delta"):
+            with np.load(path.with_name(meta["delta"])) as d:
+                removed, ids, vecs = d["removed"], d["ids"], d["vecs"]
+            vi.remove(removed)
+            vi.add(ids, vecs)
+            vi._delta_removed = set(removed.tolist())
+            vi._delta_added = {int(i): v for i, v in zip(ids, vecs, strict=True)}
+        vi._base_tag = meta.get("base")
         return vi, meta
 
 

@@ -105,3 +105,38 @@ def test_collection_switches_to_ivf_when_it_grows(rag_factory, tmp_path):
     assert nl(n) >= 16
     hits = rag.search("microgrid note 3-7", k=3, mode="dense")
     assert hits and all(h.scores.get("dense", 0) > 0 for h in hits)
+
+
+@pytest.mark.parametrize("factory", [FLAT, "IVF16,Flat"])
+def test_small_changes_are_saved_as_a_delta_not_the_whole_index(tmp_path, factory, monkeypatch):
+    from localrag.index import vectors as vmod
+
+    x = clustered(3000, dim=16)
+    ids = np.arange(3000, dtype=np.int64) + 1
+    vi = VectorIndex.build(16, factory, ids[:2000], lambda p: x[p - 1], use_gpu=False)
+    path = tmp_path / "vectors.faiss"
+    vi.save(path, {"corpus_version": 1})
+    base = path.stat().st_mtime_ns, path.stat().st_size
+    vi.add(ids[2000:2010], x[2000:2010])
+    vi.remove(ids[:5])
+    vi.remove(ids[2000:2002])  # added since the base, then removed again
+    vi.save(path, {"corpus_version": 2})
+    assert (path.stat().st_mtime_ns, path.stat().st_size) == base  # the base was not rewritten
+    deltas = list(tmp_path.glob("vectors.delta-*.npz"))
+    assert len(deltas) == 1
+    back, meta = VectorIndex.load(path, 16, use_gpu=False)
+    assert meta["corpus_version"] == 2 and meta["delta"] == deltas[0].name
+    want = np.sort(np.concatenate([ids[5:2000], ids[2002:2010]]))
+    assert np.array_equal(np.sort(back.ids()), want)
+    np.testing.assert_allclose(back.vectors(ids[2005:2007]), x[2005:2007], rtol=1e-6)
+    back.add(ids[2010:2020], x[2010:2020])  # the loaded index keeps adding to the same delta
+    back.save(path, {"corpus_version": 3})
+    again, _ = VectorIndex.load(path, 16, use_gpu=False)
+    assert np.array_equal(np.sort(again.ids()), np.sort(np.concatenate([want, ids[2010:2020]])))
+    assert len(list(tmp_path.glob("vectors.delta-*.npz"))) == 1
+    monkeypatch.setattr(vmod, "DELTA_MAX", 100)  # many changes: a full save, the delta files go
+    again.add(ids[2020:3000], x[2020:3000])
+    again.save(path, {"corpus_version": 4})
+    assert path.stat().st_size > base[1] and not list(tmp_path.glob("vectors.delta-*.npz"))
+    last, meta = VectorIndex.load(path, 16, use_gpu=False)
+    assert meta["delta"] is None and last.ntotal == 3000 - 5 - 2
