@@ -16,7 +16,16 @@ from sqlalchemy import func, select
 from localrag.app.config import Settings, load_settings
 from localrag.index.embedder import Embedder, resolve_model
 from localrag.index.indexes import CollectionIndexes, VectorSettings
-from localrag.index.store import ChunkRow, CollectionRow, DocumentRow, IngestRunRow, KgEdgeRow, KgNodeRow, Store
+from localrag.index.store import (
+    ChunkRow,
+    CollectionRow,
+    DocumentRow,
+    IngestRunRow,
+    KgEdgeRow,
+    KgNodeRow,
+    Store,
+    StoreError,
+)
 from localrag.ingest.job import CollectionLock, IngestJob, IngestLocked, IngestReport, ProgressFn
 from localrag.retrieval.rerank import Reranker, RerankerError
 from localrag.retrieval.search import Searcher, SearchError, SearchParams, StaleIndex
@@ -73,7 +82,10 @@ class Rag:
         self.data_dir = settings.data_dir.expanduser()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.database_url or f"sqlite:///{self.data_dir / 'localrag.sqlite'}"
-        self.store = Store(url)
+        try:
+            self.store = Store(url)
+        except StoreError as exc:
+            raise RagError(str(exc)) from None
         self._embedder: Embedder | None = embedder  # share one across Rag objects to load the model once
         self._indexes: dict[str, CollectionIndexes] = {}
         self._indexes_lock = threading.Lock()
@@ -160,7 +172,7 @@ class Rag:
                 return cached
             idx = self._new_indexes(coll)
             try:
-                with CollectionLock(self._folder(coll)):
+                with CollectionLock(self._folder(coll), self.store, coll.id):
                     idx.open(persist=True)
             except IngestLocked:
                 idx.open(persist=False)  # an ingest is running: catch up in memory, write nothing
@@ -176,7 +188,7 @@ class Rag:
         removed too. Unchanged files are skipped; changed ones replace their old chunks."""
         coll = self._collection(collection, create=True)
         folder = self._folder(coll)
-        with CollectionLock(folder):
+        with CollectionLock(folder, self.store, coll.id):
             idx = self._new_indexes(coll)
             repair = idx.open(persist=True)
             job = self._job(coll, idx, progress)
@@ -194,7 +206,7 @@ class Rag:
     def remove(self, sources: list[str], collection: str = "default") -> IngestReport:
         coll = self._collection(collection, create=False)
         folder = self._folder(coll)
-        with CollectionLock(folder):
+        with CollectionLock(folder, self.store, coll.id):
             idx = self._new_indexes(coll)
             repair = idx.open(persist=True)
             report = self._job(coll, idx, None).remove(sources)

@@ -1,4 +1,4 @@
-"""SQLite (or any SQLAlchemy URL) store: the single source of truth for collections, documents and chunks.
+"""SQLite, PostgreSQL (or any SQLAlchemy URL) store: the single source of truth for collections, documents and chunks.
 
 FAISS and BM25 are derived from the rows here; each chunk keeps its fp16 embedding so that the indexes can be
 reconciled or rebuilt without re-embedding.
@@ -28,8 +28,11 @@ from sqlalchemy import (
     event,
     select,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from localrag.index import migrations
 
 
 def utcnow() -> datetime:
@@ -84,7 +87,7 @@ class ChunkRow(Base):
     kg_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     label: Mapped[str | None] = mapped_column(Text, nullable=True)
     n_tokens: Mapped[int] = mapped_column(Integer)
-    # heading path, "Guide › Safety › Tides" (added later: _add_missing_columns adds it to older databases)
+    # heading path, "Guide › Safety › Tides" (added later: migration 0002_chunks_section; older rows: NULL)
     section: Mapped[str | None] = mapped_column(Text, nullable=True)
     text_sha256: Mapped[str] = mapped_column(String(64))
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float16, normalized
@@ -134,7 +137,9 @@ class AnswerCacheRow(Base):
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
     corpus_version: Mapped[int] = mapped_column(Integer)
     model_id: Mapped[str] = mapped_column(String(500))  # the answering LLM
-    prompt_version: Mapped[str] = mapped_column(String(200))
+    # the answer's scope as JSON (prompt, retrieval and sampling parameters): Text, since PostgreSQL enforces VARCHAR
+    # lengths (SQLite does not) and a scope is longer than 200 characters (migration 0003)
+    prompt_version: Mapped[str] = mapped_column(Text)
     embedding_model: Mapped[str] = mapped_column(String(500))  # the embedder that made `embedding`
     question: Mapped[str] = mapped_column(Text)
     question_key: Mapped[str] = mapped_column(String(64), index=True)  # sha256 of the normalized question
@@ -154,35 +159,57 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-# Nullable columns added to existing tables after the first release: `create_all` creates missing tables but
-# never alters existing ones, so a data directory made before a column existed gets it here (old rows: NULL).
-ADDED_COLUMNS: dict[str, list[tuple[str, str]]] = {"chunks": [("section", "TEXT")]}
+class StoreError(RuntimeError):
+    """The database cannot be opened; the message says why and what to do."""
 
 
-def _add_missing_columns(engine: Engine) -> None:
-    from sqlalchemy import inspect, text
+def _first_line(exc: BaseException) -> str:
+    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
 
-    inspector = inspect(engine)
-    for table, columns in ADDED_COLUMNS.items():
-        present = {c["name"] for c in inspector.get_columns(table)}
-        missing = [(name, sql_type) for name, sql_type in columns if name not in present]
-        if missing:
-            with engine.begin() as conn:
-                for name, sql_type in missing:
-                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+
+def normalize_url(url: str) -> URL:
+    """The SQLAlchemy URL to connect with: a bare `postgresql://` (or `postgres://`) gets the psycopg 3 driver that
+    the `postgres` extra installs (SQLAlchemy's default would be psycopg2)."""
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise StoreError(
+            f"database_url {url!r} is not a SQLAlchemy URL; use e.g. sqlite:////path/to/localrag.sqlite or "
+            "postgresql+psycopg://user:password@host:5432/dbname"
+        ) from None
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u
 
 
 class Store:
-    """Owns the engine and session factory."""
+    """Owns the engine and session factory; opening brings the schema to this release (index/migrations)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, future=True)
+        u = normalize_url(url)
+        try:
+            self.engine: Engine = create_engine(u, pool_pre_ping=u.get_backend_name() != "sqlite")
+        except ModuleNotFoundError as exc:
+            extra = " (pip install 'localrag[postgres]')" if u.get_backend_name() == "postgresql" else ""
+            raise StoreError(f"database_url needs the driver {exc.name!r}, which is not installed{extra}") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+        try:
+            self.schema = migrations.upgrade(self.engine, Base.metadata)  # created/upgraded/adopted/repaired/current
+        except migrations.MigrationError as exc:
+            self.engine.dispose()
+            raise StoreError(str(exc)) from None
+        except OperationalError as exc:
+            self.engine.dispose()
+            raise StoreError(f"cannot open the database {self.engine.url.render_as_string(hide_password=True)}: "
+                             f"{_first_line(exc)}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        """"sqlite", "postgresql", ..."""
+        return self.engine.dialect.name
 
     @classmethod
     def sqlite(cls, path: Path) -> Store:
@@ -236,8 +263,8 @@ def dumps(obj: Any) -> str:
 
 
 # --- conversations and feedback (app/conversations.py) ---------------------------------------------------------
-# Added after the first release: `Store()` runs `create_all`, which creates these tables in an existing database and
-# leaves the older tables as they are, so data directories made before them open unchanged.
+# Added after the first release (part of the baseline migration, which creates them in an older database that lacks
+# them, leaving its other tables as they are).
 class ConversationRow(Base):
     """A chat: its messages in order. The id is random (uuid4 hex) so that a link to one cannot be guessed."""
 
@@ -281,6 +308,6 @@ class FeedbackRow(Base):
     citations: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
     scores: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON object
     model_id: Mapped[str] = mapped_column(String(500), default="")
-    prompt_version: Mapped[str] = mapped_column(String(200), default="")
+    prompt_version: Mapped[str] = mapped_column(Text, default="")  # Text: migration 0003
     created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,4 +1,4 @@
-"""The ingestion job: files → documents → chunks → embeddings → one SQLite transaction per document → indexes.
+"""The ingestion job: files → documents → chunks → embeddings → one store transaction per document → indexes.
 
 Crash safety rests on one rule: the store is committed first, the derived indexes after. A process killed at any
 point leaves either a rolled-back transaction (nothing happened to that document) or committed rows whose vectors
@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from localrag.index.embedder import Embedder
@@ -121,34 +123,103 @@ class IngestLocked(RuntimeError):
     pass
 
 
-class CollectionLock:
-    """One ingest per collection at a time (an OS file lock: released by the kernel if the process dies)."""
+INGEST_LOCK_NAMESPACE = 0x6C72_696E  # "lrin": first key of pg_try_advisory_lock(namespace, collection id)
 
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+
+class CollectionLock:
+    """One ingest per collection at a time.
+
+    SQLite (one machine): an OS file lock in the collection's folder, released by the kernel if the process dies.
+    PostgreSQL (any number of machines on one database): a session advisory lock keyed by (namespace, collection
+    id), held on a dedicated connection for the duration; the server releases it if the process or its connection
+    dies. Either way a second ingest gets IngestLocked at once (it never waits).
+    """
+
+    def __init__(self, folder: Path, store: Store | None = None, collection_id: int | None = None) -> None:
+        self.folder = folder
         self.path = folder / "ingest.lock"
+        self._db = store is not None and store.dialect == "postgresql"
+        if self._db and collection_id is None:
+            raise ValueError("a database lock needs the collection id")
+        self.store = store
+        self.collection_id = collection_id
         self._fh: Any = None
+        self._conn: Connection | None = None
 
     def __enter__(self) -> CollectionLock:
-        self._fh = open(self.path, "a+")
-        try:
-            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._fh.seek(0)
-            holder = self._fh.read().strip() or "?"
-            self._fh.close()
-            raise IngestLocked(
-                f"another ingest is running on this collection (pid {holder}); wait for it to finish"
-            ) from None
-        self._fh.seek(0)
-        self._fh.truncate()
-        self._fh.write(str(os.getpid()))
-        self._fh.flush()
+        if self._db:
+            self._lock_database()
+        else:
+            self._lock_file()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self._fh, fcntl.LOCK_UN)
-        self._fh.close()
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:ns, :id)"),
+                             {"ns": INGEST_LOCK_NAMESPACE, "id": self.collection_id})
+            finally:
+                conn.invalidate()  # closed, not pooled: whatever happened, the session and its lock end here
+                conn.close()
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    # --- PostgreSQL --------------------------------------------------------------------------------------------
+    def _lock_database(self) -> None:
+        assert self.store is not None
+        conn = self.store.engine.connect()
+        try:
+            who = f"localrag ingest pid {os.getpid()} on {socket.gethostname()}"[:63]
+            conn.execute(text("SELECT set_config('application_name', :who, false)"), {"who": who})
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:ns, :id)"),
+                               {"ns": INGEST_LOCK_NAMESPACE, "id": self.collection_id}).scalar()
+            holder = None if got else self._holder(conn)
+            conn.commit()  # the lock belongs to the session: no transaction stays open while it is held
+        except BaseException:
+            conn.invalidate()
+            conn.close()
+            raise
+        if not got:
+            conn.invalidate()
+            conn.close()
+            raise IngestLocked(
+                f"another ingest is running on this collection ({holder or 'another session of this database'}); "
+                "wait for it to finish"
+            )
+        self._conn = conn
+
+    def _holder(self, conn: Connection) -> str | None:
+        row = conn.execute(text(
+            "SELECT a.application_name, a.client_addr, a.pid FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :ns AND l.objid = :id AND l.objsubid = 2"
+        ), {"ns": INGEST_LOCK_NAMESPACE, "id": self.collection_id}).first()
+        if row is None:
+            return None
+        name, addr, pid = row
+        return f"{name or 'a client'}{f' from {addr}' if addr else ''}, server pid {pid}"
+
+    # --- SQLite: a file lock -------------------------------------------------------------------------------------
+    def _lock_file(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")  # noqa: SIM115 - closed in __exit__
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            fh.close()
+            raise IngestLocked(
+                f"another ingest is running on this collection (pid {holder}); wait for it to finish"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
 
 
 def sha256_file(path: Path) -> str:

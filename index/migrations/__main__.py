@@ -1,0 +1,3 @@
+from localrag.index.migrations import main
+
+main()
