@@ -17,11 +17,12 @@ from typing import Any, Literal, Protocol
 
 from localrag.eval.answer_format import IDK, MARKER, MARKER_PATTERN, is_idk, marker_numbers
 from localrag.index.text import content_words, numbers, sentence_spans, split_sentences, words
-from localrag.retrieval.types import Hit
+from localrag.retrieval.types import Hit, cite_location
 
 __all__ = [
     "IDK", "PROMPT_VERSION", "Answer", "Answerer", "Citation", "Draft", "Restart", "Source", "Validator",
-    "assemble_context", "build_messages", "default_validators", "is_idk", "parse_citations", "sanitize_source",
+    "assemble_context", "build_messages", "cite_location", "default_validators", "is_idk", "parse_citations",
+    "sanitize_source",
 ]
 
 PROMPT_VERSION = "answer-v1"  # part of the answer cache key: bump when the prompt or the answer format changes
@@ -47,12 +48,13 @@ class Source:
     label: str | None = None
     removed: list[str] = field(default_factory=list)  # instruction-like sentences taken out of the text
     truncated: bool = False
+    section: str | None = None  # heading path where the chunk starts, "Guide › Safety › Tides"
+    ocr: bool = False  # read by OCR from a page image
 
     @property
     def location(self) -> str:
-        if self.page is not None:
-            return f"p. {self.page}"
-        return self.kg_uri or ""
+        """"Guide › Safety › Tides, p. 4" (retrieval.types.cite_location), else the node URI."""
+        return cite_location(self.section, self.page, self.ocr) or self.kg_uri or ""
 
     @property
     def name(self) -> str:
@@ -160,7 +162,8 @@ def assemble_context(
         used += overhead + tokens
         sources.append(Source(
             n=n, chunk_id=h.chunk_id, source=h.source, kind=h.kind, text=text, tokens=tokens, relevance=h.relevance,
-            page=h.page, kg_uri=h.kg_uri, label=h.label, removed=removed, truncated=truncated,
+            page=h.page, kg_uri=h.kg_uri, label=h.label, removed=removed, truncated=truncated, section=h.section,
+            ocr=h.ocr,
         ))
     if dropped:
         notes.append(f"{dropped} lower-ranked hit(s) did not fit the context budget of {budget} tokens")
@@ -210,6 +213,19 @@ class Citation:
     page: int | None
     kg_uri: str | None
     quote: str  # the source sentence that best supports the sentence citing it
+    section: str | None = None  # heading path of the cited chunk, "Guide › Safety › Tides"
+    ocr: bool = False  # the cited text was read by OCR from a page image
+
+    @classmethod
+    def of(cls, s: Source, quote: str) -> Citation:
+        """A citation of source `s` with `quote`."""
+        return cls(n=s.n, chunk_id=s.chunk_id, source=s.source, page=s.page, kg_uri=s.kg_uri, quote=quote,
+                   section=s.section, ocr=s.ocr)
+
+    @property
+    def location(self) -> str:
+        """"Guide › Safety › Tides, p. 4" (retrieval.types.cite_location), else the node URI."""
+        return cite_location(self.section, self.page, self.ocr) or self.kg_uri or ""
 
 
 def parse_citations(text: str, k: int) -> tuple[str, list[tuple[int, int]], list[str]]:
@@ -269,8 +285,7 @@ def make_citations(text: str, found: list[tuple[int, int]], sources: Sequence[So
             continue
         s = by_n[n]
         claim = _sentence_around(text, offset) or text
-        cites[n] = Citation(n=n, chunk_id=s.chunk_id, source=s.source, page=s.page, kg_uri=s.kg_uri,
-                            quote=best_quote(claim, s.text))
+        cites[n] = Citation.of(s, best_quote(claim, s.text))
     return [cites[n] for n in sorted(cites)]
 
 
@@ -493,16 +508,23 @@ class Answer:
     mode: str = "generative"
 
     def to_dict(self) -> dict[str, Any]:
+        """As plain data (--json, the UI, the answer cache). Sources also get `name` (the file name) and sources and
+        citations `location`, the citation text "Guide › Safety › Tides, p. 4" (or the node URI); both are derived,
+        and `from_dict` ignores them."""
         d = asdict(self)
-        for s in d["sources"]:
+        for s, source in zip(d["sources"], self.sources, strict=True):
             s["name"] = s["source"].rsplit("/", 1)[-1]
+            s["location"] = source.location
+        for c, citation in zip(d["citations"], self.citations, strict=True):
+            c["location"] = citation.location
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Answer:
         d = dict(d)
-        d["citations"] = [Citation(**c) for c in d.get("citations", [])]
-        d["sources"] = [Source(**{k: v for k, v in s.items() if k != "name"}) for s in d.get("sources", [])]
+        derived = ("name", "location")
+        d["citations"] = [Citation(**{k: v for k, v in c.items() if k not in derived}) for c in d.get("citations", [])]
+        d["sources"] = [Source(**{k: v for k, v in s.items() if k not in derived}) for s in d.get("sources", [])]
         return cls(**d)
 
 

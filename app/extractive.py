@@ -119,8 +119,7 @@ class ExtractiveResult:
         for sent in self.sentences:
             s = by_n[sent.n]
             if sent.n not in out:
-                out[sent.n] = Citation(n=s.n, chunk_id=s.chunk_id, source=s.source, page=s.page, kg_uri=s.kg_uri,
-                                       quote=sent.text)
+                out[sent.n] = Citation.of(s, sent.text)
         return [out[n] for n in sorted(out)]
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ plain picklable data.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -27,7 +28,17 @@ class Unit:
     page: int | None = None  # 1-based PDF page number
     kg_uri: str | None = None  # RDF node this unit describes
     label: str | None = None  # human label (RDF node label, section title)
-    section: str | None = None  # heading path, "Guide › Safety › Tides" (ingest/sections.py)
+    section: str | None = None  # heading path at the start of the text, "Guide › Safety › Tides" (ingest/sections.py)
+    # sections that begin inside the text, as (character offset in `text`, heading path), in order: a chunk takes
+    # the last one at or before its first character, else `section` (ingest.sections.section_at)
+    section_starts: list[tuple[int, str | None]] = field(default_factory=list)
+    ocr: bool = False  # the text was read from page images by OCR (Tesseract), not from the PDF's text layer
+
+    def section_at(self, offset: int) -> str | None:
+        """The section path in effect at character `offset` of `text`: the last heading that starts at or before it
+        (a heading at `offset` itself counts: a chunk that starts with a heading is in that heading's section)."""
+        i = bisect_right(self.section_starts, offset, key=lambda start: start[0])
+        return self.section_starts[i - 1][1] if i else self.section
 
 
 @dataclass(slots=True)

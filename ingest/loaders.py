@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from localrag.ingest.document import Kind, LoadedDocument, LoadError, Unit, UnsupportedType
 from localrag.ingest.formats import SUPPORTED_SUFFIXES
+from localrag.ingest.sections import OutlineEntry, flatten_outline, page_sections
 from localrag.ingest.text import (
     EMPTY_MESSAGE,
     CleanStats,
@@ -144,7 +145,6 @@ def _open_pdf(data: bytes, warnings: list[str]) -> PdfReader:
     return reader
 
 
-SECTION_SEPARATOR = " › "
 # OCR of image-only pages (Tesseract, when installed): at most this many images per page, seconds per image.
 OCR_MAX_IMAGES_PER_PAGE = 8
 OCR_TIMEOUT_S = 60
@@ -182,38 +182,12 @@ def _ocr_page(page: object, tesseract: str) -> str:
     return "\n\n".join(t for t in texts if t.strip())
 
 
-def _outline_sections(reader: PdfReader) -> list[tuple[int, str]]:
-    """The PDF outline (bookmarks) as (1-based page, "Part › Chapter › Section") in page order; [] if none."""
-    found: list[tuple[int, str]] = []
+def _outline(reader: PdfReader) -> list[OutlineEntry]:
+    """The PDF outline (bookmarks) as entries in document order with their section paths; [] if none."""
     try:
-        stack: list[tuple[list, list[str]]] = [(list(reader.outline), [])]
-        while stack:
-            items, parents = stack.pop()
-            last: list[str] = parents
-            for item in items:
-                if isinstance(item, list):  # children of the preceding entry
-                    stack.append((item, last))
-                    continue
-                title = " ".join(str(getattr(item, "title", "") or "").split())[:200]
-                if not title:
-                    continue
-                last = [*parents, title]
-                page = reader.get_destination_page_number(item)
-                if page is not None and page >= 0:
-                    found.append((page + 1, SECTION_SEPARATOR.join(last)))
+        return flatten_outline(list(reader.outline), reader.get_destination_page_number)
     except Exception:  # a broken outline must not lose the text
         return []
-    return sorted(found, key=lambda entry: entry[0])
-
-
-def _section_at(outline: list[tuple[int, str]], page: int) -> str | None:
-    """The deepest outline entry that starts on or before `page` (the last one listed for that page)."""
-    current = None
-    for start, path in outline:
-        if start > page:
-            break
-        current = path
-    return current
 
 
 def load_pdf(data: bytes) -> LoadedDocument:
@@ -238,7 +212,8 @@ def load_pdf(data: bytes) -> LoadedDocument:
             title = None
         if isinstance(title, str) and title.strip():
             meta["title"] = " ".join(clean_text(title)[0].split())
-        outline = _outline_sections(reader)
+        outline = _outline(reader)
+        pages: list[tuple[int, str, bool]] = []  # (page number, text, read by OCR)
         tesseract = _tesseract()
         ocr_pages: list[int] = []
         for number in range(1, page_count + 1):
@@ -258,7 +233,11 @@ def load_pdf(data: bytes) -> LoadedDocument:
             text, page_stats = clean_text(raw)
             stats += page_stats
             if text.strip():
-                units.append(Unit(text=text, page=number, section=_section_at(outline, number)))
+                pages.append((number, text, number in ocr_pages))
+        sections = page_sections(outline, {number: text for number, text, _ in pages})
+        for number, text, ocr in pages:
+            section, starts = sections[number]
+            units.append(Unit(text=text, page=number, section=section, section_starts=starts, ocr=ocr))
     if page_count == 0:
         raise LoadError("PDF has no pages: nothing to ingest")
     if failed and not units:

@@ -14,11 +14,13 @@ import logging
 import re
 import unicodedata
 import warnings
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
 from localrag.ingest.document import Kind, LoadedDocument, LoadError, Unit
+from localrag.ingest.sections import HeadingPath
 
 # A base character keeps at most this many combining marks: real scripts need 1-4; more is "Zalgo" text that
 # only slows down normalization and tokenizers.
@@ -292,7 +294,9 @@ _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 def split_markdown(text: str) -> list[Unit]:
     """One Unit per top-level section (the smallest ATX heading level used), labelled with its heading.
 
-    Headings inside fenced code blocks are ignored. Text before the first heading is its own unit.
+    Headings inside fenced code blocks are ignored. Text before the first heading is its own unit. Every heading
+    (all levels) gives a section path, "Guide › Safety › Tides": a unit's `section` is the path at its first line,
+    and the deeper headings inside it are its `section_starts`, so each chunk gets the path where it starts.
     """
     lines = text.split("\n")
     headings: list[tuple[int, int, str]] = []  # (line index, level, title)
@@ -314,19 +318,50 @@ def split_markdown(text: str) -> list[Unit]:
                 headings.append((i, len(heading.group(1)), heading.group(2).strip()))
     if not headings:
         return [Unit(text=text)]
+    line_starts = [0]
+    for line in lines[:-1]:
+        line_starts.append(line_starts[-1] + len(line) + 1)
+    path = HeadingPath()
+    paths = [(i, path.enter(level, _heading_plain(title))) for i, level, title in headings]  # in document order
+    heading_lines = [i for i, _ in paths]
+
+    def unit(first: int, end: int, label: str | None) -> Unit | None:
+        joined = "\n".join(lines[first:end])
+        body = joined.strip("\n")
+        if not body.strip():
+            return None
+        base = line_starts[first] + len(joined) - len(joined.lstrip("\n"))  # where `body` starts in `text`
+        made = Unit(text=body, label=label)
+        lo, hi = bisect_left(heading_lines, first), bisect_left(heading_lines, end)
+        made.section = paths[lo - 1][1] if lo else None  # in effect above the unit
+        for i, p in paths[lo:hi]:
+            offset = line_starts[i] - base
+            if offset <= 0:
+                made.section = p
+            else:
+                made.section_starts.append((offset, p))
+        return made
+
     top = min(level for _, level, _ in headings)
     starts = [(i, title) for i, level, title in headings if level == top]
     units: list[Unit] = []
-    if starts[0][0] > 0:
-        preamble = "\n".join(lines[: starts[0][0]]).strip("\n")
-        if preamble.strip():
-            units.append(Unit(text=preamble))
+    if starts[0][0] > 0 and (preamble := unit(0, starts[0][0], None)) is not None:
+        units.append(preamble)
     for n, (start, title) in enumerate(starts):
         end = starts[n + 1][0] if n + 1 < len(starts) else len(lines)
-        section = "\n".join(lines[start:end]).strip("\n")
-        if section.strip():
-            units.append(Unit(text=section, label=title or None, section=title or None))
+        if (section := unit(start, end, title or None)) is not None:
+            units.append(section)
     return units
+
+
+_MD_LINK_RE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_EMPHASIS_RE = re.compile(r"[*`]+|(?<!\w)_+|_+(?!\w)")
+
+
+def _heading_plain(title: str) -> str:
+    """A Markdown heading's words for its section path: links and images as their text, emphasis and code marks
+    dropped ("**Safety** at [sea](x.md)" -> "Safety at sea")."""
+    return _MD_EMPHASIS_RE.sub("", _MD_LINK_RE.sub(r"\1", title)).strip()
 
 
 def load_text(data: bytes, kind: Kind) -> LoadedDocument:

@@ -5,7 +5,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = ("pdf", "text", "markdown", "rdf")
+KINDS = ("pdf", "text", "markdown", "rdf", "html", "docx")
+
+
+def cite_location(section: str | None = None, page: int | None = None, ocr: bool = False) -> str:
+    """Where a passage sits in its document, as citations show it: "Guide › Safety › Tides, p. 4", with " (OCR)"
+    when its text was read from a page image; "" when there is nothing to say. The one place this format lives:
+    hits, answer sources and citations (and through their `location` in `to_dict`, the CLI and the UI) use it."""
+    parts = [section] if section else []
+    if page is not None:
+        parts.append(f"p. {page}")
+    where = ", ".join(parts)
+    if ocr:
+        where = f"{where} (OCR)" if where else "OCR"
+    return where
 
 
 @dataclass
@@ -30,6 +43,8 @@ class Hit:
     page: int | None = None
     kg_uri: str | None = None
     label: str | None = None
+    section: str | None = None  # heading path where the chunk starts, "Guide › Safety › Tides"
+    ocr: bool = False  # the chunk's page was read by OCR
     score: float = 0.0  # the score the final order is by (rerank when reranked, else fused)
     relevance: float = 0.0  # normalized to [0, 1], comparable across queries: what `min_relevance` applies to
     scores: dict[str, float] = field(default_factory=dict)  # dense, lexical, dense_norm, lexical_norm, fused, rerank
@@ -39,18 +54,18 @@ class Hit:
 
     @property
     def location(self) -> str:
-        """Page or URI, for display."""
-        if self.page is not None:
-            return f"p. {self.page}"
-        return self.kg_uri or ""
+        """Section and page ("Guide › Safety › Tides, p. 4", see `cite_location`), else the node URI, for display."""
+        return cite_location(self.section, self.page, self.ocr) or self.kg_uri or ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["location"] = self.location
+        return d
 
 
 @dataclass
 class Filters:
-    """Restrict a search before ranking. `kinds`: document kinds (pdf, text, markdown, rdf); `sources`: glob
+    """Restrict a search before ranking. `kinds`: document kinds (pdf, text, markdown, rdf, html, docx); `sources`: glob
     patterns matched against the stored path, its file name, or its tail (`notes/*.md`)."""
 
     kinds: list[str] | None = None

@@ -73,7 +73,9 @@ def test_search_table_filters_and_messages(tmp_path):
     assert [h["source"].rsplit("/", 1)[-1] for h in hits] == ["bakery.txt"]
     res = runner.invoke(app, ["--data-dir", str(data), "search", "ferry", "--source", "*.pdf"])
     assert res.exit_code == 0 and "no documents match the filters" in res.output
-    res = runner.invoke(app, ["--data-dir", str(data), "search", "ferry", "--kind", "docx"])
+    res = runner.invoke(app, ["--data-dir", str(data), "search", "ferry", "--kind", "docx", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["hits"] == []  # a kind, of which there is no document
+    res = runner.invoke(app, ["--data-dir", str(data), "search", "ferry", "--kind", "xlsx"])
     assert res.exit_code == 1 and "unknown document kind" in res.output
     res = runner.invoke(app, ["--data-dir", str(data), "search", "ferry", "--rerank"])
     assert res.exit_code == 1 and "no reranker is configured" in res.output

@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from localrag import Rag
+from localrag.app.answer import cite_location
 from localrag.ui import common
 from localrag.ui.chat_job import STOPPED_NOTE, AnswerJob
 
@@ -177,15 +178,18 @@ def _citations(ans: dict[str, Any]) -> None:
     for c in ans.get("citations") or []:
         n = c.get("n")
         name = str(c.get("source", "")).rsplit("/", 1)[-1]
-        title = common.md_escape(f"[{n}] {name}" + (f" · {labels[n]}" if labels.get(n) else ""))
-        if c.get("page") is not None and kinds.get(n) in (None, "pdf"):  # "p. N" for PDFs only
-            title += f" · p\\. {int(c['page'])}"
-        elif c.get("kg_uri"):
+        page = int(c["page"]) if c.get("page") is not None and kinds.get(n) in (None, "pdf") else None  # PDFs only
+        # "Guide › Safety › Tides, p. 4 (OCR)": the section path includes the heading that would be the label
+        where = cite_location(c.get("section"), page, bool(c.get("ocr")))
+        title = common.md_escape(" · ".join(x for x in (f"[{n}] {name}", where or labels.get(n)) if x))
+        if not where and c.get("kg_uri"):
             title += " · " + common.code(c["kg_uri"])
         with st.expander(title):
             st.markdown(f"**Source:** {common.code(c.get('source'))}")
-            if c.get("page") is not None and kinds.get(n) in (None, "pdf"):
-                st.markdown(f"**Page:** {int(c['page'])}")
+            if c.get("section"):
+                st.markdown(f"**Section:** {common.md_escape(c['section'])}")
+            if page is not None:
+                st.markdown(f"**Page:** {page}" + (" (text read by OCR from the page image)" if c.get("ocr") else ""))
             if c.get("kg_uri"):
                 st.markdown(f"**Knowledge-graph node:** {common.code(c['kg_uri'])}")
             quote = c.get("quote") or ""

@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from localrag import Rag
+from localrag.app.answer import cite_location
 from localrag.ui import common
 
 RESULT = "search_result"
@@ -47,10 +48,11 @@ def _hit(n: int, h: dict[str, Any]) -> None:
     name = h["source"].rsplit("/", 1)[-1]
     with st.container(border=True):
         head = f"**{n}. {common.md_escape(name)}**"
-        if h.get("label"):
-            head += f" · {common.md_escape(h['label'])}"
-        if h.get("page") is not None and h.get("kind") == "pdf":
-            head += f" · p\\. {int(h['page'])}"
+        page = int(h["page"]) if h.get("page") is not None and h.get("kind") == "pdf" else None
+        # "Guide › Safety › Tides, p. 4 (OCR)": the section path includes the heading that would be the label
+        where = cite_location(h.get("section"), page, bool(h.get("ocr")))
+        if where or h.get("label"):
+            head += f" · {common.md_escape(where or h['label'])}"
         st.markdown(head + f" · {common.md_escape(h['kind'])} · relevance {h['relevance']:.3f}")
         row = {}
         for stage in STAGES:

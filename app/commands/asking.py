@@ -50,6 +50,8 @@ def _print_answer_tail(ans: Any, streamed: bool) -> None:
     """Everything after the answer text: sources, warnings, why it abstained, timings."""
     from rich.markup import escape
 
+    from localrag.retrieval.types import cite_location
+
     if not streamed:
         out.print(escape(ans.text), soft_wrap=True)
     else:
@@ -57,7 +59,9 @@ def _print_answer_tail(ans: Any, streamed: bool) -> None:
     if ans.citations:
         out.print()
         for c in ans.citations:
-            where = f" p. {c.page}" if c.page is not None else (f" {short_uri(c.kg_uri)}" if c.kg_uri else "")
+            # "Guide › Safety › Tides, p. 4" (Citation.location), else the node as a short URI
+            place = cite_location(c.section, c.page, c.ocr) or (short_uri(c.kg_uri) if c.kg_uri else "")
+            where = f" · {place}" if place else ""
             name = c.source.rsplit("/", 1)[-1]
             out.print(f"[bold][{c.n}][/] {escape(name)}{escape(where)} — [dim]{escape(c.quote)}[/]", soft_wrap=True)
     if ans.abstained and ans.abstain_reason:

@@ -92,7 +92,8 @@ def ingest(
     chunk_tokens: Annotated[int | None, typer.Option(help="Chunk size in tokens (new collections).")] = None,
     chunk_overlap: Annotated[int | None, typer.Option(help="Chunk overlap in tokens (new collections).")] = None,
 ) -> None:
-    """Ingest PDF, text/markdown and RDF files (.pdf .txt .md .ttl .rdf .owl .nt .jsonld .n3).
+    """Ingest PDF, text/markdown, HTML, Word and RDF files (.pdf .txt .md .html .docx .ttl .rdf .owl .xml .nt .nq
+    .trig .jsonld .n3).
 
     Unchanged files are skipped; changed files replace their old chunks. Exit code 1 if any file failed.
     """
@@ -176,7 +177,8 @@ def search(
     ] = None,
     collection: CollectionOpt = "default",
     kind: Annotated[
-        list[str] | None, typer.Option("--kind", help="Only these document kinds: pdf, text, markdown, rdf.")
+        list[str] | None,
+        typer.Option("--kind", help="Only these document kinds: pdf, text, markdown, rdf, html, docx."),
     ] = None,
     source: Annotated[
         list[str] | None, typer.Option("--source", help="Only sources matching this glob (file name or path).")
@@ -219,6 +221,7 @@ def print_hits(query: str, res: Any) -> None:
     from rich.text import Text
 
     from localrag.retrieval.snippet import snippet
+    from localrag.retrieval.types import cite_location
 
     for note in res.notes:
         err.print(f"[yellow]note:[/] {note}")
@@ -237,7 +240,8 @@ def print_hits(query: str, res: Any) -> None:
                 src = str(Path(h.source).relative_to(cwd))
             except ValueError:
                 src = h.source
-            where = f"p. {h.page}" if h.page is not None else (short_uri(h.kg_uri) if h.kg_uri else "")
+            # "Guide › Safety › Tides, p. 4" (retrieval.types.cite_location), else the node as a short URI
+            where = cite_location(h.section, h.page, h.ocr) or (short_uri(h.kg_uri) if h.kg_uri else "")
             stages = []
             for leg, name in (("dense", "dense"), ("lexical", "bm25"), ("fused", "fused"), ("rerank", "rerank")):
                 if leg in h.scores:
