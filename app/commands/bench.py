@@ -75,3 +75,25 @@ def bench_answer(
 
     raise typer.Exit(b.main(["--questions", str(questions), "--threads", str(threads)]
                             + (["--json"] if as_json else [])))
+
+
+@bench_app.command("scale")
+def bench_scale(
+    chunks: Annotated[int, typer.Option(help="Largest size; sizes run are 10k, 100k, 1M ... up to it.")] = 1_000_000,
+    sizes: Annotated[str | None, typer.Option(help="Explicit sizes, comma-separated (overrides --chunks).")] = None,
+    queries: Annotated[int, typer.Option(help="Queries per size.")] = 200,
+    vectors: Annotated[str, typer.Option(help="Synthetic vectors: clustered or uniform.")] = "clustered",
+    real: Annotated[int, typer.Option(help="Also IVF recall per nprobe on real MiniLM embeddings of N paragraphs.")]
+    = 0,
+    pg: Annotated[bool, typer.Option(help="Also measure PostgreSQL bytes per chunk (pgserver).")] = False,
+    smoke: Annotated[bool, typer.Option(help="Tiny sizes (1k, 2k), 10 queries: seconds.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Large collections on one machine, on synthetic data (stated in the output): add-one-file time (BM25 and
+    vectors, with the old full BM25 rebuild beside it), p50/p95 search latency (dense flat/IVF, BM25, hybrid),
+    IVF recall@10 against flat, bytes per chunk in each store and index, RSS."""
+    from localrag.app.bench import scale as b
+
+    argv = ["--chunks", str(chunks), "--queries", str(queries), "--vectors", vectors, "--real", str(real)]
+    argv += (["--sizes", sizes] if sizes else []) + (["--pg"] if pg else []) + (["--smoke"] if smoke else [])
+    raise typer.Exit(b.main(argv + (["--json"] if as_json else [])))
