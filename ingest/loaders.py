@@ -184,8 +184,15 @@ def _ocr_page(page: object, tesseract: str) -> str:
 
 def _outline(reader: PdfReader) -> list[OutlineEntry]:
     """The PDF outline (bookmarks) as entries in document order with their section paths; [] if none."""
+
+    def page_of(item: object) -> int | None:
+        try:
+            return reader.get_destination_page_number(item)  # type: ignore[arg-type]
+        except Exception:  # an entry pointing nowhere (a broken destination) is left out, not the others
+            return None
+
     try:
-        return flatten_outline(list(reader.outline), reader.get_destination_page_number)
+        return flatten_outline(list(reader.outline), page_of)
     except Exception:  # a broken outline must not lose the text
         return []
 

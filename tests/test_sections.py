@@ -192,6 +192,22 @@ def test_pdf_outline_siblings_on_one_page_in_document_order(tmp_path: Path) -> N
     assert [(u.page, u.section) for u in load_file(path).units] == [(1, "Part B"), (2, "Part B")]
 
 
+def test_a_broken_outline_entry_loses_only_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pypdf import PdfReader
+
+    real = PdfReader.get_destination_page_number
+
+    def broken_for_fuel(self, destination):  # noqa: ANN001, ANN202
+        if destination.title == "Fuel":
+            raise KeyError("/Page")
+        return real(self, destination)
+
+    monkeypatch.setattr(PdfReader, "get_destination_page_number", broken_for_fuel)
+    doc = load_file(write_manual_pdf(tmp_path / "manual.pdf"))
+    assert [(u.section, [p for _, p in u.section_starts]) for u in doc.units] == [
+        ("Handbook", ["Handbook › Moorings"]), ("Handbook › Moorings", [])]
+
+
 def test_title_offset_needs_the_title_to_begin_a_line() -> None:
     from localrag.ingest.sections import title_offset
 
