@@ -11,21 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from localrag.app.config import Settings, load_settings
 from localrag.index.embedder import Embedder, resolve_model
 from localrag.index.indexes import CollectionIndexes, VectorSettings
-from localrag.index.store import (
-    ChunkRow,
-    CollectionRow,
-    DocumentRow,
-    IngestRunRow,
-    KgEdgeRow,
-    KgNodeRow,
-    Store,
-    StoreError,
-)
+from localrag.index.store import ChunkRow, CollectionRow, DocumentRow, IngestRunRow, KgEdgeRow, KgNodeRow, Store
 from localrag.ingest.job import CollectionLock, IngestJob, IngestLocked, IngestReport, ProgressFn
 from localrag.retrieval.rerank import Reranker, RerankerError
 from localrag.retrieval.search import Searcher, SearchError, SearchParams, StaleIndex
@@ -76,19 +67,22 @@ class AskPlan:
         return self.standalone if self.standalone != self.question.strip() else None
 
 
+_VERSION_OF = select(CollectionRow.corpus_version).where(CollectionRow.id == bindparam("cid"))
+
+
 class Rag:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir.expanduser()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.database_url or f"sqlite:///{self.data_dir / 'localrag.sqlite'}"
-        try:
-            self.store = Store(url)
-        except StoreError as exc:
-            raise RagError(str(exc)) from None
+        self.store = Store(url)
         self._embedder: Embedder | None = embedder  # share one across Rag objects to load the model once
         self._indexes: dict[str, CollectionIndexes] = {}
         self._indexes_lock = threading.Lock()
+        # collections looked up for search, checked against the configured model once (their id, model and
+        # dimension never change); ingest and remove drop the entry. Saves an ORM query per search.
+        self._search_colls: dict[str, CollectionRow] = {}
         self._reranker: Reranker | None = None
         self._llm: LlamaCppLLM | OpenAICompatLLM | None = None
         self._llm_lock = threading.Lock()
@@ -168,16 +162,30 @@ class Rag:
         """Indexes of a collection, in step with the store (repaired on disk when no ingest holds the lock)."""
         with self._indexes_lock:  # threads share one reload; searches keep the object they started with
             cached = self._indexes.get(coll.name)
-            if cached is not None and cached.version == self.store.corpus_version(coll.id):
+            if cached is not None and cached.version == self._corpus_version(coll.id):
                 return cached
             idx = self._new_indexes(coll)
             try:
-                with CollectionLock(self._folder(coll), self.store, coll.id):
+                with CollectionLock(self._folder(coll)):
                     idx.open(persist=True)
             except IngestLocked:
                 idx.open(persist=False)  # an ingest is running: catch up in memory, write nothing
             self._indexes[coll.name] = idx
             return idx
+
+    def _search_collection(self, name: str) -> CollectionRow:
+        """The collection a search reads (cached; `_collection` checks it the first time)."""
+        coll = self._search_colls.get(name)
+        if coll is None:
+            coll = self._collection(name, create=False)
+            self._search_colls[name] = coll
+        return coll
+
+    def _corpus_version(self, collection_id: int) -> int:
+        """The stored corpus_version, read with one Core statement (no ORM session: a search checks it each time,
+        so that an ingest by another process or Rag object is seen at once)."""
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(_VERSION_OF, {"cid": collection_id}).scalar() or 0)
 
     # --- ingestion -----------------------------------------------------------------------------------------
     def ingest(
@@ -188,7 +196,7 @@ class Rag:
         removed too. Unchanged files are skipped; changed ones replace their old chunks."""
         coll = self._collection(collection, create=True)
         folder = self._folder(coll)
-        with CollectionLock(folder, self.store, coll.id):
+        with CollectionLock(folder):
             idx = self._new_indexes(coll)
             repair = idx.open(persist=True)
             job = self._job(coll, idx, progress)
@@ -196,6 +204,7 @@ class Rag:
             report = job.ingest(p, sync_dirs=[x for x in p if x.is_dir()] if sync else None,
                                 command="sync" if sync else "ingest")
             self._indexes[coll.name] = idx
+            self._search_colls.pop(coll.name, None)
         self._add_notes(report, coll, repair)
         return report
 
@@ -206,11 +215,12 @@ class Rag:
     def remove(self, sources: list[str], collection: str = "default") -> IngestReport:
         coll = self._collection(collection, create=False)
         folder = self._folder(coll)
-        with CollectionLock(folder, self.store, coll.id):
+        with CollectionLock(folder):
             idx = self._new_indexes(coll)
             repair = idx.open(persist=True)
             report = self._job(coll, idx, None).remove(sources)
             self._indexes[coll.name] = idx
+            self._search_colls.pop(coll.name, None)
         self._add_notes(report, coll, repair)
         return report
 
@@ -323,7 +333,7 @@ class Rag:
             if reranker is None and rerank:
                 raise RagError("reranking was asked for, but no reranker is configured: set reranker_model "
                                "(LOCALRAG_RERANKER_MODEL) to a sentence-transformers CrossEncoder id or folder")
-        coll = self._collection(collection, create=False)
+        coll = self._search_collection(collection)
         if p.mode != "lexical":
             _ = self.embedder.model  # load before the clock starts: stage timings measure searching, not loading
         for attempt in range(5):

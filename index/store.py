@@ -22,12 +22,13 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
-    Text,
+    TypeDecorator,
     UniqueConstraint,
     create_engine,
     event,
     select,
 )
+from sqlalchemy import Text as SQLText
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -37,6 +38,20 @@ from localrag.index import migrations
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Text(TypeDecorator):
+    """TEXT that takes what SQLite takes: PostgreSQL refuses the NUL character in text, so on PostgreSQL a NUL in a
+    value (a pasted question, a chat message, a stray byte in a file name or a literal) is stored as U+FFFD. Every
+    text column of the models below uses it (it shadows sqlalchemy.Text in this module)."""
+
+    impl = SQLText
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, str) and dialect.name == "postgresql" and "\x00" in value:
+            return value.replace("\x00", "\ufffd")
+        return value
 
 
 class Base(DeclarativeBase):

@@ -87,6 +87,11 @@ def test_ingest_search_ask_change_sync_remove(store_url, rag_factory, tmp_path):
     assert not ans.abstained and ans.citations
     assert all(c.source.endswith("gannet-head-lighthouse.md") for c in ans.citations), ans.citations
     assert rag.ask(TALL, answer_mode="extractive").cached  # the answer cache works on this store too
+    # PostgreSQL refuses NUL in text, SQLite takes it: a pasted NUL is stored (as U+FFFD on PostgreSQL), not an error
+    assert not rag.ask(TALL.replace(" tall", " tall\x00"), answer_mode="extractive").abstained
+    chat = rag.conversations.create("default", title="nul\x00title")
+    rag.conversations.append(chat, "user", "still\x00 here?")
+    assert rag.conversations.load(chat)["messages"][0]["content"].replace("\ufffd", "\x00") == "still\x00 here?"
 
     # one sync: a changed file replaces its chunks (its duplicate inherits the old content, no re-embedding) and a
     # deleted file's document goes
