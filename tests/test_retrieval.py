@@ -87,11 +87,16 @@ def test_single_modes(rag, mode):
     assert all(h.score == pytest.approx(h.relevance) for h in res)
 
 
-def test_convex_fusion_orders_by_relevance(rag):
+def test_convex_fusion_orders_by_its_fused_score(rag):
+    """The default convex order (prior alpha, query-adaptive weights) is by the fused score; relevance stays the
+    fixed 0.5 mix, which is also the order when the weights are that mix."""
     res = rag.search("battery storage capacity of the microgrid", k=5, fusion="convex")
-    rel = [h.relevance for h in res]
-    assert rel == sorted(rel, reverse=True) and res.fusion == "convex"
+    fused = [h.scores["fused"] for h in res]
+    assert fused == sorted(fused, reverse=True) and res.fusion == "convex"
     assert any("microgrid" in Path(h.source).name for h in res[:3])
+    plain = rag.search("battery storage capacity of the microgrid", k=5, fusion="convex", alpha=0.5, adaptive="none")
+    rel = [h.relevance for h in plain]
+    assert rel == sorted(rel, reverse=True) and [h.scores["fused"] for h in plain] == pytest.approx(rel)
 
 
 def test_exact_rare_term_is_found(rag):
