@@ -16,7 +16,16 @@ from sqlalchemy import bindparam, func, select
 from localrag.app.config import Settings, load_settings
 from localrag.index.embedder import Embedder, resolve_model
 from localrag.index.indexes import CollectionIndexes, VectorSettings
-from localrag.index.store import ChunkRow, CollectionRow, DocumentRow, IngestRunRow, KgEdgeRow, KgNodeRow, Store
+from localrag.index.store import (
+    ChunkRow,
+    CollectionRow,
+    DocumentRow,
+    IngestRunRow,
+    KgEdgeRow,
+    KgNodeRow,
+    Store,
+    StoreError,
+)
 from localrag.ingest.job import CollectionLock, IngestJob, IngestLocked, IngestReport, ProgressFn
 from localrag.retrieval.rerank import Reranker, RerankerError
 from localrag.retrieval.search import Searcher, SearchError, SearchParams, StaleIndex
@@ -31,6 +40,9 @@ if TYPE_CHECKING:
 __all__ = ["Filters", "Hit", "ModelMismatch", "Neighbour", "Rag", "RagError", "SearchResults"]
 
 log = logging.getLogger(__name__)
+
+
+MAX_COLLECTION_NAME = 200  # collections.name is VARCHAR(200): PostgreSQL enforces it (SQLite does not)
 
 
 class RagError(RuntimeError):
@@ -76,7 +88,10 @@ class Rag:
         self.data_dir = settings.data_dir.expanduser()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.database_url or f"sqlite:///{self.data_dir / 'localrag.sqlite'}"
-        self.store = Store(url)
+        try:
+            self.store = Store(url)
+        except StoreError as exc:
+            raise RagError(str(exc)) from None
         self._embedder: Embedder | None = embedder  # share one across Rag objects to load the model once
         self._indexes: dict[str, CollectionIndexes] = {}
         self._indexes_lock = threading.Lock()
@@ -129,6 +144,9 @@ class Rag:
             if not create:
                 known = ", ".join(c.name for c in self.store.collections()) or "none yet"
                 raise RagError(f"no collection named {name!r} (collections: {known}); ingest something into it first")
+            if not name.strip() or len(name) > MAX_COLLECTION_NAME or "\x00" in name:
+                raise RagError(f"a collection name must be 1 to {MAX_COLLECTION_NAME} characters (no NUL); got "
+                               f"{len(name)}: choose a shorter --collection")
             with self.store.session() as s:
                 coll = CollectionRow(
                     name=name, embedding_model=model_id, embedding_dim=self.embedder.dim,
@@ -166,7 +184,7 @@ class Rag:
                 return cached
             idx = self._new_indexes(coll)
             try:
-                with CollectionLock(self._folder(coll)):
+                with CollectionLock(self._folder(coll), self.store, coll.id):
                     idx.open(persist=True)
             except IngestLocked:
                 idx.open(persist=False)  # an ingest is running: catch up in memory, write nothing
@@ -196,7 +214,7 @@ class Rag:
         removed too. Unchanged files are skipped; changed ones replace their old chunks."""
         coll = self._collection(collection, create=True)
         folder = self._folder(coll)
-        with CollectionLock(folder):
+        with CollectionLock(folder, self.store, coll.id):
             idx = self._new_indexes(coll)
             repair = idx.open(persist=True)
             job = self._job(coll, idx, progress)
@@ -215,7 +233,7 @@ class Rag:
     def remove(self, sources: list[str], collection: str = "default") -> IngestReport:
         coll = self._collection(collection, create=False)
         folder = self._folder(coll)
-        with CollectionLock(folder):
+        with CollectionLock(folder, self.store, coll.id):
             idx = self._new_indexes(coll)
             repair = idx.open(persist=True)
             report = self._job(coll, idx, None).remove(sources)

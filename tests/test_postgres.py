@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, inspect, select, text
 
+from localrag.app.rag import RagError
 from localrag.index import migrations
 from localrag.index.store import Base, ChunkRow, DocumentRow, KgNodeRow, Store, StoreError
 from localrag.ingest.job import IngestLocked, Status
@@ -76,6 +77,8 @@ def test_ingest_search_ask_change_sync_remove(store_url, rag_factory, tmp_path):
         assert any("Gannet Head" in x for x in sections), sections
         assert s.scalar(select(func.count()).select_from(KgNodeRow)) >= 2
 
+    with pytest.raises(RagError, match="1 to 200 characters"):  # VARCHAR(200): PostgreSQL enforces it
+        rag.ingest([corpus], collection="c" * 201)
     again = rag.ingest([corpus])
     assert {o.status for o in again.outcomes} == {Status.UNCHANGED}
     assert _in_step(rag)["corpus_version"] == coll["corpus_version"]
