@@ -68,18 +68,20 @@ class Settings(BaseSettings):
     rrf_weight_dense: float = Field(default=1.0, ge=0, description="RRF weight of the dense leg")
     rrf_weight_lexical: float = Field(default=1.0, ge=0, description="RRF weight of the BM25 leg")
     convex_alpha: float = Field(
-        default=0.3, ge=0, le=1, description="prior weight of dense in convex fusion (the order; hybrid relevance "
-        "keeps 0.5 so that relevance floors stay put); chosen on the dev halves of every corpus (BENCHMARKS.md)"
+        default=0.5, ge=0, le=1, description="prior weight of dense in convex fusion (the order; hybrid relevance "
+        "is always the 0.5 mix, so that relevance floors stay put); chosen on the dev halves of every corpus "
+        "(BENCHMARKS.md)"
     )
     fusion_norm: Literal["fixed", "minmax", "zscore", "rank", "txtai"] = Field(
         default="fixed", description="how convex fusion normalises each leg's scores before mixing "
         "(retrieval/fusion.py)"
     )
     fusion_adaptive: Literal["none", "gap", "zgap", "entropy"] = Field(
-        default="entropy", description="query-adaptive convex weights: each leg's weight times its confidence for "
-        "the query (entropy: how peaked its top scores are); none = the fixed alpha"
+        default="gap", description="query-adaptive convex weights: each leg's weight times its confidence for "
+        "the query (gap: (s1 - s_n) / s1 over its top fusion_conf_top scores, so BM25 counts more when one chunk "
+        "stands out); none = the fixed alpha"
     )
-    fusion_conf_top: int = Field(default=10, ge=2, description="top scores of each leg its confidence looks at")
+    fusion_conf_top: int = Field(default=5, ge=2, description="top scores of each leg its confidence looks at")
     min_relevance: float = Field(default=0.0, ge=0, le=1, description="hits below this relevance are dropped")
     reranker_model: str | None = Field(default=None, description="CrossEncoder id or folder; none by default")
     rerank_top: int = Field(default=20, ge=1, description="fused candidates the reranker rescores")
