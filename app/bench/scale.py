@@ -106,7 +106,7 @@ def store_bytes(texts: list[str], vecs16: np.ndarray, folder: Path, pg: bool) ->
         import psycopg
 
         srv = pgserver.get_server(folder / "pg")
-        with psycopg.connect(srv.get_uri()) as c:
+        with psycopg.connect(srv.get_uri(), autocommit=True) as c:
             c.execute("DROP TABLE IF EXISTS chunks")
             c.execute(ddl.format(blob="BYTEA").replace("INTEGER PRIMARY KEY", "BIGINT PRIMARY KEY"))
             for q in idx:
@@ -114,7 +114,6 @@ def store_bytes(texts: list[str], vecs16: np.ndarray, folder: Path, pg: bool) ->
             with c.cursor() as cur, cur.copy("COPY chunks FROM STDIN") as cp:
                 for r in rows:
                     cp.write_row(r)
-            c.commit()
             c.execute("VACUUM ANALYZE chunks")
             size = c.execute("SELECT pg_total_relation_size('chunks')").fetchone()[0]
             c.execute("DROP TABLE chunks")
@@ -315,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(r)
             if not args.json:
                 print_size(r)
+            else:
+                print(json.dumps(r), file=sys.stderr, flush=True)  # each size as it finishes
     out = {"synthetic": f"texts: Zipf words; vectors: {args.vectors} random unit vectors (no model)",
            "cpus": os.cpu_count(), "faiss_threads": threads, "sizes": results}
     if args.json:
