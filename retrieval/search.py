@@ -432,14 +432,21 @@ class Searcher:
     def _hydrate(self, ids: list[int]) -> list[Hit]:
         if not ids:
             return []
+        import json
+
         with self.store.session() as s:  # plain columns: no ORM objects, and the embedding blobs stay on disk
             rows = s.execute(
                 select(ChunkRow.id, ChunkRow.text, DocumentRow.source, DocumentRow.kind, ChunkRow.page,
-                       ChunkRow.kg_uri, ChunkRow.label)
+                       ChunkRow.kg_uri, ChunkRow.label, ChunkRow.section, DocumentRow.meta)
                 .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
                 .where(ChunkRow.id.in_(ids))
             ).all()
-        by_id = {r[0]: Hit(r[0], r[1], r[2], r[3], page=r[4], kg_uri=r[5], label=r[6]) for r in rows}
+        by_id: dict[int, Hit] = {}
+        for r in rows:
+            # pages read by OCR are in the document's meta (ocr_pages "2,5"); a chunk never spans two pages
+            ocr_pages = str(json.loads(r[8]).get("ocr_pages", "")) if r[8] and r[4] is not None else ""
+            ocr = str(r[4]) in ocr_pages.split(",")
+            by_id[r[0]] = Hit(r[0], r[1], r[2], r[3], page=r[4], kg_uri=r[5], label=r[6], section=r[7], ocr=ocr)
         missing = [i for i in ids if i not in by_id]
         if missing:
             raise StaleIndex(missing)
