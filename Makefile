@@ -64,6 +64,7 @@ bench: install
 	$(PY) -m localrag.app.bench.retrieval
 	$(PY) -m localrag.app.bench.cache
 	$(PY) -m localrag.app.bench.answer
+	$(PY) -m localrag.app.bench.scale --sizes 10000,100000
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache
