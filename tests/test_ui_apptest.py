@@ -380,6 +380,22 @@ def test_upload_is_sanitised_ingested_once_and_removable(rag_factory, serve):
     assert rag.documents("default") == []
 
 
+def test_upload_takes_every_kind_the_ingestion_takes(rag_factory, serve):
+    """An HTML page goes in through the uploader like any file `localrag ingest` takes (the list is ingest's own)."""
+    rag = rag_factory()
+    serve(rag)
+    at = new_app()
+    at.switch_page("page_documents.py").run()
+    body = (b"<html><head><title>Crane</title><script>var x = 1;</script></head><body><h1>Crane log</h1>"
+            b"<p>The harbour crane at Port Wren lifts up to 40 tonnes and was installed in 2011.</p></body></html>")
+    at.file_uploader(key="docs_upload").set_value(("crane.html", body, "text/html")).run()
+    at.button(key="docs_ingest_uploads").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [r["outcome"] for r in at.session_state["docs_report"]["rows"]] == ["ingested"], \
+        at.session_state["docs_report"]
+    assert [d["kind"] for d in rag.documents("default")] == ["html"]
+
+
 def test_a_click_during_an_ingest_does_not_abort_it(rag_factory, serve):
     from localrag.ui.tasks import Task
 

@@ -19,14 +19,15 @@ from typing import Any
 import streamlit as st
 
 from localrag import Rag
+from localrag.app.formats import KINDS as KINDS  # document kinds for the pages' filters
+from localrag.app.formats import UPLOAD_TYPES
 
 # `localrag ui` passes the global --data-dir / --config through these (the CLI's own flags win over localrag.toml and
 # LOCALRAG_* settings the same way as for every other command)
 ENV_DATA_DIR = "LOCALRAG_UI_DATA_DIR"
 ENV_CONFIG = "LOCALRAG_UI_CONFIG"
 UPLOADS = "uploads"  # under the data directory: uploads/<collection>/<sanitised file name>
-SUPPORTED_TYPES = ("pdf", "txt", "text", "md", "markdown", "ttl", "nt", "n3", "rdf", "owl", "jsonld")
-KINDS = ("pdf", "text", "markdown", "rdf")
+SUPPORTED_TYPES = UPLOAD_TYPES  # every file ending the ingestion takes (localrag.app.formats)
 
 _provided: dict[str, Rag] = {}
 

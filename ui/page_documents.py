@@ -126,7 +126,8 @@ def _upload_section(rag: Rag, collection: str) -> None:
     st.subheader("Add files")
     limit = max(1, math.ceil(rag.settings.max_file_mb))
     files = st.file_uploader(
-        "PDF, text, Markdown and RDF files", type=list(common.SUPPORTED_TYPES), accept_multiple_files=True,
+        "PDF, text, Markdown, HTML, Word (.docx) and RDF files", type=list(common.SUPPORTED_TYPES),
+        accept_multiple_files=True,
         key="docs_upload", max_upload_size=limit,
         help=f"Saved under the data directory ({common.UPLOADS}/{collection}/), then ingested. Up to {limit} MB each.",
     )
