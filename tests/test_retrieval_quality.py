@@ -1,4 +1,6 @@
-"""Retrieval quality with the real embedder, on two splits of labeled questions over the sample corpus:
+"""Retrieval quality with the real embedder, asserted on held-out TEST halves only (issue 14): the sample corpus's test
+file, and the test half of the four articles (data/eval/qa_articles.jsonl, `split` per line). The Python docs corpus
+(2,584 chunks, minutes of embedding) is left to `localrag bench retrieval`. The sample's two files:
 
 * dev  (data/eval/retrieval.jsonl): the set the search defaults (convex fusion, alpha, rrf_k, candidates) were
   tuned on. Only structural checks here: every evidence spec resolves, the set has what it claims.
@@ -16,8 +18,11 @@ import pytest
 from localrag.app.bench.retrieval_quality import (
     LabeledQuery,
     best_floor,
+    evaluate_system,
     load_queries,
+    load_split,
     measure,
+    open_corpus,
     resolve,
     run_quality,
     unit_ranking,
@@ -109,17 +114,18 @@ def test_best_floor_separates():
     assert f["accuracy"] == 1.0 and 0.2 < f["floor"] <= 0.5
 
 
-# Measured on the test split (46 answerable questions; one question is 0.022 of recall@5), see data/eval/README.md:
+# Measured on the test split (46 answerable questions; one question is 0.022 of recall@5) with the default settings
+# chosen on the dev halves of three corpora (convex, alpha 0.5, gap@5 query-adaptive weights; BENCHMARKS.md):
 #                 R@5    RR@10
 #   dense        0.935   0.758
-#   hybrid-conv  0.913   0.722   (the default)
+#   hybrid-conv  0.891   0.662   (the default)
 #   hybrid-rrf   0.848   0.600
 #   lexical      0.457   0.327
 # The thresholds sit about two questions below. On this held-out, paraphrased set the default hybrid does NOT
-# beat its dense leg (it is one question behind); that is asserted as it is, not tuned away (issue 14).
+# beat its dense leg (it is two questions behind); that is asserted as it is, not tuned away (issue 14).
 FLOORS = {
     "dense": {"R@5": 0.88, "RR@10": 0.70},
-    "hybrid-convex": {"R@5": 0.86, "RR@10": 0.67},
+    "hybrid-convex": {"R@5": 0.84, "RR@10": 0.61},
     "hybrid-rrf": {"R@5": 0.79, "RR@10": 0.55},
     "lexical": {"R@5": 0.41, "RR@10": 0.28},
 }
@@ -140,3 +146,46 @@ def test_quality_on_the_held_out_split(sample_rag):
     assert got["hybrid-convex"]["RR@10"] > got["hybrid-rrf"]["RR@10"], got
     # off-topic questions fall below a relevance floor that keeps almost every answerable one
     assert report["systems"]["hybrid-convex"]["floor_offtopic"]["accuracy"] >= 0.9
+
+
+# --- the articles corpus: its test half ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def articles_rag(tmp_path_factory, embedder):
+    from localrag.app.bench import corpora
+
+    if not corpora.ARTICLES.is_dir():
+        pytest.skip(f"the articles corpus is not at {corpora.ARTICLES} (../shared/corpora/articles)")
+    rag = open_corpus("articles", tmp_path_factory.mktemp("articles"), embedder=embedder)
+    yield rag
+    rag.close()
+
+
+MODES = {"hybrid": {}, "dense": {"mode": "dense"}, "lexical": {"mode": "lexical"}}
+# Measured on the articles' test half (19 answerable questions; one is 0.053 of recall@5) with the default settings
+# (localrag bench retrieval, BENCHMARKS.md); the floors sit about one question below.
+#             R@5    RR@10  nDCG@10
+#   hybrid   1.000   0.939  0.954   (the default)
+#   dense    0.895   0.796  0.846
+#   lexical  1.000   1.000  1.000
+ARTICLE_FLOORS = {
+    "hybrid": {"R@5": 0.94, "RR@10": 0.88, "nDCG@10": 0.90},
+    "dense": {"R@5": 0.84, "RR@10": 0.74},
+    "lexical": {"R@5": 0.94, "RR@10": 0.94},
+}
+
+
+@pytest.mark.slow
+def test_quality_on_the_articles_test_half(articles_rag):
+    rag = articles_rag
+    test = load_split("articles", "test")
+    assert len(test) >= 20 and sum(q.answerable for q in test) >= 15
+    units = resolve(rag.store, rag.store.collection("default").id, test)
+    got = {name: evaluate_system(lambda q, kw=kw: rag.search(q, k=10, rerank=False, **kw), test, units)["overall"]
+           for name, kw in MODES.items()}
+    for name, floors in ARTICLE_FLOORS.items():
+        for metric, floor in floors.items():
+            assert got[name][metric] >= floor, (name, metric, got[name][metric], floor)
+    # what holds here (issue 14's acceptance, honestly): the default hybrid finds everything BM25 finds in the top
+    # 5 and is far ahead of dense, but ranks it a little lower than BM25 alone (MRR 0.94 vs 1.0)
+    assert got["hybrid"]["R@5"] >= max(got["dense"]["R@5"], got["lexical"]["R@5"]) - 1e-9, got
+    assert got["hybrid"]["RR@10"] >= got["dense"]["RR@10"] + 0.08, got

@@ -28,6 +28,7 @@ from localrag.retrieval.search import (
     lexical_leg,
     normalize_dense,
     record_scores,
+    scope_ids,
     score_candidates,
     source_matches,
 )
@@ -83,6 +84,18 @@ def test_scope_resolves_kind_and_source_filters_to_chunk_ids(sample_rag):
     assert np.array_equal(rdf, ttl)  # the only RDF file
     assert set(rdf) < set(everything)
     assert len(allowed_chunk_ids(store, coll.id, Filters(kinds=["rdf"], sources=["*.md"]))) == 0
+
+
+def test_scope_is_remembered_per_corpus_version(sample_rag):
+    store = sample_rag.store
+    coll = store.collection("default")
+    rdf = scope_ids(store, coll.id, 7, Filters(kinds=["rdf"]))
+    assert np.array_equal(rdf, allowed_chunk_ids(store, coll.id, Filters(kinds=["rdf"])))
+    assert scope_ids(store, coll.id, 7, Filters(kinds=["rdf"])) is rdf  # the same filters, the same version
+    assert scope_ids(store, coll.id, 8, Filters(kinds=["rdf"])) is not rdf  # a new version resolves again
+    assert not np.array_equal(scope_ids(store, coll.id, 7, Filters(kinds=["markdown"])), rdf)
+    with pytest.raises(ValueError):
+        rdf[0] = -1  # shared between searches: read-only
 
 
 # --- candidates ------------------------------------------------------------------------------------------------
