@@ -27,7 +27,7 @@ from dataclasses import dataclass
 __all__ = [
     "CARDINALS", "MULTIPLIERS", "NEGATIONS", "ORDINALS", "QUESTION_STOPWORDS", "REQUEST_WORDS", "SCALES", "STOPWORDS",
     "Number", "Token", "canonical_number", "content_words", "find_numbers", "normalize", "numbers", "sentence_spans",
-    "split_sentences", "stem", "tokens", "words",
+    "split_sentences", "stem", "tokens", "word_spans", "words",
 ]
 
 # --------------------------------------------------------------------------------------------------------------
@@ -198,6 +198,12 @@ def words(text: str) -> list[str]:
             w = w.replace(",", "")
         out.append(w)
     return out
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Where the words of `text` stand, as (start, end) character offsets: the pieces `words` reads (before its
+    normalisation), so a caller can mark words in the original text."""
+    return [m.span() for m in _WORD.finditer(text or "")]
 
 
 def content_words(text: str, *, stemmed: bool = False) -> list[str]:

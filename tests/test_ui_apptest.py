@@ -111,8 +111,9 @@ def asked(ui_rag):
 
 
 def test_chat_streams_an_answer_with_citations(asked):
-    from localrag.ui.common import code, content_words, md_escape
-    from localrag.ui.page_chat import _citing_words
+    from localrag.app.highlight import citing_words
+    from localrag.index.text import content_words
+    from localrag.ui.common import code, md_escape
 
     at = asked.at
     assert [m.name for m in at.chat_message] == ["user", "assistant"]
@@ -134,7 +135,7 @@ def test_chat_streams_an_answer_with_citations(asked):
     cite = next(e for e in assistant.expander if e.label.startswith(f"\\[{first['n']}\\]"))
     inside = "\n".join(m.value for m in cite.markdown)
     assert code(first["source"]) in inside and "**Quote:**" in inside
-    cited = _citing_words(ans["text"], first["n"]) & content_words(first["quote"])
+    cited = citing_words(ans["text"], first["n"]) & set(content_words(first["quote"]))
     for word in cited:  # the words the citing sentence shares with the quote are highlighted
         assert re.search(rf"\*\*{re.escape(word)}\*\*", inside, re.IGNORECASE), (word, inside)
     assert "p. " not in cite.label  # a Markdown file has no pages
@@ -495,7 +496,8 @@ def test_document_text_is_escaped():
     out = md_escape(evil)
     assert re.search(r"(?<!\\)[!\[\]()<>$#:]", out) is None, out  # every special character is escaped
     assert out.replace("\\", "") == evil  # and nothing else changed
-    assert highlight("Elias Thornbury designed it.", {"thornbury"}) == "Elias **Thornbury** designed it\\."
+    assert highlight([("Elias", False), (" ", False), ("Thornbury", True), (" designed it.", False)]) == \
+        "Elias **Thornbury** designed it\\."
     assert safe_filename("../../etc/passwd") == "passwd"
     assert safe_filename("..") == "upload" and safe_filename("a/b\\c.md") == "c.md"
     assert safe_filename(".hidden.md") == "hidden.md"

@@ -88,30 +88,9 @@ def code(text: str | None) -> str:
     return f"{fence}{pad}{t}{pad}{fence}" if t else ""
 
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-_STOP = frozenset(
-    "a an the of to in on at by for with from and or but is are was were be been it its this that these those as "
-    "which who whom what when where why how do does did has have had not no yes i you he she they we there their "
-    "answer source sources".split()
-)
-
-
-def content_words(text: str) -> set[str]:
-    return {w.lower() for w in _WORD.findall(text or "") if w.lower() not in _STOP and len(w) > 1}
-
-
-def highlight(quote: str, words: Iterable[str]) -> str:
-    """The quote as escaped Markdown with the given words in bold (the words the citing sentence shares with it)."""
-    wanted = {w.lower() for w in words}
-    out: list[str] = []
-    pos = 0
-    for m in _WORD.finditer(quote or ""):
-        out.append(md_escape(quote[pos:m.start()]))
-        w = m.group(0)
-        out.append(f"**{md_escape(w)}**" if w.lower() in wanted else md_escape(w))
-        pos = m.end()
-    out.append(md_escape((quote or "")[pos:]))
-    return "".join(out)
+def highlight(pieces: Iterable[tuple[str, bool]]) -> str:
+    """Escaped Markdown of a quote's pieces (localrag.app.highlight.quote_pieces), the flagged words in bold."""
+    return "".join(f"**{md_escape(text)}**" if bold else md_escape(text) for text, bold in pieces)
 
 
 def safe_filename(name: str, default: str = "upload") -> str:

@@ -5,7 +5,6 @@ A Streamlit page script (run by ui/app.py's navigation); `render()` draws it.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -13,6 +12,7 @@ import streamlit as st
 
 from localrag import Rag
 from localrag.app.answer import cite_location
+from localrag.app.highlight import quote_pieces
 from localrag.ui import common
 from localrag.ui.chat_job import STOPPED_NOTE, AnswerJob
 
@@ -23,8 +23,6 @@ MODES = ("hybrid", "dense", "lexical")
 ANSWER_MODES = ("extractive", "auto", "generative")
 ANSWER_MODE_HELP = ("extractive: quotes the sources' best supporting sentences, cited (no LLM, fast) · auto: the LLM "
                     "writes, and its rejected drafts are replaced by the quotes · generative: the LLM writes")
-_MARKER = re.compile(r"\[(\d+(?:\s*[,\-–]\s*\d+)*)\]")
-_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 # --- conversation state -----------------------------------------------------------------------------------------
@@ -155,23 +153,6 @@ def _details(ans: dict[str, Any]) -> str:
     return " · ".join(bits)
 
 
-def _citing_words(text: str, n: int) -> set[str]:
-    """Content words of the answer sentences that cite source n."""
-    words: set[str] = set()
-    for sentence in _SENTENCES.split(text or ""):
-        for m in _MARKER.finditer(sentence):
-            nums: set[int] = set()
-            for part in re.split(r"\s*,\s*", m.group(1)):
-                if re.fullmatch(r"\d+\s*[-–]\s*\d+", part):
-                    a, b = (int(x) for x in re.split(r"\s*[-–]\s*", part))
-                    nums.update(range(a, b + 1))
-                elif part.strip().isdigit():
-                    nums.add(int(part))
-            if n in nums:
-                words |= common.content_words(_MARKER.sub("", sentence))
-    return words
-
-
 def _citations(ans: dict[str, Any]) -> None:
     kinds = {s.get("n"): s.get("kind") for s in ans.get("sources") or []}
     labels = {s.get("n"): s.get("label") for s in ans.get("sources") or []}
@@ -193,8 +174,8 @@ def _citations(ans: dict[str, Any]) -> None:
             if c.get("kg_uri"):
                 st.markdown(f"**Knowledge-graph node:** {common.code(c['kg_uri'])}")
             quote = c.get("quote") or ""
-            words = _citing_words(ans.get("text", ""), n) & common.content_words(quote)
-            st.markdown(f"**Quote:** {common.highlight(quote, words)}")
+            pieces = quote_pieces(quote, ans.get("text", ""), n)
+            st.markdown(f"**Quote:** {common.highlight(pieces)}")
 
 
 def render_answer(rag: Rag, msg: dict[str, Any]) -> None:
