@@ -22,6 +22,15 @@ BLOCK_TAGS = frozenset({
 })
 HEADINGS = {f"h{i}": i for i in range(1, 7)}
 DROPPED_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary", "search", "menu"})
+# an <aside> is page chrome (a sidebar), except the footnotes and endnotes that documentation generators write as
+# <aside> (docutils/Sphinx: <aside class="footnote" role="note">; DPUB-ARIA roles doc-footnote/doc-endnotes)
+NOTE_ROLES = frozenset({"note", "doc-footnote", "doc-endnote", "doc-endnotes"})
+
+
+def _is_note(node: object) -> bool:
+    attrs = node.attributes  # type: ignore[attr-defined]
+    classes = (attrs.get("class") or "").lower().split()
+    return (attrs.get("role") or "").lower() in NOTE_ROLES or any(c.startswith("footnote") for c in classes)
 # Markup-heavy pages hold far more bytes than text; past this much text the page is cut with a warning.
 MAX_TEXT_CHARS = 50 * 1024 * 1024
 
@@ -55,7 +64,7 @@ def _blocks(root: object) -> tuple[list[Block], bool]:
                 break
             buffer.append(text)
             continue
-        if tag in DROPPED_TAGS or tag.startswith("-"):
+        if (tag in DROPPED_TAGS and not (tag == "aside" and _is_note(node))) or tag.startswith("-"):
             continue
         attrs = node.attributes  # type: ignore[attr-defined]
         if (attrs.get("role") or "").lower() in DROPPED_ROLES or "hidden" in attrs or (

@@ -59,6 +59,20 @@ def test_html_without_main_drops_navigation(tmp_path: Path) -> None:
     assert [u.text for u in doc.units] == ["Body text here."]
 
 
+def test_html_footnotes_in_an_aside_are_kept_but_sidebars_are_not(tmp_path: Path) -> None:
+    """docutils/Sphinx write footnotes as <aside class="footnote" role="note">: they are content, not chrome."""
+    path = tmp_path / "notes.html"
+    path.write_text(
+        "<body><div role='main'><p>The protocol changed in 3.8.<a href='#f1'>1</a></p>"
+        "<aside class='footnote-list brackets'><aside class='footnote brackets' id='f1' role='note'>"
+        "<p>Pickle protocol 5 was added by PEP 574.</p></aside></aside>"
+        "<aside class='sidebar'><p>SEE ALSO THE TUTORIAL</p></aside>"
+        "<aside role='doc-endnotes'><p>Endnote about buffers.</p></aside></div></body>")
+    text = " ".join(u.text for u in load_file(path).units)
+    assert "PEP 574" in text and "Endnote about buffers" in text
+    assert "SEE ALSO" not in text
+
+
 def test_html_deep_nesting_is_read(files: dict[str, Path]) -> None:
     start = time.monotonic()
     doc = load_file(files["html_deep"])
