@@ -266,7 +266,7 @@ class Rag:
 
     # --- status --------------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"data_dir": str(self.data_dir), "database": self.store.url, "collections": []}
+        out: dict[str, Any] = {"data_dir": str(self.data_dir), "database": self.store.display_url, "collections": []}
         for coll in self.store.collections():
             with self.store.session() as s:
                 def count(q: Any) -> int:

@@ -222,6 +222,11 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
+    def display_url(self) -> str:
+        """The URL without its password (for status output and logs)."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @property
     def dialect(self) -> str:
         """"sqlite", "postgresql", ..."""
         return self.engine.dialect.name

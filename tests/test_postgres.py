@@ -72,6 +72,8 @@ def test_ingest_search_ask_change_sync_remove(store_url, rag_factory, tmp_path):
     assert {names[n].status for n in names if n != "zz-bakery-copy.md"} == {Status.INGESTED}
     coll = _in_step(rag)
     assert coll["chunks"] == first.chunks_embedded > 0 and coll["duplicates"] == 1
+    shown = rag.status()["database"]  # never the password
+    assert shown.startswith("sqlite:///") if store_url is None else ":***@" in shown, shown
     with rag.store.session() as s:
         sections = set(s.scalars(select(ChunkRow.section).where(ChunkRow.section.is_not(None))))
         assert any("Gannet Head" in x for x in sections), sections
