@@ -12,7 +12,7 @@ from localrag.app.cli import app
 def test_bench_scale_smoke_reports_every_figure():
     res = CliRunner().invoke(app, ["bench", "scale", "--smoke", "--json"])
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output)
+    out = json.loads(res.stdout)  # each size also goes to stderr as it finishes
     assert "random unit vectors" in out["synthetic"]
     assert [s["chunks"] for s in out["sizes"]] == [1000, 2000]
     for s in out["sizes"]:
