@@ -189,3 +189,22 @@ def test_quality_on_the_articles_test_half(articles_rag):
     # 5 and is far ahead of dense, but ranks it a little lower than BM25 alone (MRR 0.94 vs 1.0)
     assert got["hybrid"]["R@5"] >= max(got["dense"]["R@5"], got["lexical"]["R@5"]) - 1e-9, got
     assert got["hybrid"]["RR@10"] >= got["dense"]["RR@10"] + 0.08, got
+
+
+def test_the_fusion_study_ranks_exactly_as_the_search_does(sample_rag):
+    """The study re-runs only the score and fusion stages on stored candidates; for the default configuration its
+    top 10 must be what rag.search returns, or its choice would be about another pipeline."""
+    from localrag.app.bench import fusion_study
+    from localrag.retrieval.fusion import FusionConfig
+
+    st = sample_rag.settings
+    cfg = FusionConfig("convex", st.fusion_norm, st.convex_alpha, st.fusion_adaptive, st.fusion_conf_top)
+    queries = load_split("sample", "dev")[:8]
+    _, per_depth = fusion_study.prepare(sample_rag, queries)
+    assert st.candidates in per_depth
+    for q in queries:
+        cands, scores = per_depth[st.candidates][q.id]
+        got = fusion_study.order_of(cands, scores, cfg)
+        assert got == [h.chunk_id for h in sample_rag.search(q.query, k=10, rerank=False)], q.id
+    assert fusion_study.label(50, cfg) == "convex fixed a=0.5 gap@5 N=50"
+    assert len(fusion_study.grid()) == 789
