@@ -232,8 +232,14 @@ class VectorIndex:
             # lists then (only the scope's vectors are scored, so it stays cheap)
             nprobe = self.nlist if len(allowed_ids) * 10 < self.ntotal else self.nprobe
             return self.cpu.search(queries, k, params=faiss.SearchParametersIVF(sel=sel, nprobe=nprobe))
-        index = self._gpu_index() or self.cpu
-        return index.search(queries, k)
+        gpu = self._gpu_index()
+        if gpu is not None:
+            try:
+                return gpu.search(queries, k)
+            except Exception as exc:  # pragma: no cover - GPU only (e.g. an nprobe past the GPU's limit)
+                log.warning("GPU FAISS search failed (%s); searching on the CPU from now on", exc)
+                self.use_gpu, self._gpu = False, None
+        return self.cpu.search(queries, k)
 
     def _gpu_index(self):  # noqa: ANN202
         if not self.use_gpu:

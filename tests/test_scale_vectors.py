@@ -140,3 +140,20 @@ def test_small_changes_are_saved_as_a_delta_not_the_whole_index(tmp_path, factor
     assert path.stat().st_size > base[1] and not list(tmp_path.glob("vectors.delta-*.npz"))
     last, meta = VectorIndex.load(path, 16, use_gpu=False)
     assert meta["delta"] is None and last.ntotal == 3000 - 5 - 2
+
+
+def test_a_failing_gpu_search_falls_back_to_the_cpu_index(monkeypatch):
+    """No GPU here: a stand-in GPU copy whose search fails (as an nprobe past the GPU's limit would) must leave the
+    search answered by the CPU index, and later searches on the CPU."""
+    x = clustered(2000, dim=16)
+    vi = VectorIndex.build(16, "IVF16,Flat", np.arange(2000), lambda p: x[p], use_gpu=False)
+    want = vi.search(x[:3], 5)
+
+    class BrokenGpu:
+        def search(self, q, k):  # noqa: ANN001, ANN202
+            raise RuntimeError("nprobe > 2048 not supported on the GPU")
+
+    vi.use_gpu = True
+    monkeypatch.setattr(vi, "_gpu_index", lambda: BrokenGpu() if vi.use_gpu else None)
+    got = vi.search(x[:3], 5)
+    assert np.array_equal(got[1], want[1]) and vi.use_gpu is False
