@@ -201,16 +201,12 @@ class LexicalIndex:
             old.update(zip(ids.tolist(), tokens, strict=True))
             self._set_rank_bm25(np.array(sorted(old), dtype=np.int64), [old[i] for i in sorted(old)])
             return
-        term_ids = []
-        for toks in tokens:
-            row = np.empty(len(toks), np.int64)
-            for j, tok in enumerate(toks):
-                tid = self.vocab.get(tok)
-                if tid is None:
-                    tid = self.vocab[tok] = len(self._terms)
-                    self._terms.append(tok)
-                row[j] = tid
-            term_ids.append(row)
+        vocab = self.vocab
+        before = len(vocab)
+        # setdefault(tok, len(vocab)): a new word gets the next id (len is taken before the insert)
+        term_ids = [np.array([vocab.setdefault(t, len(vocab)) for t in toks], dtype=np.int64) for toks in tokens]
+        if len(vocab) > before:
+            self._terms.extend(list(vocab)[before:])  # dicts keep insertion order = id order
         width = len(self._terms)
         seg = _build_segment(ids, term_ids, width)
         df = np.zeros(width, np.int64)
