@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -79,7 +80,7 @@ class DocumentRow(Base):
     source: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(20))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
-    size: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)  # bytes; BIGINT since migration 0004 (PostgreSQL's INTEGER is 32-bit)
     mtime: Mapped[float] = mapped_column(Float)
     # "ok": has chunks; "duplicate": same content as duplicate_of, stored once there
     status: Mapped[str] = mapped_column(String(20), default="ok")

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, func, inspect, select, text
 
 from localrag.app.rag import RagError
 from localrag.index import migrations
-from localrag.index.store import Base, ChunkRow, DocumentRow, KgNodeRow, Store, StoreError
+from localrag.index.store import Base, ChunkRow, CollectionRow, DocumentRow, KgNodeRow, Store, StoreError
 from localrag.ingest.job import IngestLocked, Status
 from tests.conftest import ROOT, SAMPLE
 
@@ -308,6 +308,13 @@ def test_migrations_build_the_same_schema_as_the_models(store_url, tmp_path):
         ctx = MigrationContext.configure(conn, opts={"compare_type": store.dialect != "sqlite"})
         diff = compare_metadata(ctx, Base.metadata)
     assert diff == [], diff
+    with store.session() as s:  # a file over 2 GiB: PostgreSQL's INTEGER would overflow (migration 0004)
+        coll = CollectionRow(name="c", embedding_model="m", embedding_dim=3, chunk_tokens=200, chunk_overlap=32)
+        s.add(coll)
+        s.flush()
+        s.add(DocumentRow(collection_id=coll.id, source="/big.txt", kind="text", sha256="0", size=3 * 2**30, mtime=0))
+    with store.session() as s:
+        assert s.scalar(select(DocumentRow.size)) == 3 * 2**30
     store.engine.dispose()
 
     fresh = tmp_path / "fresh.sqlite"
