@@ -1,7 +1,8 @@
 """Retrieval quality of our search modes on the labeled query set (data/eval/retrieval.jsonl): recall@5/10, MRR@10
 and nDCG@10 through ir-measures, and the relevance floor that best separates answerable questions from the others.
 
-    python -m localrag.app.bench.retrieval_quality [--json] [--k 10] [--data-dir DIR] [--reranker MODEL]
+    python -m localrag.app.bench.retrieval_quality [--corpus sample|articles|python-docs] [--split dev|test]
+        [--json] [--k 10] [--data-dir DIR] [--reranker MODEL]
     (or: localrag bench quality)
 
 The measures themselves (evidence specs, unit rankings, ir-measures) are pure functions in
@@ -89,14 +90,17 @@ SYSTEMS: dict[str, dict[str, Any]] = {
     "dense": {"mode": "dense"},
     "hybrid-rrf": {"mode": "hybrid", "fusion": "rrf"},
     "hybrid-rrf-k60": {"mode": "hybrid", "fusion": "rrf", "rrf_k": 60.0},
-    "hybrid-convex": {"mode": "hybrid", "fusion": "convex"},
+    "hybrid-convex": {"mode": "hybrid", "fusion": "convex"},  # the default: adaptive leg weights (Settings)
+    "hybrid-convex-plain": {"mode": "hybrid", "fusion": "convex", "adaptive": "none"},  # fixed alpha weights
 }
 
 
 def run_quality(rag: Any, collection: str = "default", k: int = 10, queries_path: Path = QUERIES,
-                systems: dict[str, dict[str, Any]] | None = None, rerank: bool = False) -> dict[str, Any]:
-    """Evaluate our search modes (and the reranked hybrid when `rerank`) on the labeled set."""
-    queries = load_queries(queries_path)
+                systems: dict[str, dict[str, Any]] | None = None, rerank: bool = False,
+                queries: list[LabeledQuery] | None = None) -> dict[str, Any]:
+    """Evaluate our search modes (and the reranked hybrid when `rerank`) on the labeled set (`queries`, else the
+    file `queries_path`)."""
+    queries = load_queries(queries_path) if queries is None else queries
     coll = rag.store.collection(collection)
     if coll is None:
         raise ValueError(f"no collection {collection!r}: ingest data/sample first")
@@ -129,14 +133,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--data-dir", type=Path, help="use this data dir (its collection must hold data/sample)")
+    ap.add_argument("--corpus", default="sample", help="sample (default), articles or python-docs")
+    ap.add_argument("--split", default="dev", choices=SPLITS, help="dev (tune here) or test (report only)")
+    ap.add_argument("--data-dir", type=Path, help="use this data dir (its default collection must hold the corpus)")
     ap.add_argument("--reranker", help="also evaluate hybrid reranked by this CrossEncoder id or folder")
     args = ap.parse_args(argv)
+    if args.corpus not in corpora():
+        ap.error(f"--corpus {args.corpus!r} is not available here (available: {', '.join(corpora())})")
+    queries = load_split(args.corpus, args.split)
     with tempfile.TemporaryDirectory() as tmp:
-        rag = Rag.open(args.data_dir or Path(tmp), reranker_model=args.reranker)
         if args.data_dir is None:
-            rag.ingest([SAMPLE])
-        report = run_quality(rag, k=args.k, rerank=bool(args.reranker))
+            rag = open_corpus(args.corpus, Path(tmp), reranker_model=args.reranker)
+        else:
+            rag = Rag.open(args.data_dir, reranker_model=args.reranker)
+        report = run_quality(rag, k=args.k, rerank=bool(args.reranker), queries=queries)
+        report.update(corpus=args.corpus, split=args.split)
         rag.close()
     if args.json:
         print(json.dumps(report, indent=1))
@@ -146,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, r in report["systems"].items():
             for key in ("floor_offtopic", "floor_unanswerable"):
                 f = r.get(key)
-                if f:
+                if f and f["unanswerable_top1_median"] is not None:  # the set has questions of that type
                     print(f"  {name:<20} vs {key[6:]:<13} floor {f['floor']:.3f}  accuracy {f['accuracy']:.3f}  "
                           f"median top-1 answerable {f['answerable_top1_median']:.3f} / other "
                           f"{f['unanswerable_top1_median']:.3f}")

@@ -50,17 +50,20 @@ def bench_retrieval(
 
 @bench_app.command("quality")
 def bench_quality(
+    corpus: Annotated[str, typer.Option(help="sample, articles or python-docs.")] = "sample",
+    split: Annotated[str, typer.Option(help="dev (tune here) or test (report only).")] = "dev",
     k: Annotated[int, typer.Option("--k", "-k", help="Depth of each ranking.")] = 10,
     reranker: Annotated[
         str | None, typer.Option(help="Also evaluate hybrid reranked by this CrossEncoder id or folder.")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Recall@5/10, MRR@10 and nDCG@10 of lexical, dense and hybrid search on the labeled set over data/sample
+    """Recall@5/10, MRR@10 and nDCG@10 of lexical, dense and hybrid search on one split of a labelled corpus
     (ingested into a temporary folder), and the relevance floor that separates answerable questions."""
     from localrag.app.bench import retrieval_quality as q
 
-    argv = ["--k", str(k)] + (["--reranker", reranker] if reranker else []) + (["--json"] if as_json else [])
+    argv = ["--k", str(k), "--corpus", corpus, "--split", split]
+    argv += (["--reranker", reranker] if reranker else []) + (["--json"] if as_json else [])
     raise typer.Exit(q.main(argv))
 
 
