@@ -42,7 +42,7 @@ FLAT = "flat"
 AUTO = "auto"
 # below this many vectors "auto" stays exact (flat). Measured (BENCHMARKS.md, "Scale"): flat search on 2 cores
 # costs ~0.1 ms per 1k vectors per query, so 100k vectors answer in ~10 ms and the IVF speed-up only starts to
-# matter beyond; IVF recall@10 is then ~0.95+ at the default nprobe on clustered data.
+# matter beyond; IVF recall@10 is ~0.95 at the default nprobe on real MiniLM embeddings (BENCHMARKS.md, Scale).
 AUTO_THRESHOLD = 100_000
 DELTA_MAX = 50_000  # changed vectors a save may write as a delta file instead of the whole index
 
@@ -56,7 +56,7 @@ def auto_nlist(n: int) -> int:
 
 
 def auto_nprobe(nlist: int) -> int:
-    """Lists probed per query: nlist/16, at least 8 (recall@10 ~0.95 on clustered data: BENCHMARKS.md)."""
+    """Lists probed per query: nlist/16, at least 8 (recall@10 0.95 on real MiniLM embeddings: BENCHMARKS.md)."""
     return max(8, nlist // 16)
 
 
