@@ -26,7 +26,8 @@ def test_bench_scale_smoke_reports_every_figure():
 
 
 def test_bench_scale_text_output_names_the_synthetic_data():
-    res = CliRunner().invoke(app, ["bench", "scale", "--sizes", "1500", "--queries", "5"])
+    res = CliRunner().invoke(app, ["bench", "scale", "--sizes", "1500", "--queries", "5", "--milvus"])
     assert res.exit_code == 0, res.output
     assert "1,500 chunks (synthetic)" in res.output and "old full BM25 rebuild" in res.output
     assert "synthetic data" in res.output and "recall@10" in res.output
+    assert "Milvus HNSW (milvus-lite): recall@10 vs flat" in res.output

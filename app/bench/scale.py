@@ -10,7 +10,7 @@ No model runs. Per size it reports:
   text (tokenize + bm25s index), measured up to --rebuild-max chunks;
 - search latency p50/p95: dense flat, dense IVF, BM25, hybrid (IVF + BM25 legs, 50 candidates each, and exact
   scores of their union, as retrieval/search.py runs them);
-- recall@10 of IVF (nprobe = nlist/16) against flat;
+- recall@10 of IVF (nprobe = nlist/16) against flat, and with --milvus of Milvus HNSW (milvus-lite);
 - memory per chunk: text (UTF-8), fp16 vector as stored, the chunks row in SQLite (same columns and indexes as
   index/store.py) and, with --pg, in PostgreSQL (pgserver); BM25; flat and IVF indexes; and the process RSS.
 
@@ -210,11 +210,35 @@ def run_size(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         lat["hybrid"].append(time.perf_counter() - t)
     res["latency"] = {k: pct(v) for k, v in lat.items()}
     res["ivf_recall_at_10"] = round(float(np.mean(hits)), 4)
+    if args.milvus:
+        res.update(milvus_hnsw(x[:n], base_ids, qv, flat, folder))
     res["rss_mb"] = round(rss_mb(), 0)
     if n <= args.store_max:
         v16 = x[:n].astype(np.float16)
         res.update(store_bytes(base_t, v16, folder, args.pg))
     return res
+
+
+def milvus_hnsw(x: np.ndarray, ids: np.ndarray, qv: np.ndarray, flat: Any, folder: Path) -> dict[str, Any]:
+    """Milvus HNSW (milvus-lite, index/milvus.py defaults) over the same vectors: insert time, p50/p95 of one
+    query, recall@10 against FAISS flat."""
+    from localrag.index.milvus import MilvusVectorIndex
+
+    t0 = time.perf_counter()
+    mv = MilvusVectorIndex.open(str(folder / "milvus.db"), "bench", DIM, index_type="HNSW")
+    mv.add(ids, x)
+    mv.save_version(1)  # flush
+    insert_s = time.perf_counter() - t0
+    times, hits = [], []
+    for v in qv:
+        t = time.perf_counter()
+        _, got = mv.search(v, 10)
+        times.append(time.perf_counter() - t)
+        _, want = flat.search(v, 10)
+        hits.append(len(set(got[0].tolist()) & set(want[0].tolist())) / 10)
+    mv.drop()
+    return {"milvus_insert_s": round(insert_s, 1), "milvus_hnsw_latency": pct(times),
+            "milvus_hnsw_recall_at_10": round(float(np.mean(hits)), 4)}
 
 
 def docstring_paragraphs(n: int) -> list[str]:
@@ -288,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store-max", type=int, default=100_000, help="measure store bytes per chunk up to this")
     ap.add_argument("--ann-from", type=int, default=100_000, help="size from which the add-one-file total uses IVF")
     ap.add_argument("--pg", action="store_true", help="also measure PostgreSQL bytes per chunk (pgserver)")
+    ap.add_argument("--milvus", action="store_true", help="also Milvus HNSW (milvus-lite): insert time, latency, "
+                    "recall@10 against FAISS flat")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (1k, 2k), 10 queries: seconds")
     ap.add_argument("--real", type=int, default=0, help="also: IVF recall@10 per nprobe on real MiniLM embeddings "
                     "of this many docstring paragraphs of the installed packages (embeds them: minutes)")
@@ -334,6 +360,10 @@ def print_size(r: dict[str, Any]) -> None:
     for k, v in r["latency"].items():
         print(f"  search {k:<11} p50 {v['p50_ms']:>8.2f} ms   p95 {v['p95_ms']:>8.2f} ms")
     print(f"recall@10 {r['ivf']} vs flat: {r['ivf_recall_at_10']:.3f}")
+    if "milvus_hnsw_recall_at_10" in r:
+        m = r["milvus_hnsw_latency"]
+        print(f"Milvus HNSW (milvus-lite): recall@10 vs flat {r['milvus_hnsw_recall_at_10']:.3f}, search p50 "
+              f"{m['p50_ms']:.2f} ms p95 {m['p95_ms']:.2f} ms, insert + flush {r['milvus_insert_s']} s")
     mem = ", ".join(f"{k.replace('_bytes_per_chunk', '')} {r[k]:.0f}" for k in r if k.endswith("bytes_per_chunk"))
     print(f"bytes per chunk: {mem}")
     print(f"RSS {r['rss_mb']:.0f} MB; build: BM25 {r['bm25_build_s']} s, flat {r['flat_build_s']} s, "

@@ -100,6 +100,7 @@ def bench_scale(
     real: Annotated[int, typer.Option(help="Also IVF recall per nprobe on real MiniLM embeddings of N paragraphs.")]
     = 0,
     pg: Annotated[bool, typer.Option(help="Also measure PostgreSQL bytes per chunk (pgserver).")] = False,
+    milvus: Annotated[bool, typer.Option(help="Also Milvus HNSW (milvus-lite): recall@10 vs flat, latency.")] = False,
     smoke: Annotated[bool, typer.Option(help="Tiny sizes (1k, 2k), 10 queries: seconds.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -110,4 +111,5 @@ def bench_scale(
 
     argv = ["--chunks", str(chunks), "--queries", str(queries), "--vectors", vectors, "--real", str(real)]
     argv += (["--sizes", sizes] if sizes else []) + (["--pg"] if pg else []) + (["--smoke"] if smoke else [])
+    argv += ["--milvus"] if milvus else []
     raise typer.Exit(b.main(argv + (["--json"] if as_json else [])))
