@@ -7,7 +7,7 @@ entry point, `python -m localrag.app.bench.<name>` (also `localrag bench ...` an
 - cache: the semantic answer cache on labeled question pairs (false hits, paraphrase hit rate)
 - answer: time to first token, tokens/s, per-stage latency of `ask`, cache hit vs miss, prompt lookup decoding
 - judges: the proxy and LLM judges against hand-labelled statements
-- scale: 10k / 100k / 1M synthetic chunks: add-one-file cost, latency, IVF recall, bytes per chunk, RSS (docs/SCALING.md)
+- scale: 10k / 100k / 1M synthetic chunks: add-one-file cost, latency, IVF recall, bytes per chunk (SCALING.md)
 
 The measures they report that are pure functions of labels and results live in localrag.eval.
 """
