@@ -51,8 +51,11 @@ def llm():
 
 @pytest.fixture()
 def answer_rag(sample_rag, embedder, llm, tmp_path):
-    """A Rag on the session's ingested sample with its own (empty) cache, sharing the loaded LLM."""
-    r = Rag.open(sample_rag.data_dir, embedder=embedder, llm_threads=2, answer_mode="generative")
+    """A Rag on the session's ingested sample with its own (empty) cache, sharing the loaded LLM. The retrieval is
+    pinned to the plain convex mix these generation tests were written against: the 135M model's choice of which
+    source to cite flips with the order of the sources below the first (issue 14 made the default order adaptive)."""
+    r = Rag.open(sample_rag.data_dir, embedder=embedder, llm_threads=2, answer_mode="generative",
+                 fusion_adaptive="none")
     r.set_llm(llm)
     r.clear_cache()
     yield r
