@@ -122,7 +122,7 @@ def test_source_glob_filters(rag):
 
 def test_bad_filters_are_clear_errors(rag):
     with pytest.raises(RagError, match="unknown document kind"):
-        rag.search("x", filters={"kinds": ["docx"]})
+        rag.search("x", filters={"kinds": ["spreadsheet"]})
     with pytest.raises(RagError, match="unknown filter key"):
         rag.search("x", filters={"author": "me"})
 
