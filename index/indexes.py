@@ -74,6 +74,14 @@ class CollectionIndexes:
         self.vectors = self._empty_vectors()
         self.lexical = LexicalIndex(lexical_backend)
         self.version = -1  # corpus_version the in-memory indexes reflect
+        self._stamp: str | None = None
+
+    @property
+    def stamp(self) -> str:
+        """The collection's identity in the store (Store.collection_stamp), saved with the index files."""
+        if self._stamp is None:
+            self._stamp = self.store.collection_stamp(self.collection_id)
+        return self._stamp
 
     def _empty_vectors(self):  # noqa: ANN202 - VectorIndex or MilvusVectorIndex
         if self.vs.backend == "milvus":
@@ -126,6 +134,11 @@ class CollectionIndexes:
                 self.vectors, vmeta = VectorIndex.load(self.vectors_path, self.dim, use_gpu=self.use_gpu,
                                                        nprobe=self.vs.nprobe)
                 v_version = int(vmeta.get("corpus_version", -1))
+                if vmeta.get("collection") != self.stamp:  # made for another collection that had this id (or by
+                    # a release before the stamp): its chunk ids may coincide with ours, so rebuild, don't reconcile
+                    repair.notes.append("vector index files belong to another collection; rebuilt from the store")
+                    self.vectors, v_version = self._empty_vectors(), -1
+                    repair.vectors_rebuilt = True
             except FileNotFoundError:
                 self.vectors, v_version = self._empty_vectors(), -1
             except Exception as exc:  # unreadable file: rebuild from the store
@@ -137,6 +150,8 @@ class CollectionIndexes:
         try:
             self.lexical, lmeta = LexicalIndex.load(self.lexical_path, self.lexical_backend)
             l_version = int(lmeta.get("corpus_version", -1))
+            if lmeta.get("collection") != self.stamp:  # as for the vectors: rebuilt from the chunk texts
+                self.lexical, l_version = LexicalIndex(self.lexical_backend), -2
         except Exception:
             self.lexical, l_version = LexicalIndex(self.lexical_backend), -2
         if l_version == -2:
@@ -221,8 +236,8 @@ class CollectionIndexes:
         if self.vs.backend == "milvus":
             self.vectors.save_version(version)
         else:
-            self.vectors.save(self.vectors_path, {"corpus_version": version})
-        self.lexical.save(self.lexical_path, {"corpus_version": version})
+            self.vectors.save(self.vectors_path, {"corpus_version": version, "collection": self.stamp})
+        self.lexical.save(self.lexical_path, {"corpus_version": version, "collection": self.stamp})
         self.version = version
 
     def health(self) -> dict:

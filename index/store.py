@@ -255,6 +255,14 @@ class Store:
         with self._sessions() as s:
             return int(s.scalar(select(CollectionRow.corpus_version).where(CollectionRow.id == collection_id)) or 0)
 
+    def collection_stamp(self, collection_id: int) -> str:
+        """Who this collection is, beyond its id: "<id>@<created>". Saved with its index files, so that files made
+        for another collection that got the same id (a database recreated, or another database on a second
+        machine) are never taken as up to date just because the corpus_version numbers agree."""
+        with self._sessions() as s:
+            created = s.scalar(select(CollectionRow.created).where(CollectionRow.id == collection_id))
+        return f"{collection_id}@{created.isoformat() if created else '?'}"
+
     def chunk_ids(self, collection_id: int) -> np.ndarray:
         with self._sessions() as s:
             rows = s.scalars(select(ChunkRow.id).where(ChunkRow.collection_id == collection_id).order_by(ChunkRow.id))

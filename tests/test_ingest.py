@@ -246,12 +246,44 @@ def test_reconcile_repairs_indexes_without_reembedding(rag_factory, sample_copy,
     vi, meta = VectorIndex.load(folder / "vectors.faiss", 384, use_gpu=False)
     vi.remove(st["db_ids"][:5])  # chunks without vectors
     vi.add(np.array([10_000_000]), np.ones((1, 384), np.float32) / np.sqrt(384))  # a vector without a chunk
-    vi.save(folder / "vectors.faiss", {"corpus_version": meta["corpus_version"] - 1})
+    vi.save(folder / "vectors.faiss", {"corpus_version": meta["corpus_version"] - 1, "collection": meta["collection"]})
     shutil.rmtree(folder / "bm25-bm25s")
     rag2 = rag_factory(data)
     status = rag2.status()["collections"][0]
     assert status["index"]["in_step"]
     assert_consistent(data)
+
+
+def test_index_files_of_another_collection_with_the_same_id_are_rebuilt(rag_factory, tmp_path):
+    """A database recreated (or another machine's) can give a new collection the id and corpus_version numbers of
+    the one whose index files are still in the data directory: those files must not pass as up to date."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    texts_a = {"a1.md": "The harbour crane lifts up to 40 tonnes and was installed in 2011.",
+               "a2.md": "Sourdough loaves are baked every morning at the cooperative bakery.",
+               "a3.md": "Spring tides at the harbour mouth reach 5.8 metres above chart datum."}
+    texts_b = {"b1.md": "The pottery kiln on Mill Lane fires stoneware at 1280 degrees.",
+               "b2.md": "The island ferry leaves the slipway at seven and returns at noon.",
+               "b3.md": "The village school teaches forty pupils in two mixed classes."}
+    for folder, texts in ((a, texts_a), (b, texts_b)):
+        for name, text in texts.items():
+            (folder / name).write_text(f"# {name}\n\n{text}\n")
+    rag_a, rag_b = rag_factory(tmp_path / "da"), rag_factory(tmp_path / "db")
+    rag_a.ingest([a])
+    rag_b.ingest([b])
+    ca, cb = rag_a.store.collection("default"), rag_b.store.collection("default")
+    assert (ca.id, ca.corpus_version) == (cb.id, cb.corpus_version)  # the numbers agree, the contents do not
+    rag_b.close()
+    folder_b = tmp_path / "db" / "collections" / "0001"
+    shutil.rmtree(folder_b)
+    shutil.copytree(tmp_path / "da" / "collections" / "0001", folder_b)  # b's data dir now holds a's index files
+    rag_b2 = rag_factory(tmp_path / "db")
+    lexical = rag_b2.search("stoneware", k=1, mode="lexical")
+    assert lexical and lexical[0].source.endswith("b1.md")
+    for name, text in texts_b.items():
+        hits = rag_b2.search(text, k=1, mode="dense")
+        assert hits and hits[0].source.endswith(name), (name, [h.source for h in hits])
+    assert_consistent(tmp_path / "db")
 
 
 # --- lean loader worker (issue 15) -------------------------------------------------------------------------
