@@ -2,11 +2,18 @@
 entry point, `python -m localrag.app.bench.<name>` (also `localrag bench ...` and `make bench`):
 
 - ingest: ingestion throughput next to raw SentenceTransformer.encode, re-ingest cost, peak memory
-- retrieval: search latency per stage at 10k/100k chunks, bm25s vs rank-bm25, LangChain's EnsembleRetriever as peer
-- retrieval_quality: recall/MRR/nDCG of our search modes on the labeled set, the relevance floor
+- corpora: the labelled corpora (sample, articles, Python docs prepared from python3-doc) and their question sets
+- retrieval: ours beside txtai and LangChain on every labelled corpus (quality per split, latency ratios), the
+  per-stage split of a query at 10k chunks
+- retrieval_quality: recall/MRR/nDCG of our search modes per corpus and split, the relevance floor
+- fusion_study: fusion settings over the dev halves of every corpus (how the default was chosen)
 - cache: the semantic answer cache on labeled question pairs (false hits, paraphrase hit rate)
 - answer: time to first token, tokens/s, per-stage latency of `ask`, cache hit vs miss, prompt lookup decoding
 - judges: the proxy and LLM judges against hand-labelled statements
+- answer_modes: extractive vs generative on the QA sets' dev/test halves (grounded, key facts, abstention);
+  chooser: can the bundled model pick among candidate sentences
+- store: SQLite vs PostgreSQL (insert, catch-up reads, per-search round trips)
+- rdf_parse: pyoxigraph vs rdflib
 - scale: 10k / 100k / 1M synthetic chunks: add-one-file cost, latency, IVF recall, bytes per chunk (SCALING.md)
 
 The measures they report that are pure functions of labels and results live in localrag.eval.
