@@ -217,7 +217,8 @@ def test_search_and_evaluate_pages_render(ui_page, server):
     open_page(ui_page, server, "search")
     ui_page.get_by_label("Query").fill("lighthouse keeper")
     ui_page.get_by_role("button", name="Search").click()
-    ui_page.get_by_text("relevance").first.wait_for()
+    # the results' caption ("N hits · mode hybrid · …"); not "relevance", which the "Min relevance" slider already shows
+    ui_page.get_by_text("mode hybrid").first.wait_for(timeout=120_000)
     body = ui_page.inner_text("body")
     assert "mode hybrid" in body and "fusion convex" in body and "total" in body  # the search's stages and timings
     shot(ui_page, server, "search")
