@@ -50,7 +50,7 @@ from localrag.retrieval.types import Filters, Hit, SearchResults
 log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "dense", "lexical")
-FUSIONS = ("rrf", "convex")
+FUSIONS = fuse.METHODS
 
 
 class SearchError(ValueError):
@@ -92,16 +92,18 @@ class SearchParams:
             raise SearchError("k must be at least 1")
         if self.candidates < 1:
             raise SearchError("candidates must be at least 1")
-        if not 0.0 <= self.alpha <= 1.0 or not 0.0 <= self.relevance_alpha <= 1.0:
-            raise SearchError("alpha must be between 0 and 1")
-        if self.norm not in fuse.NORMS:
-            raise SearchError(f"unknown fusion normalisation {self.norm!r}: use {', '.join(fuse.NORMS)}")
-        if self.adaptive not in fuse.ADAPTIVE:
-            raise SearchError(f"unknown adaptive weighting {self.adaptive!r}: use {', '.join(fuse.ADAPTIVE)}")
-        if self.conf_top < 2:
-            raise SearchError("conf_top must be at least 2")
+        try:
+            self.fusion_config.check()  # the fusion settings' own rules (norm, adaptive, alpha, conf_top)
+        except ValueError as exc:
+            raise SearchError(str(exc)) from None
         if not 0.0 <= self.min_relevance <= 1.0:
             raise SearchError("min_relevance must be between 0 and 1")
+
+    @property
+    def fusion_config(self) -> fuse.FusionConfig:
+        """The fusion part of these parameters, as retrieval.fusion describes it."""
+        return fuse.FusionConfig(self.fusion, self.norm, self.alpha, self.adaptive, self.conf_top, self.rrf_k,
+                                 tuple(self.weights.items()), self.relevance_alpha)
 
     @property
     def legs(self) -> tuple[str, ...]:
