@@ -24,6 +24,7 @@ convex combination (weight `alpha` on dense) for hybrid, and the cross-encoder's
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import threading
 import time
@@ -461,8 +462,6 @@ class Searcher:
     def _hydrate(self, ids: list[int]) -> list[Hit]:
         if not ids:
             return []
-        import json
-
         with self.store.session() as s:  # plain columns: no ORM objects, and the embedding blobs stay on disk
             rows = s.execute(
                 select(ChunkRow.id, ChunkRow.text, DocumentRow.source, DocumentRow.kind, ChunkRow.page,
@@ -473,8 +472,10 @@ class Searcher:
         by_id: dict[int, Hit] = {}
         for r in rows:
             # pages read by OCR are in the document's meta (ocr_pages "2,5"); a chunk never spans two pages
-            ocr_pages = str(json.loads(r[8]).get("ocr_pages", "")) if r[8] and r[4] is not None else ""
-            ocr = str(r[4]) in ocr_pages.split(",")
+            # (only PDFs are OCR'd, so only their meta is parsed)
+            ocr = False
+            if r[3] == "pdf" and r[8] and r[4] is not None:
+                ocr = str(r[4]) in str(json.loads(r[8]).get("ocr_pages", "")).split(",")
             by_id[r[0]] = Hit(r[0], r[1], r[2], r[3], page=r[4], kg_uri=r[5], label=r[6], section=r[7], ocr=ocr)
         missing = [i for i in ids if i not in by_id]
         if missing:
