@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 
 from localrag.app.config import Settings, load_settings
 from localrag.index.embedder import Embedder, resolve_model
@@ -77,9 +77,6 @@ class AskPlan:
     def rewritten(self) -> str | None:
         """The standalone question when it differs from the one asked (a rewritten follow-up), else None."""
         return self.standalone if self.standalone != self.question.strip() else None
-
-
-_VERSION_OF = select(CollectionRow.corpus_version).where(CollectionRow.id == bindparam("cid"))
 
 
 class Rag:
@@ -180,7 +177,7 @@ class Rag:
         """Indexes of a collection, in step with the store (repaired on disk when no ingest holds the lock)."""
         with self._indexes_lock:  # threads share one reload; searches keep the object they started with
             cached = self._indexes.get(coll.name)
-            if cached is not None and cached.version == self._corpus_version(coll.id):
+            if cached is not None and cached.version == self.store.corpus_version(coll.id):
                 return cached
             idx = self._new_indexes(coll)
             try:
@@ -198,12 +195,6 @@ class Rag:
             coll = self._collection(name, create=False)
             self._search_colls[name] = coll
         return coll
-
-    def _corpus_version(self, collection_id: int) -> int:
-        """The stored corpus_version, read with one Core statement (no ORM session: a search checks it each time,
-        so that an ingest by another process or Rag object is seen at once)."""
-        with self.store.engine.connect() as conn:
-            return int(conn.execute(_VERSION_OF, {"cid": collection_id}).scalar() or 0)
 
     # --- ingestion -----------------------------------------------------------------------------------------
     def ingest(

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     select,
@@ -175,6 +176,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+_VERSION_OF = select(CollectionRow.corpus_version).where(CollectionRow.id == bindparam("cid"))
+
+
 class StoreError(RuntimeError):
     """The database cannot be opened; the message says why and what to do."""
 
@@ -252,8 +256,10 @@ class Store:
             return list(s.scalars(select(CollectionRow).order_by(CollectionRow.name)))
 
     def corpus_version(self, collection_id: int) -> int:
-        with self._sessions() as s:
-            return int(s.scalar(select(CollectionRow.corpus_version).where(CollectionRow.id == collection_id)) or 0)
+        """The stored corpus_version, read with one Core statement (no ORM session: every search checks it, so
+        that an ingest by another process or Rag object is seen at once)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(_VERSION_OF, {"cid": collection_id}).scalar() or 0)
 
     def collection_stamp(self, collection_id: int) -> str:
         """Who this collection is, beyond its id: "<id>@<created>". Saved with its index files, so that files made
