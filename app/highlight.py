@@ -5,7 +5,7 @@ eval.answer_format), so that the UI shows what the support checks compared."""
 from __future__ import annotations
 
 from localrag.eval.answer_format import cited_sentences
-from localrag.index.text import content_words, word_spans, words
+from localrag.index.text import content_words, plain_text, word_spans, words
 
 __all__ = ["citing_words", "quote_pieces"]
 
@@ -20,8 +20,10 @@ def citing_words(answer_text: str, n: int) -> set[str]:
 
 
 def quote_pieces(quote: str, answer_text: str, n: int) -> list[tuple[str, bool]]:
-    """The quote cut into consecutive pieces whose concatenation is the quote, each flagged True when it is a word
-    that a sentence of the answer citing [n] also uses (a content word: no stopwords)."""
+    """The quote, without the Markdown it was written with ("**112 steps**" shows as 112 steps), cut into consecutive
+    pieces whose concatenation is that text, each flagged True when it is a word that a sentence of the answer
+    citing [n] also uses (a content word: no stopwords)."""
+    quote = plain_text(quote or "")
     shared = citing_words(answer_text, n) & set(content_words(quote))
     pieces: list[tuple[str, bool]] = []
     pos = 0

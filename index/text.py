@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 __all__ = [
     "CARDINALS", "MULTIPLIERS", "NEGATIONS", "ORDINALS", "QUESTION_STOPWORDS", "REQUEST_WORDS", "SCALES", "STOPWORDS",
-    "Number", "Token", "canonical_number", "content_words", "find_numbers", "normalize", "numbers", "sentence_spans",
-    "split_sentences", "stem", "tokens", "word_spans", "words",
+    "Number", "Token", "canonical_number", "content_words", "find_numbers", "normalize", "numbers", "plain_text",
+    "sentence_spans", "split_sentences", "stem", "tokens", "word_spans", "words",
 ]
 
 # --------------------------------------------------------------------------------------------------------------
@@ -475,7 +475,7 @@ _BULLET = re.compile(r"^\s*(?:[-*•+]|\d{1,3}[.)]|#{1,6})\s+")
 _HAS_TEXT = re.compile(r"[^\W_]")
 
 
-def _plain(sentence: str) -> str:
+def plain_text(sentence: str) -> str:
     """A sentence without Markdown: list marker, emphasis, table pipes (a table row becomes its cells)."""
     s = _BULLET.sub("", sentence)
     s = s.replace("**", "").replace("__", "").replace("*", "")
@@ -489,5 +489,5 @@ def split_sentences(text: str, *, paragraphs: bool = False, markup: bool = False
     markers, emphasis and table pipes are removed and units without a letter or digit (a table rule) dropped."""
     out = [text[a:b] for a, b in sentence_spans(text or "", paragraphs=paragraphs)]
     if markup:
-        out = [p for p in map(_plain, out) if _HAS_TEXT.search(p)]
+        out = [p for p in map(plain_text, out) if _HAS_TEXT.search(p)]
     return out

@@ -25,3 +25,9 @@ def test_numbers_and_markers_are_read_as_the_checks_read_them():
     assert _bold(quote_pieces("The pontoon dries out at 1.8 m on springs.", answer, 1)) == ["pontoon", "dries", "1.8"]
     assert _bold(quote_pieces("Keepers served 1867-1894 there.", answer, 3)) == ["1867", "1894"]
     assert quote_pieces("", answer, 1) == []
+
+
+def test_the_quote_is_shown_without_its_markdown():
+    pieces = quote_pieces("A staircase of **112 steps** spirals up.", "It has 112 steps [1].", 1)
+    assert "".join(text for text, _ in pieces) == "A staircase of 112 steps spirals up."
+    assert _bold(pieces) == ["112", "steps"]
