@@ -1,10 +1,10 @@
-"""The labelled question sets of the three benchmark corpora (localrag.app.bench.corpora): their shape (ids, the
+"""The labelled question sets of the four benchmark corpora (localrag.app.bench.corpora): their shape (ids, the
 fixed dev/test split, unanswerable questions, types balanced across the split), and that every evidence spec names a
 stored file and matches 1 to 3 chunks of it as the default ingest cuts them (same loader, same chunker, same
 tokenizer), so a spec can neither miss nor match half a page. No embedding and no store: chunk texts only.
 
-The Python-docs evidence needs Debian's python3-doc (.ci/run installs it) and the articles evidence needs
-../shared/corpora/articles; without them those two checks are skipped with the reason, the shape checks still run.
+The Python-docs and Python-howto evidence needs Debian's python3-doc (.ci/run installs it) and the articles evidence
+needs ../shared/corpora/articles; without them those checks are skipped with the reason, the shape checks still run.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from localrag.app.bench.corpora import (
     ARTICLES,
     CORPORA,
     PYDOCS_PAGES,
+    PYHOWTO_PAGES,
     CorpusError,
     corpus_folder,
     find_python_docs,
@@ -35,6 +36,7 @@ SHAPES = [
     ("sample", 100, 10, False),  # two files, one per split (dev written first, test held out)
     ("articles", 40, 6, True),
     ("python-docs", 50, 6, True),
+    ("python-howto", 48, 8, True),  # held out: written after the defaults were chosen, never searched while written
 ]
 
 
@@ -68,6 +70,21 @@ def test_python_docs_questions_name_pages_of_the_fixed_list_and_are_a_mix_of_kin
     assert all(not q["relevant"] for q in qs if q["type"] == "unanswerable")
 
 
+def test_python_howto_questions_name_pages_of_its_list_and_are_a_mix_of_kinds():
+    qs = load_question_set("python-howto")
+    files = {pydocs_file_name(p) for p in PYHOWTO_PAGES}
+    assert len(files) == len(PYHOWTO_PAGES) and not set(PYHOWTO_PAGES) & set(PYDOCS_PAGES)
+    assert [q["id"] for q in qs] == [f"h{i:02d}" for i in range(1, 49)]
+    assert all(len(q["relevant"]) == 1 and q["relevant"][0]["source"] in files for q in qs if q["relevant"])
+    for split in ("dev", "test"):  # each half: 10 paraphrase, 5 keyword, 5 exact answerable + 4 unanswerable
+        types = Counter(q["type"] for q in qs if q["split"] == split)
+        assert types == {"paraphrase": 10, "keyword": 5, "exact": 5, "unanswerable": 4}, (split, types)
+    assert all(not q["relevant"] for q in qs if q["type"] == "unanswerable")
+    assert all(q["relevant"] for q in qs if q["type"] != "unanswerable")
+    per_page = Counter(q["relevant"][0]["source"] for q in qs if q["relevant"])
+    assert set(per_page) == files and min(per_page.values()) >= 2, per_page  # every page, at least twice
+
+
 def test_unknown_corpus_split_or_missing_docs_are_clear_errors(tmp_path):
     with pytest.raises(CorpusError, match="choose one of"):
         corpus_folder("wikipedia")
@@ -75,7 +92,9 @@ def test_unknown_corpus_split_or_missing_docs_are_clear_errors(tmp_path):
         load_question_set("sample", "train")
     with pytest.raises(CorpusError, match="apt-get install python3-doc"):
         find_python_docs(tmp_path)  # an empty folder is not the docs
-    assert corpus_folder("sample").is_dir() and CORPORA == ("sample", "articles", "python-docs")
+    assert corpus_folder("sample").is_dir() and CORPORA == ("sample", "articles", "python-docs", "python-howto")
+    with pytest.raises(CorpusError, match="give dest"):
+        corpus_folder("python-howto")
 
 
 def _chunk_texts(folder: Path, names: set[str], tokenizer: Tokenizer, max_tokens: int) -> dict[str, list[str]]:
@@ -115,6 +134,21 @@ def test_python_docs_evidence_is_in_the_prepared_pages(tmp_path, embedder):
         folder / pydocs_file_name(p) for p in PYDOCS_PAGES[:3])
     prepare_python_docs(folder)
     _assert_specs_resolve("python-docs", folder, embedder)
+
+
+def test_python_howto_evidence_is_in_the_prepared_pages(tmp_path, embedder):
+    try:
+        find_python_docs()
+    except CorpusError as exc:
+        pytest.skip(str(exc))
+    folder = corpus_folder("python-howto", dest=tmp_path / "pyhowto")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(pydocs_file_name(p) for p in PYHOWTO_PAGES)
+    text = (folder / "faq-programming.html").read_text(encoding="utf-8")
+    assert "headerlink" not in text and "<aside" not in text and 'role="navigation"' not in text
+    assert sorted(prepare_python_docs(folder, max_files=2, pages=PYHOWTO_PAGES).iterdir()) == sorted(
+        folder / pydocs_file_name(p) for p in PYHOWTO_PAGES[:2])
+    prepare_python_docs(folder, pages=PYHOWTO_PAGES)
+    _assert_specs_resolve("python-howto", folder, embedder)
 
 
 def test_article_evidence_is_in_the_articles(embedder):

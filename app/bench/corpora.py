@@ -2,6 +2,7 @@
 its question set(s) with evidence and a fixed dev/test split (data/eval/README.md).
 
     python -m localrag.app.bench.corpora python-docs DEST [--max-files N] [--html-root DIR]
+    python -m localrag.app.bench.corpora python-howto DEST [--max-files N] [--html-root DIR]
     python -m localrag.app.bench.corpora list
 
 Corpora (name: folder to ingest; question files):
@@ -9,12 +10,16 @@ Corpora (name: folder to ingest; question files):
 * `sample`: `data/sample`; `data/eval/retrieval.jsonl` (dev), `data/eval/retrieval_test.jsonl` (test)
 * `articles`: `../shared/corpora/articles` (four web articles beside the repository); `data/eval/qa_articles.jsonl`
 * `python-docs`: prepared from Debian's `python3-doc` by `prepare_python_docs`; `data/eval/retrieval_pydocs.jsonl`
+* `python-howto`: the FAQ and HOWTO pages of the same docs (`PYHOWTO_PAGES`, disjoint from `PYDOCS_PAGES`), prepared
+  the same way; `data/eval/retrieval_pyhowto.jsonl` (written after the search defaults were chosen: held out)
 
 The Python docs are the largest corpus (about 2,000 chunks with the default 200-token chunks): a fixed list of pages
 (`PYDOCS_PAGES`: the tutorial and the library pages of well-known modules) is copied out of the installed HTML,
 keeping only each page's main content (Sphinx's `role="main"` block) minus the `¶` permalink anchors and the
 "see the tutorial" sidebars, with footnotes turned from `<aside>` into plain blocks so that they are read, so the
 stored text has no page chrome. The copy is byte-for-byte reproducible from the same `python3-doc` package.
+`python-howto` is prepared by the same function from another fixed list (`PYHOWTO_PAGES`: the four FAQ pages and
+ten HOWTOs; 780 chunks with the default ingest).
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "ARTICLES", "CORPORA", "PYDOCS_ENV", "PYDOCS_HTML_ROOTS", "PYDOCS_PAGES", "QUESTION_SETS", "SAMPLE",
+    "ARTICLES", "CORPORA", "PYDOCS_ENV", "PYDOCS_HTML_ROOTS", "PYDOCS_PAGES", "PYHOWTO_PAGES", "PYTHON_DOCS_CORPORA",
+    "QUESTION_SETS", "SAMPLE",
     "CorpusError", "corpus_folder", "find_python_docs", "load_question_set", "main", "prepare_python_docs",
     "pydocs_file_name",
 ]
@@ -36,12 +42,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample"
 ARTICLES = ROOT.parent / "shared" / "corpora" / "articles"
 EVAL = ROOT / "data" / "eval"
-CORPORA = ("sample", "articles", "python-docs")
+CORPORA = ("sample", "articles", "python-docs", "python-howto")
 # corpus -> (question file, the split of every line: None when each line carries its own "split")
 QUESTION_SETS: dict[str, list[tuple[Path, str | None]]] = {
     "sample": [(EVAL / "retrieval.jsonl", "dev"), (EVAL / "retrieval_test.jsonl", "test")],
     "articles": [(EVAL / "qa_articles.jsonl", None)],
     "python-docs": [(EVAL / "retrieval_pydocs.jsonl", None)],
+    "python-howto": [(EVAL / "retrieval_pyhowto.jsonl", None)],
 }
 
 PYDOCS_ENV = "LOCALRAG_PYDOCS_HTML"  # overrides where the installed HTML is looked for
@@ -75,6 +82,17 @@ PYDOCS_PAGES: tuple[str, ...] = (
     "library/asyncio-task.html", "library/typing.html", "library/abc.html",
     "library/urllib.parse.html", "library/base64.html", "library/uuid.html", "library/tomllib.html",
 )
+
+# The python-howto corpus: the FAQ and HOWTO pages of the same docs, none of them in PYDOCS_PAGES. Same rules: a
+# change to the list means checking data/eval/retrieval_pyhowto.jsonl's evidence again.
+PYHOWTO_PAGES: tuple[str, ...] = (
+    "faq/general.html", "faq/programming.html", "faq/design.html", "faq/library.html",
+    "howto/sorting.html", "howto/unicode.html", "howto/regex.html", "howto/functional.html",
+    "howto/descriptor.html", "howto/sockets.html", "howto/ipaddress.html", "howto/urllib2.html",
+    "howto/logging.html", "howto/annotations.html",
+)
+# corpus -> its fixed page list, for the corpora prepared from the Python docs
+PYTHON_DOCS_CORPORA: dict[str, tuple[str, ...]] = {"python-docs": PYDOCS_PAGES, "python-howto": PYHOWTO_PAGES}
 
 
 class CorpusError(RuntimeError):
@@ -119,12 +137,14 @@ def _main_html(data: bytes, page: str) -> tuple[str, str]:
     return title, body
 
 
-def prepare_python_docs(dest: Path, max_files: int | None = None, html_root: Path | None = None) -> Path:
-    """Write the fixed page list (`PYDOCS_PAGES`, the first `max_files` of it when given) into `dest` as minimal
-    HTML pages named by `pydocs_file_name`, and return `dest`. Other files already in `dest` are removed, so the
-    folder holds exactly this corpus; a page missing from the install is an error (the corpus would differ)."""
+def prepare_python_docs(dest: Path, max_files: int | None = None, html_root: Path | None = None,
+                        pages: tuple[str, ...] = PYDOCS_PAGES) -> Path:
+    """Write a fixed page list (`pages`: `PYDOCS_PAGES` unless given, e.g. `PYHOWTO_PAGES`; the first `max_files` of
+    it when given) into `dest` as minimal HTML pages named by `pydocs_file_name`, and return `dest`. Other files
+    already in `dest` are removed, so the folder holds exactly this corpus; a page missing from the install is an
+    error (the corpus would differ)."""
     root = find_python_docs(html_root)
-    pages = PYDOCS_PAGES[:max_files] if max_files is not None else PYDOCS_PAGES
+    pages = pages[:max_files] if max_files is not None else pages
     if max_files is not None and max_files < 1:
         raise CorpusError("--max-files must be at least 1")
     missing = [p for p in pages if not (root / p).is_file()]
@@ -154,8 +174,8 @@ def prepare_python_docs(dest: Path, max_files: int | None = None, html_root: Pat
 
 def corpus_folder(name: str, dest: Path | None = None, max_files: int | None = None,
                   html_root: Path | None = None) -> Path:
-    """The folder to ingest for corpus `name` (one of CORPORA). `python-docs` is prepared into `dest` (required);
-    the other two are used in place."""
+    """The folder to ingest for corpus `name` (one of CORPORA). `python-docs` and `python-howto` are prepared into
+    `dest` (required); the other two are used in place."""
     if name == "sample":
         return SAMPLE
     if name == "articles":
@@ -163,10 +183,10 @@ def corpus_folder(name: str, dest: Path | None = None, max_files: int | None = N
             raise CorpusError(f"the articles corpus is not at {ARTICLES}: it lives beside the repository in "
                               "../shared/corpora/articles (four .txt files)")
         return ARTICLES
-    if name == "python-docs":
+    if name in PYTHON_DOCS_CORPORA:
         if dest is None:
-            raise CorpusError("the python-docs corpus is prepared into a folder: give dest")
-        return prepare_python_docs(dest, max_files=max_files, html_root=html_root)
+            raise CorpusError(f"the {name} corpus is prepared into a folder: give dest")
+        return prepare_python_docs(dest, max_files=max_files, html_root=html_root, pages=PYTHON_DOCS_CORPORA[name])
     raise CorpusError(f"unknown corpus {name!r}: choose one of {', '.join(CORPORA)}")
 
 
@@ -200,15 +220,19 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    py = sub.add_parser("python-docs", help="prepare the Python docs corpus into DEST")
-    py.add_argument("dest", type=Path)
-    py.add_argument("--max-files", type=int, help="only the first N pages of the fixed list (smoke runs)")
-    py.add_argument("--html-root", type=Path, help="the installed HTML docs (default: /usr/share/doc/python3.11/html)")
+    for name, what in (("python-docs", "the Python docs corpus (tutorial and library pages)"),
+                       ("python-howto", "the Python FAQ and HOWTO corpus")):
+        py = sub.add_parser(name, help=f"prepare {what} into DEST")
+        py.add_argument("dest", type=Path)
+        py.add_argument("--max-files", type=int, help="only the first N pages of the fixed list (smoke runs)")
+        py.add_argument("--html-root", type=Path,
+                        help="the installed HTML docs (default: /usr/share/doc/python3.11/html)")
     sub.add_parser("list", help="the corpora, their folders and question counts per split")
     args = ap.parse_args(argv)
     try:
-        if args.cmd == "python-docs":
-            dest = prepare_python_docs(args.dest, max_files=args.max_files, html_root=args.html_root)
+        if args.cmd in PYTHON_DOCS_CORPORA:
+            dest = prepare_python_docs(args.dest, max_files=args.max_files, html_root=args.html_root,
+                                       pages=PYTHON_DOCS_CORPORA[args.cmd])
             n = sum(1 for _ in dest.glob("*.html"))
             print(f"{n} pages written to {dest}; ingest with: localrag --data-dir DIR ingest {dest}")
             return 0

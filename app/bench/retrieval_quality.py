@@ -44,7 +44,7 @@ SPLITS = ("dev", "test")
 
 def corpora() -> list[str]:
     """The labelled corpora usable here (localrag.app.bench.corpora): those whose question file exists, and for
-    python-docs only where Debian's python3-doc is installed."""
+    python-docs and python-howto only where Debian's python3-doc is installed."""
     from localrag.app.bench import corpora as cs
 
     out = []
@@ -52,7 +52,7 @@ def corpora() -> list[str]:
         if not all(p.is_file() for p, _ in cs.QUESTION_SETS[name]):
             continue
         try:
-            if name == "python-docs":
+            if name in cs.PYTHON_DOCS_CORPORA:  # python-docs, python-howto
                 cs.find_python_docs()
             elif name == "articles" and not cs.ARTICLES.is_dir():
                 continue
