@@ -76,7 +76,7 @@ class Settings(BaseSettings):
         default="fixed", description="how convex fusion normalises each leg's scores before mixing "
         "(retrieval/fusion.py)"
     )
-    fusion_adaptive: Literal["none", "gap", "zgap", "entropy"] = Field(
+    fusion_adaptive: Literal["none", "gap", "zgap", "entropy", "level", "lgap"] = Field(
         default="gap", description="query-adaptive convex weights: each leg's weight times its confidence for "
         "the query (gap: (s1 - s_n) / s1 over its top fusion_conf_top scores, so BM25 counts more when one chunk "
         "stands out); none = the fixed alpha"

@@ -21,6 +21,12 @@ leg's weight by its confidence for this query, measured on its own top `conf_top
     gap      (s_1 - s_n) / s_1: how far the leg's best result stands above its n-th (scale-free; 0 when flat)
     zgap     (s_1 - mean) / std of the top n, squashed to [0, 1) by x / (1 + x)
     entropy  1 - H(softmax of the min-max top n scores * 5) / log n: a peaked distribution is confident
+    level    the leg's best fixed [0, 1] score: how well its best chunk matches at all (cosine; for BM25 the share
+             of the query's attainable score), whatever the rest of its list looks like
+    lgap     s_1 - s_n over the fixed [0, 1] scores: the gap, but absolute, so a weak leg whose best result stands
+             out from a flat list still counts little
+
+gap, zgap and entropy read each leg's raw scores; level and lgap read the fixed scores.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 NORMS = ("fixed", "minmax", "zscore", "rank", "txtai")
-ADAPTIVE = ("none", "gap", "zgap", "entropy")
+ADAPTIVE = ("none", "gap", "zgap", "entropy", "level", "lgap")
+ON_FIXED = ("level", "lgap")  # the adaptive weightings computed on the fixed [0, 1] scores
 METHODS = ("rrf", "convex")
 
 
@@ -110,10 +117,15 @@ def normalize(
 
 
 def confidence(best_first: Sequence[float], method: str, top: int = 10) -> float:
-    """How confident a leg is for this query, in [0, 1], from its own scores best first (see ADAPTIVE)."""
+    """How confident a leg is for this query, in [0, 1], from its own scores best first (see ADAPTIVE; level and
+    lgap expect the fixed [0, 1] scores)."""
     s = [float(x) for x in best_first[:top]]
     if method == "none":
         return 1.0
+    if method == "level":
+        return min(1.0, max(0.0, s[0])) if s else 0.0
+    if method == "lgap":
+        return min(1.0, max(0.0, s[0] - s[-1])) if len(s) >= 2 else 0.0
     if len(s) < 2 or s[0] <= 0:
         return 0.0 if not s or s[0] <= 0 else 1.0
     if method == "gap":
@@ -222,7 +234,7 @@ def fuse(
                             fixed=normalized[name])
             for name in normalized
         }
-        src = raw if raw is not None else normalized
+        src = raw if raw is not None and adaptive not in ON_FIXED else normalized
         best_first = {name: [src[name][c] for c in ranked.get(name, ()) if c in src[name]] for name in normalized}
         used = leg_weights(alpha, best_first, adaptive, conf_top)
         ids = set().union(*(set(v) for v in normed.values()))

@@ -246,6 +246,24 @@ def test_adaptive_convex_follows_the_confident_leg():
         fusion.fuse(normalized, ranked, "convex", norm="zscore")
 
 
+def test_level_weightings_read_the_fixed_scores_not_the_raw_ones():
+    """level / lgap judge a leg by how well its best chunk matches at all (fixed [0, 1] scores): a BM25 list whose
+    best chunk stands far above the rest in raw score but matches a small share of the query counts little."""
+    assert fusion.confidence([0.8, 0.5, 0.1], "level") == pytest.approx(0.8)
+    assert fusion.confidence([0.8, 0.5, 0.1], "lgap", top=2) == pytest.approx(0.3)
+    assert fusion.confidence([], "level") == 0.0 and fusion.confidence([0.4], "lgap") == 0.0
+    assert fusion.confidence([1.7, 0.2], "level") == 1.0  # clipped to [0, 1]
+    normalized = {"dense": {1: 0.62, 2: 0.45, 3: 0.20}, "lexical": {1: 0.0, 2: 0.15, 3: 0.01}}
+    raw = {"dense": normalized["dense"], "lexical": {1: 0.0, 2: 6.0, 3: 0.4}}
+    ranked = {"dense": [1, 2, 3], "lexical": [2, 3]}
+    gap = fusion.fuse(normalized, ranked, "convex", alpha=0.5, raw=raw, norm="minmax", adaptive="gap", conf_top=3)
+    level = fusion.fuse(normalized, ranked, "convex", alpha=0.5, raw=raw, norm="minmax", adaptive="level")
+    # raw gap: BM25 (6.0 -> 0.4) looks surer than dense (0.62 -> 0.20) and its chunk 2 wins; by level dense
+    # (0.62) outweighs BM25 (0.15) and chunk 1 stays first
+    assert gap.order[0] == 2 and gap.weights["lexical"] > gap.weights["dense"]
+    assert level.order[0] == 1 and level.weights["dense"] == pytest.approx(0.62 / 0.77)
+
+
 # --- rerank ----------------------------------------------------------------------------------------------------
 class FakeTableReranker:
     """Fake (control flow only): scores each text by a table, so the expected order is known."""
