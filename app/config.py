@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     rrf_weight_dense: float = Field(default=1.0, ge=0, description="RRF weight of the dense leg")
     rrf_weight_lexical: float = Field(default=1.0, ge=0, description="RRF weight of the BM25 leg")
     convex_alpha: float = Field(
-        default=0.5, ge=0, le=1, description="prior weight of dense in convex fusion (the order; hybrid relevance "
+        default=0.4, ge=0, le=1, description="prior weight of dense in convex fusion (the order; hybrid relevance "
         "is always the 0.5 mix, so that relevance floors stay put); chosen on the dev halves of every corpus "
         "(BENCHMARKS.md)"
     )
@@ -77,9 +77,10 @@ class Settings(BaseSettings):
         "(retrieval/fusion.py)"
     )
     fusion_adaptive: Literal["none", "gap", "zgap", "entropy", "level", "lgap"] = Field(
-        default="gap", description="query-adaptive convex weights: each leg's weight times its confidence for "
-        "the query (gap: (s1 - s_n) / s1 over its top fusion_conf_top scores, so BM25 counts more when one chunk "
-        "stands out); none = the fixed alpha"
+        default="entropy", description="query-adaptive convex weights: each leg's weight times its confidence for "
+        "the query (entropy: 1 - the normalised entropy of a softmax over its top fusion_conf_top scores, so a leg "
+        "whose best chunks stand out counts more; gap, zgap, level, lgap: retrieval/fusion.py); none = the fixed "
+        "alpha"
     )
     fusion_conf_top: int = Field(default=5, ge=2, description="top scores of each leg its confidence looks at")
     min_relevance: float = Field(default=0.0, ge=0, le=1, description="hits below this relevance are dropped")

@@ -1,6 +1,7 @@
 """Retrieval quality with the real embedder, asserted on held-out TEST halves only (issue 14): the sample corpus's test
-file, and the test half of the four articles (data/eval/qa_articles.jsonl, `split` per line). The Python docs corpus
-(2,584 chunks, minutes of embedding) is left to `localrag bench retrieval`. The sample's two files:
+file, the test half of the four articles (data/eval/qa_articles.jsonl, `split` per line) and the test half of the Python
+FAQ/HOWTO pages (python-howto, 780 chunks, ~40 s of embedding; needs python3-doc). The Python docs corpus (2,584 chunks,
+minutes of embedding) is left to `localrag bench retrieval`. The sample's two files:
 
 * dev  (data/eval/retrieval.jsonl): the set the search defaults (convex fusion, alpha, rrf_k, candidates) were
   tuned on. Only structural checks here: every evidence spec resolves, the set has what it claims.
@@ -115,17 +116,17 @@ def test_best_floor_separates():
 
 
 # Measured on the test split (46 answerable questions; one question is 0.022 of recall@5) with the default settings
-# chosen on the dev halves of three corpora (convex, alpha 0.5, gap@5 query-adaptive weights; BENCHMARKS.md):
+# chosen on the dev halves of four corpora (convex, alpha 0.4, entropy@5 query-adaptive weights; BENCHMARKS.md):
 #                 R@5    RR@10
 #   dense        0.935   0.758
-#   hybrid-conv  0.891   0.662   (the default)
+#   hybrid-conv  0.891   0.697   (the default; 0.891 / 0.662 with the stop-18 default, alpha 0.5 gap@5)
 #   hybrid-rrf   0.848   0.600
 #   lexical      0.457   0.327
 # The thresholds sit about two questions below. On this held-out, paraphrased set the default hybrid does NOT
 # beat its dense leg (it is two questions behind); that is asserted as it is, not tuned away (issue 14).
 FLOORS = {
     "dense": {"R@5": 0.88, "RR@10": 0.70},
-    "hybrid-convex": {"R@5": 0.84, "RR@10": 0.61},
+    "hybrid-convex": {"R@5": 0.84, "RR@10": 0.64},
     "hybrid-rrf": {"R@5": 0.79, "RR@10": 0.55},
     "lexical": {"R@5": 0.41, "RR@10": 0.28},
 }
@@ -191,6 +192,44 @@ def test_quality_on_the_articles_test_half(articles_rag):
     assert got["hybrid"]["RR@10"] >= got["dense"]["RR@10"] + 0.08, got
 
 
+# --- python-howto (780 chunks of the Python FAQ and HOWTOs): its test half ------------------------------------------
+# Written after the stop-18 defaults, never searched while written; the current default was chosen on the dev halves
+# of all four corpora, then this half was measured once (20 answerable questions; one is 0.05 of recall@5):
+#             R@5    RR@10  nDCG@10
+#   hybrid   0.900   0.742  0.803   (the default)
+#   dense    0.800   0.682  0.722
+#   lexical  0.700   0.528  0.593
+# Here the default hybrid is ahead of both legs: asserted, with floors about one question below.
+HOWTO_FLOORS = {
+    "hybrid": {"R@5": 0.85, "RR@10": 0.69, "nDCG@10": 0.75},
+    "dense": {"R@5": 0.75, "RR@10": 0.63},
+    "lexical": {"R@5": 0.65, "RR@10": 0.48},
+}
+
+
+@pytest.mark.slow
+def test_quality_on_the_python_howto_test_half(tmp_path_factory, embedder):
+    from localrag.app.bench import corpora
+
+    try:
+        corpora.find_python_docs()
+    except corpora.CorpusError as exc:
+        pytest.skip(str(exc))
+    rag = open_corpus("python-howto", tmp_path_factory.mktemp("pyhowto"), embedder=embedder)  # ~40 s of embedding
+    try:
+        test = load_split("python-howto", "test")
+        units = resolve(rag.store, rag.store.collection("default").id, test)
+        got = {name: evaluate_system(lambda q, kw=kw: rag.search(q, k=10, rerank=False, **kw), test, units)["overall"]
+               for name, kw in MODES.items()}
+    finally:
+        rag.close()
+    for name, floors in HOWTO_FLOORS.items():
+        for metric, floor in floors.items():
+            assert got[name][metric] >= floor, (name, metric, got[name][metric], floor)
+    for metric in ("R@5", "RR@10", "nDCG@10"):
+        assert got["hybrid"][metric] >= max(got["dense"][metric], got["lexical"][metric]), (metric, got)
+
+
 def test_the_fusion_study_ranks_exactly_as_the_search_does(sample_rag):
     """The study re-runs only the score and fusion stages on stored candidates; for the default configuration its
     top 10 must be what rag.search returns, or its choice would be about another pipeline."""
@@ -206,5 +245,6 @@ def test_the_fusion_study_ranks_exactly_as_the_search_does(sample_rag):
         cands, scores = per_depth[st.candidates][q.id]
         got = fusion_study.order_of(cands, scores, cfg)
         assert got == [h.chunk_id for h in sample_rag.search(q.query, k=10, rerank=False)], q.id
-    assert fusion_study.label(50, cfg) == "convex fixed a=0.5 gap@5 N=50"
-    assert len(fusion_study.grid()) == 789
+    assert fusion_study.label(50, cfg) == "convex fixed a=0.4 entropy@5 N=50"
+    assert fusion_study.label(50, cfg) == fusion_study.BASELINES[0]  # the study marks the default
+    assert len(fusion_study.grid()) == 1209
