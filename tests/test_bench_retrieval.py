@@ -41,6 +41,21 @@ def test_side_by_side_on_the_sample(smoke):
     assert c["latency"]["ours hybrid"]["p50_vs_ours"] == 1.0
     assert c["quality"]["ours hybrid"]["test"]["R@5"] > 0  # it finds something on the held-out half
     assert _finite_positive(c["ours_embed_ms"]["p50"])
+    d = c["paired"]["ours dense"]["test"]["R@5"]
+    assert d["lo"] <= d["diff"] <= d["hi"] and d["ours_better"] + d["other_better"] <= d["n"]
+
+
+def test_paired_difference_on_hand_made_numbers():
+    ours = {f"q{i}": {"R@5": 1.0, "RR@10": 1.0, "nDCG@10": 1.0} for i in range(10)}
+    other = {q: dict(v) for q, v in ours.items()}
+    other["q0"] = {"R@5": 0.0, "RR@10": 0.5, "nDCG@10": 0.5}  # ours wins one question, the rest tie
+    other["q1"]["RR@10"] = 1.0
+    d = bench.paired_difference(ours, other)
+    assert d["R@5"]["diff"] == pytest.approx(0.1) and d["R@5"]["ours_better"] == 1 and d["R@5"]["other_better"] == 0
+    assert d["R@5"]["lo"] == pytest.approx(0.0) and d["R@5"]["hi"] == pytest.approx(0.3)  # 0..3 picks of q0 of 10
+    assert d["RR@10"]["diff"] == pytest.approx(0.05) and d["RR@10"]["n"] == 10
+    same = bench.paired_difference(ours, ours)
+    assert all(v["diff"] == v["lo"] == v["hi"] == 0.0 and v["ours_better"] == 0 for v in same.values())
 
 
 def test_stage_split_on_a_synthetic_collection(smoke):

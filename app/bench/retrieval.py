@@ -446,22 +446,44 @@ def peers_on_corpus(name: str, rag: Any, log: Callable[[str], None], max_questio
             runs[sys_name][q.id] = fn(q.query)
             times[sys_name].append(time.perf_counter() - t)
     quality: dict[str, dict[str, dict[str, float]]] = {}
+    per_query: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for sys_name in systems:
-        quality[sys_name] = {}
+        quality[sys_name], per_query[sys_name] = {}, {}
         for sp, qs in splits.items():
             if any(q.answerable for q in qs):
-                m = measure(qs, units, runs[sys_name], METRICS)["overall"]
-                quality[sys_name][sp] = {x: m[x] for x in METRICS}
+                m = measure(qs, units, runs[sys_name], METRICS)
+                quality[sys_name][sp] = {x: m["overall"][x] for x in METRICS}
+                per_query[sys_name][sp] = m["per_query"]
+    paired = {leg: {sp: paired_difference(per_query[REFERENCE][sp], per_query[leg][sp])
+                    for sp in per_query[REFERENCE]}
+              for leg in ("ours dense", "ours lexical")}
     ref = summary_ms(times[REFERENCE])
     latency = {}
     for sys_name, ts in times.items():
         lat = summary_ms(ts)
         latency[sys_name] = {**lat, "p50_vs_ours": lat["p50"] / ref["p50"], "p95_vs_ours": lat["p95"] / ref["p95"]}
-    out.update(quality=quality, latency=latency, ours_embed_ms=summary_ms(embed_s) if embed_s else None)
+    out.update(quality=quality, paired=paired, latency=latency, ours_embed_ms=summary_ms(embed_s) if embed_s else None)
     return out
 
 
 METRICS = ("R@5", "RR@10", "nDCG@10")
+
+
+def paired_difference(ours: dict[str, dict[str, float]], other: dict[str, dict[str, float]], n_boot: int = 10_000,
+                      seed: int = 0) -> dict[str, dict[str, float]]:
+    """Per metric, ours − other over the same questions: the mean difference, a 95 % paired bootstrap interval
+    (questions resampled with replacement), and how many questions each side wins. How far a gap is from noise."""
+    qids = sorted(ours)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(qids), size=(n_boot, len(qids)))
+    out: dict[str, dict[str, float]] = {}
+    for x in METRICS:
+        d = np.array([ours[q][x] - other[q][x] for q in qids])
+        boots = d[picks].mean(axis=1)
+        out[x] = {"diff": float(d.mean()), "lo": float(np.percentile(boots, 2.5)),
+                  "hi": float(np.percentile(boots, 97.5)), "ours_better": int((d > 1e-12).sum()),
+                  "other_better": int((d < -1e-12).sum()), "n": len(qids)}
+    return out
 
 
 def acceptance(corpora: dict[str, Any], split: str = "test") -> dict[str, Any]:
@@ -618,6 +640,12 @@ def format_report(res: dict[str, Any]) -> str:
                      f"{lat['p95_vs_ours']:>10.2f}")
         if c.get("ours_embed_ms"):
             L.append(f"   (ours hybrid: the query embedding is {c['ours_embed_ms']['p50']:.2f} ms of its p50)")
+        for leg, by_split in c.get("paired", {}).items():
+            if "test" in by_split:
+                cells = [f"{x} {d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] {d['ours_better']}/{d['other_better']}"
+                         for x, d in by_split["test"].items()]
+                L.append(f"   test half, ours hybrid − {leg} (mean [95 % paired bootstrap], questions won/lost): "
+                         + "; ".join(cells))
     for n, s in res["sizes"].items():
         c, cold = s["corpus"], s["cold"]
         L.append("")
