@@ -1,7 +1,7 @@
 """The fusion study: which hybrid default ranks best on the DEV halves of every labelled corpus together.
 
-    python -m localrag.app.bench.fusion_study [--corpora sample,articles,python-docs] [--work DIR] [--top 20]
-        [--chunk-tokens 200[,100,150,250]] [--json]
+    python -m localrag.app.bench.fusion_study [--corpora sample,articles,python-docs,python-howto]
+        [--work DIR] [--top 20] [--chunk-tokens 200[,100,150,250]] [--json]
 
 For each corpus (localrag.app.bench.retrieval_quality.corpora) the files are ingested with the default settings and
 every dev question's candidates are taken once at the deepest depth studied: the dense leg from FAISS, the lexical

@@ -1,8 +1,8 @@
 """Retrieval benchmark: peers side by side on every labelled corpus, and search latency per stage on synthetic
 collections.
 
-    python -m localrag.app.bench.retrieval [--corpora sample,articles,python-docs] [--max-questions N] [--work DIR]
-        [--sizes 10000] [--queries 200] [--no-peers] [--smoke] [--seed 0] [--json]
+    python -m localrag.app.bench.retrieval [--corpora sample,articles,python-docs,python-howto]
+        [--max-questions N] [--work DIR] [--sizes 10000] [--queries 200] [--no-peers] [--smoke] [--seed 0] [--json]
     (or: localrag bench retrieval)
 
 Side by side, per corpus (localrag.app.bench.retrieval_quality.corpora), in one run over OUR stored chunks and their

@@ -1,8 +1,8 @@
 """Retrieval quality of our search modes on the labeled query set (data/eval/retrieval.jsonl): recall@5/10, MRR@10
 and nDCG@10 through ir-measures, and the relevance floor that best separates answerable questions from the others.
 
-    python -m localrag.app.bench.retrieval_quality [--corpus sample|articles|python-docs] [--split dev|test]
-        [--json] [--k 10] [--data-dir DIR] [--reranker MODEL]
+    python -m localrag.app.bench.retrieval_quality [--corpus sample|articles|python-docs|python-howto]
+        [--split dev|test] [--json] [--k 10] [--data-dir DIR] [--reranker MODEL]
     (or: localrag bench quality)
 
 The measures themselves (evidence specs, unit rankings, ir-measures) are pure functions in
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--corpus", default="sample", help="sample (default), articles or python-docs")
+    ap.add_argument("--corpus", default="sample", help="sample (default), articles, python-docs or python-howto")
     ap.add_argument("--split", default="dev", choices=SPLITS, help="dev (tune here) or test (report only)")
     ap.add_argument("--data-dir", type=Path, help="use this data dir (its default collection must hold the corpus)")
     ap.add_argument("--reranker", help="also evaluate hybrid reranked by this CrossEncoder id or folder")
