@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     rrf_weight_dense: float = Field(default=1.0, ge=0, description="RRF weight of the dense leg")
     rrf_weight_lexical: float = Field(default=1.0, ge=0, description="RRF weight of the BM25 leg")
     convex_alpha: float = Field(
-        default=0.4, ge=0, le=1, description="prior weight of dense in convex fusion (the order; hybrid relevance "
+        default=0.5, ge=0, le=1, description="prior weight of dense in convex fusion (the order; hybrid relevance "
         "is always the 0.5 mix, so that relevance floors stay put); chosen on the dev halves of every corpus "
         "(BENCHMARKS.md)"
     )

@@ -245,6 +245,6 @@ def test_the_fusion_study_ranks_exactly_as_the_search_does(sample_rag):
         cands, scores = per_depth[st.candidates][q.id]
         got = fusion_study.order_of(cands, scores, cfg)
         assert got == [h.chunk_id for h in sample_rag.search(q.query, k=10, rerank=False)], q.id
-    assert fusion_study.label(50, cfg) == "convex fixed a=0.4 entropy@5 N=50"
+    assert fusion_study.label(50, cfg) == "convex fixed a=0.5 entropy@5 N=50"
     assert fusion_study.label(50, cfg) == fusion_study.BASELINES[0]  # the study marks the default
     assert len(fusion_study.grid()) == 1209

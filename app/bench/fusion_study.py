@@ -145,9 +145,10 @@ def floor_margin(per_corpus: dict[str, dict[str, float]], singles: dict[str, dic
         for x in SCORED)
 
 
-def study(names: list[str], work: Path, embedder: Any = None, log: Any = None,
-          chunk_tokens: int = DEFAULT_CHUNK) -> dict[str, Any]:
-    """The whole grid on the dev halves of `names`, chunked at `chunk_tokens` (ingested under `work`)."""
+def collect(names: list[str], work: Path, embedder: Any = None, log: Any = None,
+            chunk_tokens: int = DEFAULT_CHUNK) -> dict[str, Any]:
+    """Per corpus (ingested under `work`, chunked at `chunk_tokens`): its dev questions, their evidence units, the
+    candidates and exact scores per depth and question, and its chunk count."""
     from localrag.app.bench.retrieval_quality import load_split, open_corpus
 
     log = log or (lambda msg: None)
@@ -165,6 +166,14 @@ def study(names: list[str], work: Path, embedder: Any = None, log: Any = None,
         data[name] = (queries, units, per_depth, n_chunks)
         log(f"[{name} @{chunk_tokens} tokens] {n_chunks} chunks, {len(queries)} dev questions "
             f"({sum(q.answerable for q in queries)} answerable), prepared in {time.perf_counter() - t:.1f} s")
+    return data
+
+
+def study(names: list[str], work: Path, embedder: Any = None, log: Any = None,
+          chunk_tokens: int = DEFAULT_CHUNK) -> dict[str, Any]:
+    """The whole grid on the dev halves of `names`, chunked at `chunk_tokens` (ingested under `work`)."""
+    log = log or (lambda msg: None)
+    data = collect(names, work, embedder, log, chunk_tokens)
     rows = []
     singles: dict[str, dict[str, dict[str, float]]] = {"dense": {}, "lexical": {}}
     for name, (queries, units, per_depth, _) in data.items():
@@ -224,9 +233,10 @@ def format_rows(res: dict[str, Any], top: int = 20, extra: tuple[str, ...] = ())
     return "\n".join(lines)
 
 
-# the default (first: the chunk-size summary compares it), the stop-18 default, the plain convex mix, two RRFs
-BASELINES = ("convex fixed a=0.4 entropy@5 N=50", "convex fixed a=0.5 gap@5 N=50", "convex fixed a=0.5 N=50",
-             "rrf k=5 w=1/1 N=50", "rrf k=60 w=1/1 N=50")
+# the default (first: the chunk-size summary compares it; chosen by fusion_loco's one-se procedure), the best
+# objective, stop 18's default, the plain convex mix, two RRFs
+BASELINES = ("convex fixed a=0.5 entropy@5 N=50", "convex fixed a=0.4 entropy@5 N=50", "convex fixed a=0.5 gap@5 N=50",
+             "convex fixed a=0.5 N=50", "rrf k=5 w=1/1 N=50", "rrf k=60 w=1/1 N=50")
 
 
 def format_chunk_summary(results: list[dict[str, Any]]) -> str:
