@@ -2,11 +2,13 @@
 entry point, `python -m localrag.app.bench.<name>` (also `localrag bench ...` and `make bench`):
 
 - ingest: ingestion throughput next to raw SentenceTransformer.encode, re-ingest cost, peak memory
-- corpora: the labelled corpora (sample, articles, Python docs prepared from python3-doc) and their question sets
+- corpora: the labelled corpora (sample, articles, Python docs and Python FAQ/HOWTOs prepared from python3-doc) and
+  their question sets
 - retrieval: ours beside txtai and LangChain on every labelled corpus (quality per split, latency ratios), the
   per-stage split of a query at 10k chunks
 - retrieval_quality: recall/MRR/nDCG of our search modes per corpus and split, the relevance floor
-- fusion_study: fusion settings over the dev halves of every corpus (how the default was chosen)
+- fusion_study: fusion settings and chunk sizes over the dev halves of every corpus (what the default is chosen from)
+- fusion_loco: leave-one-corpus-out on the dev halves: which way of choosing carries over to an unseen corpus
 - cache: the semantic answer cache on labeled question pairs (false hits, paraphrase hit rate)
 - answer: time to first token, tokens/s, per-stage latency of `ask`, cache hit vs miss, prompt lookup decoding
 - judges: the proxy and LLM judges against hand-labelled statements

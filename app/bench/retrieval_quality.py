@@ -92,8 +92,10 @@ SYSTEMS: dict[str, dict[str, Any]] = {
     "hybrid-rrf-k60": {"mode": "hybrid", "fusion": "rrf", "rrf_k": 60.0},
     "hybrid-convex": {"mode": "hybrid", "fusion": "convex"},  # the default: adaptive leg weights (Settings)
     "hybrid-convex-plain": {"mode": "hybrid", "fusion": "convex", "adaptive": "none"},  # fixed alpha weights
-    # earlier defaults, to compare on a test half (issue 14): stop 18's, and the plain 0.5 mix before issue 14
+    # other candidates for the default, to compare on a test half (issue 14): stop 18's, the best dev objective of
+    # the second pass, and the plain 0.5 mix before issue 14
     "hybrid-a0.5-gap5": {"mode": "hybrid", "fusion": "convex", "alpha": 0.5, "adaptive": "gap", "conf_top": 5},
+    "hybrid-a0.4-ent5": {"mode": "hybrid", "fusion": "convex", "alpha": 0.4, "adaptive": "entropy", "conf_top": 5},
     "hybrid-a0.5-plain": {"mode": "hybrid", "fusion": "convex", "alpha": 0.5, "adaptive": "none"},
 }
 
