@@ -189,6 +189,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 _VERSION_OF = select(CollectionRow.corpus_version).where(CollectionRow.id == bindparam("cid"))
+# what a search hit shows of each chunk, built once (SQLAlchemy caches its compiled form): the search's hydrate step
+_HIT_ROWS = (
+    select(ChunkRow.id, ChunkRow.text, DocumentRow.source, DocumentRow.kind, ChunkRow.page, ChunkRow.kg_uri,
+           ChunkRow.label, ChunkRow.section, DocumentRow.meta)
+    .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
+    .where(ChunkRow.id.in_(bindparam("ids", expanding=True)))
+)
 
 
 class StoreError(RuntimeError):
@@ -272,6 +279,15 @@ class Store:
         that an ingest by another process or Rag object is seen at once)."""
         with self.engine.connect() as conn:
             return int(conn.execute(_VERSION_OF, {"cid": collection_id}).scalar() or 0)
+
+    def hit_rows(self, ids: list[int]) -> list[tuple[Any, ...]]:
+        """(id, text, source, kind, page, kg_uri, label, section, document meta) of these chunks, in no particular
+        order; ids that are not stored are absent. One Core statement built once (no ORM session): every search
+        reads its hits with it."""
+        if not ids:
+            return []
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(_HIT_ROWS, {"ids": list(ids)})]
 
     def collection_stamp(self, collection_id: int) -> str:
         """Who this collection is, beyond its id: "<id>@<created>". Saved with its index files, so that files made

@@ -462,13 +462,7 @@ class Searcher:
     def _hydrate(self, ids: list[int]) -> list[Hit]:
         if not ids:
             return []
-        with self.store.session() as s:  # plain columns: no ORM objects, and the embedding blobs stay on disk
-            rows = s.execute(
-                select(ChunkRow.id, ChunkRow.text, DocumentRow.source, DocumentRow.kind, ChunkRow.page,
-                       ChunkRow.kg_uri, ChunkRow.label, ChunkRow.section, DocumentRow.meta)
-                .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
-                .where(ChunkRow.id.in_(ids))
-            ).all()
+        rows = self.store.hit_rows(ids)  # plain columns: no ORM objects, and the embedding blobs stay on disk
         by_id: dict[int, Hit] = {}
         for r in rows:
             # pages read by OCR are in the document's meta (ocr_pages "2,5"); a chunk never spans two pages

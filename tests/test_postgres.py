@@ -27,7 +27,7 @@ from localrag.ingest.job import IngestLocked, Status
 from tests.conftest import ROOT, SAMPLE
 
 TALL = "How tall is the Gannet Head lighthouse?"
-N_KILL_FILES = 10
+N_KILL_FILES = 40  # enough that the kill lands mid-run: with 10 the ingest sometimes finished first on a quiet machine
 TTL = """@prefix ex: <http://example.org/wren/> .
 @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
 ex:kittiwake a ex:Vessel ; rdfs:label "RV Kittiwake" ;
