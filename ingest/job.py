@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import socket
 import time
@@ -44,6 +45,22 @@ from localrag.ingest.loaders import detect_kind
 from localrag.ingest.worker import DEFAULT_LOADER, LoaderPool
 
 EMBED_BATCH_CHUNKS = 256  # chunks gathered across documents before one encode call
+# How this release turns a file into chunks. Raise it whenever a loader or the chunker changes what an unchanged file
+# becomes, so that documents ingested by an older release are read again on their next ingest instead of keeping
+# their old chunks. Stored in each document's meta ("reader_version"; absent = 1). History: 1 = up to stop 17;
+# 2 = Markdown chunks carry their full heading path and PDF chunks their outline section (stop 18).
+READER_VERSION = 2
+
+
+def reader_version(meta: str | None) -> int:
+    """The reader version a document was ingested with (its meta JSON; 1 when it predates the field)."""
+    if not meta:
+        return 1
+    try:
+        value = json.loads(meta).get("reader_version", 1)
+    except (ValueError, AttributeError):
+        return 1
+    return value if isinstance(value, int) else 1
 
 
 class Status(StrEnum):
@@ -408,7 +425,9 @@ class IngestJob:
         if existing is not None and existing.sha256 == sha:
             if existing.status == "duplicate":
                 return Outcome(src, Status.UNCHANGED, reason=f"unchanged; duplicate of {self._source_of(existing)}")
-            return Outcome(src, Status.UNCHANGED, chunks=existing.n_chunks)
+            if reader_version(existing.meta) >= READER_VERSION:
+                return Outcome(src, Status.UNCHANGED, chunks=existing.n_chunks)
+            # the file is unchanged but an older release chunked it: read it again (below, as a changed file)
         if sha in leaders or self._canonical_by_sha(sha, exclude_source=src) is not None:
             followers.append((f, sha, st.st_size, st.st_mtime))
             return None
@@ -447,8 +466,12 @@ class IngestJob:
             ).first()
             removed: list[int] = []
             status = Status.INGESTED
+            reason: str | None = None
             if doc is not None:
                 status = Status.UPDATED
+                if doc.sha256 == p.sha:
+                    reason = (f"re-read: the file is unchanged, but it was chunked by an older release (reader "
+                              f"version {reader_version(doc.meta)}, now {READER_VERSION})")
                 removed = self._detach_content(s, doc)
             else:
                 doc = DocumentRow(collection_id=self.coll.id, source=src)
@@ -457,7 +480,7 @@ class IngestJob:
             doc.sha256, doc.size, doc.mtime = p.sha, p.size, p.mtime
             doc.status, doc.duplicate_of = "ok", None
             doc.warnings = dumps(p.doc.warnings) if p.doc.warnings else None
-            doc.meta = dumps(p.doc.meta) if p.doc.meta else None
+            doc.meta = dumps({**(p.doc.meta or {}), "reader_version": READER_VERSION})
             doc.n_chunks = len(p.chunks)
             doc.ingested = utcnow()
             s.flush()
@@ -485,7 +508,8 @@ class IngestJob:
             self._bump(s)
         # committed: now the derived indexes (a crash here is repaired on the next open)
         self.indexes.apply(np.array(removed, dtype=np.int64), new_ids, vecs16.astype(np.float32))
-        return Outcome(src, status, chunks=len(p.chunks), warnings=list(p.doc.warnings), seconds=p.load_seconds)
+        return Outcome(src, status, chunks=len(p.chunks), reason=reason, warnings=list(p.doc.warnings),
+                       seconds=p.load_seconds)
 
     def _detach_content(self, s: Session, doc: DocumentRow) -> list[int]:
         """Take a document's old content away before it gets new content (or is removed).

@@ -218,6 +218,49 @@ def test_title_offset_needs_the_title_to_begin_a_line() -> None:
 
 
 # --- the citation string -------------------------------------------------------------------------------------------
+def test_files_chunked_by_an_older_release_are_read_again_once(tmp_path: Path, rag_factory) -> None:  # noqa: ANN001
+    """A data directory from before the section paths: its Markdown chunks carry only the top-level heading and its
+    documents no reader version. The next ingest re-reads those unchanged files (reported as updated, with why), the
+    chunks get their full paths and the indexes stay in step; the ingest after that finds them unchanged."""
+    from sqlalchemy import select, update
+
+    from localrag.index.store import ChunkRow, DocumentRow
+    from localrag.ingest.job import READER_VERSION, reader_version
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    filler = " ".join(f"Line {i} of the harbour notes tells of boats, nets and weather." for i in range(40))
+    (docs / "guide.md").write_text(
+        f"# Harbour Guide\n\n{filler}\n\n## Safety\n\n{filler}\n\n### Tides\n\n{filler} The spring tide at "
+        f"Skerry Point reaches 5.2 metres at high water. {filler}\n")
+    (docs / "notes.txt").write_text("The ferry to Gannet Head leaves at nine from the north quay. " * 5)
+    rag = rag_factory(tmp_path / "data")
+    rag.ingest([docs])
+    with rag.store.session() as s:  # what an older release left: no reader version, top-level sections only
+        assert {reader_version(m) for m in s.scalars(select(DocumentRow.meta))} == {READER_VERSION}
+        s.execute(update(DocumentRow).values(meta=None))
+        s.execute(update(ChunkRow).where(ChunkRow.section.is_not(None)).values(section="Harbour Guide"))
+        s.commit()
+    ids_before = set(rag.store.chunk_ids(rag.store.collection("default").id).tolist())
+
+    report = rag.ingest([docs])
+    by_name = {Path(o.source).name: o for o in report.outcomes}
+    assert {n: o.status.value for n, o in by_name.items()} == {"guide.md": "updated", "notes.txt": "updated"}
+    assert "re-read" in by_name["guide.md"].reason and f"now {READER_VERSION}" in by_name["guide.md"].reason
+    with rag.store.session() as s:
+        sections = set(s.scalars(select(ChunkRow.section)))
+        assert "Harbour Guide › Safety › Tides" in sections
+        assert {reader_version(m) for m in s.scalars(select(DocumentRow.meta))} == {READER_VERSION}
+    coll = rag.store.collection("default")
+    ids_after = set(rag.store.chunk_ids(coll.id).tolist())
+    assert ids_after and not ids_after & ids_before  # new chunks replaced the old ones
+    assert rag.status()["collections"][0]["index"]["in_step"]
+    assert rag.search("spring tide at Skerry Point", k=1)[0].section == "Harbour Guide › Safety › Tides"
+
+    again = rag.ingest([docs])
+    assert {o.status.value for o in again.outcomes} == {"unchanged"}
+
+
 def test_cite_location_is_one_format() -> None:
     assert cite_location("Guide › Safety › Tides", 4) == "Guide › Safety › Tides, p. 4"
     assert cite_location("Guide › Safety", None) == "Guide › Safety"
