@@ -174,7 +174,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=30000")  # first: the switch to WAL below may have to wait for another opener
     # readers never block the writer, and a killed writer rolls back. Switching a new database to WAL needs an
     # exclusive lock, and SQLite answers "database is locked" at once, without its busy handler, when several
-    # processes or threads open a new database together: wait and try again (about 1 in 40 such races, measured)
+    # processes or threads open a new database together: wait and try again (tests/test_postgres.py, first opens)
     for attempt in range(100):
         try:
             cur.execute("PRAGMA journal_mode=WAL")

@@ -77,20 +77,18 @@ def corpus_score(pq: dict[str, tuple]) -> float:
     return statistics.fmean(statistics.fmean(v) for v in pq.values())
 
 
+def means(per: dict[str, dict[str, tuple]], corpora: list[str]) -> dict[str, dict[str, float]]:
+    """Per corpus, each metric's mean over its questions: the shape fusion_study's objective and floor read."""
+    return {c: {x: statistics.fmean(v[i] for v in per[c].values()) for i, x in enumerate(fs.SCORED)}
+            for c in corpora}
+
+
 def objective(per: dict[str, dict[str, tuple]], corpora: list[str]) -> float:
-    return statistics.fmean(corpus_score(per[c]) for c in corpora)
+    return fs.objective(means(per, corpora))
 
 
 def floor(per: dict[str, dict[str, tuple]], singles: dict[str, Any], corpora: list[str]) -> float:
-    out = []
-    for i in range(len(fs.SCORED)):
-        margins = []
-        for c in corpora:
-            mean = statistics.fmean(v[i] for v in per[c].values())
-            best_leg = max(statistics.fmean(v[i] for v in singles[leg][c].values()) for leg in singles)
-            margins.append(mean - best_leg)
-        out.append(min(margins))
-    return statistics.fmean(out)
+    return fs.floor_margin(means(per, corpora), {leg: means(v, corpora) for leg, v in singles.items()})
 
 
 def simplicity(depth: int, cfg: fu.FusionConfig) -> tuple:
@@ -123,7 +121,8 @@ def choose(procedure: str, table: Table, configs: dict[str, Any], singles: dict[
     if procedure == "best-objective":
         return best
     if procedure == "best-floor":
-        return max(table, key=lambda lab: (floor(table[lab], singles, corpora), objs[lab]))
+        legs = {leg: means(v, corpora) for leg, v in singles.items()}  # once, not per configuration
+        return max(table, key=lambda lab: (fs.floor_margin(means(table[lab], corpora), legs), objs[lab]))
     if procedure == "one-se":
         within = [lab for lab in table
                   if objs[best] - objs[lab] <= paired_se(table[best], table[lab], corpora) + 1e-12]
