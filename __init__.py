@@ -27,9 +27,9 @@ _EXPORTS: dict[str, str] = {
     "Settings": "localrag.app.config",
     "ConfigError": "localrag.app.config",
     "load_settings": "localrag.app.config",
-    "Answer": "localrag.app.answer",
-    "Citation": "localrag.app.answer",
-    "Source": "localrag.app.answer",
+    "Answer": "localrag.app.answering",
+    "Citation": "localrag.app.answering",
+    "Source": "localrag.app.answering",
     "LLMError": "localrag.app.llm",
     "LLMUnavailable": "localrag.app.llm",
     "Hit": "localrag.retrieval.types",
@@ -50,7 +50,7 @@ __all__ = [  # noqa: RUF022 - grouped as in _EXPORTS
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from localrag.app.answer import Answer, Citation, Source
+    from localrag.app.answering import Answer, Citation, Source
     from localrag.app.config import ConfigError, Settings, load_settings
     from localrag.app.llm import LLMError, LLMUnavailable
     from localrag.app.rag import ModelMismatch, Rag, RagError

@@ -258,7 +258,7 @@ class Conversations:
 def sft_record(feedback: dict[str, Any]) -> dict[str, Any] | None:
     """One feedback row as a chat-format training example: the exact system and user messages the answering model
     was given (numbered, fenced sources and the question), and the rated answer as the assistant turn."""
-    from localrag.app.answer import Source, build_messages
+    from localrag.app.answering import Source, build_messages
 
     answer = (feedback.get("answer") or "").strip()
     if not answer:

@@ -32,7 +32,7 @@ from localrag.retrieval.search import Searcher, SearchError, SearchParams, Stale
 from localrag.retrieval.types import Filters, Hit, Neighbour, SearchResults
 
 if TYPE_CHECKING:
-    from localrag.app.answer import Answer, Restart
+    from localrag.app.answering import Answer, Restart
     from localrag.app.cache import SemanticCache
     from localrag.app.conversations import Conversations
     from localrag.app.llm import LlamaCppLLM, OpenAICompatLLM
@@ -423,7 +423,7 @@ class Rag:
 
     def rewrite_question(self, question: str, history: Sequence[dict[str, str]] | Sequence[tuple[str, str]]) -> str:
         """A follow-up rewritten into a standalone question from the chat history (see app.answer)."""
-        from localrag.app.answer import rewrite_question
+        from localrag.app.answering import rewrite_question
 
         return rewrite_question(self.llm, _as_messages(history), question)
 
@@ -494,8 +494,8 @@ class Rag:
         """Check the question and the collection, rewrite a follow-up into a standalone question (with `history`),
         and fix what the answer depends on: the cache scope (prompt version, retrieval and sampling parameters)
         and the model id. The clock starts here, after the embedding model is loaded."""
-        from localrag.app.answer import PROMPT_VERSION, rewrite_question
-        from localrag.app.extractive import EXTRACTIVE_MODEL_ID
+        from localrag.app.answering import PROMPT_VERSION, rewrite_question
+        from localrag.app.answering.extractive import EXTRACTIVE_MODEL_ID
         from localrag.app.llm import LLMError
 
         if not isinstance(question, str) or not question.strip():
@@ -534,7 +534,7 @@ class Rag:
 
     def _cached_answer(self, plan: AskPlan) -> Answer | None:
         """The cached answer to this question (or an equivalent one) in this scope, model and corpus version."""
-        from localrag.app.answer import Answer
+        from localrag.app.answering import Answer
 
         t = time.perf_counter()
         version = self.store.corpus_version(plan.collection_id)
@@ -560,7 +560,7 @@ class Rag:
 
     def _no_sources_answer(self, plan: AskPlan, res: SearchResults) -> Answer:
         """The abstention when no source is relevant enough (the model is not called)."""
-        from localrag.app.answer import IDK, Answer
+        from localrag.app.answering import IDK, Answer
 
         floor = self.settings.answer_min_relevance
         best = max((h.relevance for h in res), default=None)
@@ -577,7 +577,7 @@ class Rag:
         """Write the answer from the sources with the guardrails (app.answer.Answerer) in a context budget that
         leaves room for the instructions, the question, the answer and a retry's draft. Yields the text pieces
         and Restarts; returns the Answer (``final = yield from ...``)."""
-        from localrag.app.answer import Answer, Answerer
+        from localrag.app.answering import Answer, Answerer
         from localrag.app.llm import LLMError
 
         st = self.settings
@@ -606,7 +606,7 @@ class Rag:
         return self.embedder.token_counts([text])[0]
 
     def _extract(self, plan: AskPlan, sources: Sequence[Any]) -> Any:
-        from localrag.app.extractive import extract_answer
+        from localrag.app.answering.extractive import extract_answer
 
         return extract_answer(plan.standalone, sources, self.embedder)
 
@@ -614,14 +614,14 @@ class Rag:
         """The extractive answer (app.extractive): the same numbered sources as for the LLM (its context budget,
         counted with the embedder's tokenizer), the best supporting sentence(s) quoted and cited, or 'I don't
         know'. The LLM is not loaded."""
-        from localrag.app.answer import IDK, assemble_context
-        from localrag.app.extractive import EXTRACTIVE_MODEL_ID, to_answer
+        from localrag.app.answering import IDK, assemble_context
+        from localrag.app.answering.extractive import EXTRACTIVE_MODEL_ID, to_answer
 
         t = time.perf_counter()
         sources, notes = assemble_context(relevant, self._count_tokens_cheap, self.settings.answer_context_tokens)
         t_assemble = time.perf_counter() - t
         if not sources:
-            from localrag.app.answer import Answer
+            from localrag.app.answering import Answer
 
             return Answer(question=plan.standalone, text=IDK, abstained=True, model_id=EXTRACTIVE_MODEL_ID,
                           abstain_reason="no source fits the context budget", warnings=notes, mode="extractive",
@@ -636,8 +636,8 @@ class Rag:
         """Auto mode: a generated answer that abstained because its drafts failed a hard guardrail (or the model
         said it does not know) is replaced by the extractive answer over the same sources, when that one does not
         abstain; streamed after a `Restart` so that the rejected draft is discarded. Returns the Answer."""
-        from localrag.app.answer import Restart
-        from localrag.app.extractive import to_answer
+        from localrag.app.answering import Restart
+        from localrag.app.answering.extractive import to_answer
 
         rejected = final.abstained and final.sources and (
             (final.abstain_reason or "").startswith("guardrails:") or final.abstain_reason == MODEL_IDK)
@@ -729,7 +729,7 @@ MODEL_IDK = "the model found no answer in the sources"  # Answerer's abstain_rea
 def _standalone_without_llm(history: list[dict[str, str]], question: str) -> str:
     """A follow-up made standalone without a model (extractive mode): the previous question plus this one when
     this one points back into the conversation (what rewrite_question falls back to)."""
-    from localrag.app.answer import _FOLLOW_UP
+    from localrag.app.answering.prompt import _FOLLOW_UP
 
     users = [m["content"] for m in history if m.get("role") == "user" and m.get("content", "").strip()]
     return f"{users[-1]} {question}" if users and _FOLLOW_UP.search(question) else question

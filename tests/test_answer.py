@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from localrag.app.answer import (
+from localrag.app.answering import (
     IDK,
     Answer,
     Answerer,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from localrag.app.answer import Answer, Restart
+from localrag.app.answering import Answer, Restart
 from localrag.app.cli import app
 from localrag.app.config import Settings
 from localrag.app.llm import Completion, StreamResult

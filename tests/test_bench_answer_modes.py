@@ -4,7 +4,7 @@ reference's key facts; an abstention or a quote that is not in its chunk never i
 
 from __future__ import annotations
 
-from localrag.app.answer import Answer, Citation, Source
+from localrag.app.answering import Answer, Citation, Source
 from localrag.app.bench.answer_modes import grade, summarize
 
 HISTORY = "Gannet Head Lighthouse was designed by Elias Thornbury and first lit on 14 October 1867."

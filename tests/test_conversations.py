@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from localrag.app.answer import SYSTEM_PROMPT, Answer, Citation, Source
+from localrag.app.answering import SYSTEM_PROMPT, Answer, Citation, Source
 from localrag.app.conversations import ConversationError, Conversations
 from localrag.index.store import Store
 
@@ -167,7 +167,7 @@ def test_cli_export_sft(tmp_path):
 
 
 def test_ui_command_line():
-    from localrag.app.cli_ui import app_script, streamlit_command
+    from localrag.app.cli.ui import app_script, streamlit_command
 
     cmd = streamlit_command("127.0.0.1", 8600, 200)
     assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]) == app_script() and app_script().is_file()

@@ -1,4 +1,4 @@
-"""Extractive answers (localrag.app.extractive) on hand-made sources, with the real packaged MiniLM embedder: the
+"""Extractive answers (app.answering.extractive) on hand-made sources, with the real packaged MiniLM embedder: the
 sentence that holds the answer is chosen and cited with its source's number, quotes are verbatim pieces of the
 source, and an unrelated question abstains."""
 
@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from localrag.app.answer import IDK, REMOVED_MARK, Source, is_idk, parse_citations
-from localrag.app.extractive import (
+from localrag.app.answering import IDK, REMOVED_MARK, Source, is_idk, parse_citations
+from localrag.app.answering.extractive import (
     ExtractiveParams,
     candidate_sentences,
     extract_answer,

@@ -1,9 +1,9 @@
-"""Quote highlighting (localrag.app.highlight): the words a citing sentence shares with its quote, read with the same
+"""Quote highlighting (app.answering.highlight): the words a citing sentence shares with its quote, read with the same
 tokenizer, stopwords and marker rules as the support checks."""
 
 from __future__ import annotations
 
-from localrag.app.highlight import citing_words, quote_pieces
+from localrag.app.answering.highlight import citing_words, quote_pieces
 
 
 def _bold(pieces: list[tuple[str, bool]]) -> list[str]:

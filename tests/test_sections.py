@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from localrag.app.answer import Answer, Citation, Source
+from localrag.app.answering import Answer, Citation, Source
 from localrag.app.cli import app
 from localrag.ingest.chunker import chunk_units
 from localrag.ingest.document import Unit

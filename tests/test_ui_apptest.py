@@ -111,7 +111,7 @@ def asked(ui_rag):
 
 
 def test_chat_streams_an_answer_with_citations(asked):
-    from localrag.app.highlight import citing_words
+    from localrag.app.answering.highlight import citing_words
     from localrag.index.text import content_words
     from localrag.ui.common import code, md_escape
 

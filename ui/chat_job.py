@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localrag import Answer, Rag
-from localrag.app.answer import Restart
+from localrag.app.answering import Restart
 
 __all__ = ["AnswerJob", "STOPPED_NOTE"]
 

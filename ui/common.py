@@ -89,7 +89,7 @@ def code(text: str | None) -> str:
 
 
 def highlight(pieces: Iterable[tuple[str, bool]]) -> str:
-    """Escaped Markdown of a quote's pieces (localrag.app.highlight.quote_pieces), the flagged words in bold."""
+    """Escaped Markdown of a quote's pieces (app.answering.highlight.quote_pieces), the flagged words in bold."""
     return "".join(f"**{md_escape(text)}**" if bold else md_escape(text) for text, bold in pieces)
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import streamlit as st
 
 from localrag import Rag
-from localrag.app.answer import cite_location
-from localrag.app.highlight import quote_pieces
+from localrag.app.answering import cite_location
+from localrag.app.answering.highlight import quote_pieces
 from localrag.ui import common
 from localrag.ui.chat_job import STOPPED_NOTE, AnswerJob
 

@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from localrag import Rag
-from localrag.app.answer import cite_location
+from localrag.app.answering import cite_location
 from localrag.ui import common
 
 RESULT = "search_result"

@@ -126,7 +126,7 @@ def run(n_questions: int = 12, threads: int | None = 2, lookup_tokens: int = 10)
 
     # 3. prompt lookup decoding vs plain, greedy, on the answer prompts of section 1
     log(f"prompt lookup decoding ({lookup_tokens} draft tokens) vs plain ...")
-    from localrag.app.answer import build_messages
+    from localrag.app.answering import build_messages
 
     prompts = [build_messages(a.question, a.sources) for a in answers if a.sources]
     plain_llm = llm

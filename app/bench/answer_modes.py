@@ -1,4 +1,4 @@
-"""Answer modes side by side on a QA set with a fixed dev/test split: extractive (localrag.app.extractive) and
+"""Answer modes side by side on a QA set with a fixed dev/test split: extractive (localrag.app.answering.extractive) and
 generative (`Rag.ask`, the bundled LLM, cache off).
 
     python -m localrag.app.bench.answer_modes --set data/eval/qa.jsonl --corpus data/sample --split dev \
@@ -45,8 +45,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see app/cli.py
 
-from localrag.app.answer import Answer, assemble_context  # noqa: E402
-from localrag.app.extractive import (  # noqa: E402
+from localrag.app.answering import Answer, assemble_context  # noqa: E402
+from localrag.app.answering.extractive import (  # noqa: E402
     ExtractiveParams,
     ExtractiveResult,
     extract_answer,

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from localrag.app.answering.extractive import ExtractiveParams, extract_answer
 from localrag.app.bench.answer_modes import _Ctx, key_fact_recall, load_set, log
-from localrag.app.extractive import ExtractiveParams, extract_answer
 from localrag.app.llm.gguf import default_gguf
 
 PROMPT = ("Question: {q}\n\nSentences:\n{lines}\n\nWhich sentence answers the question? Reply with its number only, "

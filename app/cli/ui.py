@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from localrag.app.commands.common import err, fail, open_rag, out, settings, state
+from localrag.app.cli.common import err, fail, open_rag, out, settings, state
 
 __all__ = ["register", "streamlit_command"]
 

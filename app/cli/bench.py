@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from localrag.app.commands.common import JsonOpt
+from localrag.app.cli.common import JsonOpt
 
 __all__ = ["bench_app", "register"]
 

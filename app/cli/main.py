@@ -1,6 +1,6 @@
 """`localrag` command line: ingest, sync, remove, status, search, ask, chat, cache, llm, eval, demo, bench.
 
-This module builds the Typer app and holds the entry point; the commands live in app/commands/, one module per
+This module builds the Typer app and holds the entry point; the commands live beside it in app/cli/, one module per
 group, each adding its commands with `register(app)`.
 
 Exit codes: 0 success, 1 some files failed (or a runtime problem), 2 usage or configuration errors, 3 `ask`
@@ -22,9 +22,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # times slower as soon as another busy process shares the cores (measured: eval/scoring.py notes, BENCHMARKS.md)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from localrag.app import cli_ui  # noqa: E402 - after the environment
-from localrag.app.commands import asking, bench, evaluation, library, llm  # noqa: E402 - after the environment
-from localrag.app.commands.common import err, state  # noqa: E402
+from localrag.app.cli import asking, bench, evaluation, library, llm  # noqa: E402 - after the environment
+from localrag.app.cli import ui as cli_ui  # noqa: E402 - after the environment
+from localrag.app.cli.common import err, state  # noqa: E402
 
 __all__ = ["app", "main"]
 
@@ -57,7 +57,7 @@ bench.register(app)  # bench ...
 asking.register(app)  # ask, chat, cache ...
 llm.register(app)  # llm serve, llm info
 evaluation.register(app)  # eval
-cli_ui.register(app)  # ui, export sft (app/cli_ui.py)
+cli_ui.register(app)  # ui, export sft (app/cli/ui.py)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from localrag.app.commands.common import CollectionOpt, JsonOpt, err, fail, open_rag, out, short_uri
+from localrag.app.cli.common import CollectionOpt, JsonOpt, err, fail, open_rag, out, short_uri
 
 __all__ = ["cache_app", "register"]
 
@@ -91,7 +91,7 @@ def _print_answer_tail(ans: Any, streamed: bool) -> None:
 
 
 def _answer(rag: Any, question: str, collection: str, as_json: bool, stream: bool, kw: dict[str, Any]) -> Any:
-    from localrag.app.answer import Answer, Restart
+    from localrag.app.answering import Answer, Restart
     from localrag.app.rag import RagError
 
     try:

@@ -46,7 +46,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from localrag.app.answer import REMOVED_MARK, Answer, Citation, Source
+from localrag.app.answering import REMOVED_MARK, Answer, Citation, Source
 from localrag.eval.answer_format import IDK
 from localrag.index.text import content_words, numbers, sentence_spans, stem
 

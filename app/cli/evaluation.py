@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from localrag.app.commands.common import CollectionOpt, JsonOpt, err, fail, open_rag, out
+from localrag.app.cli.common import CollectionOpt, JsonOpt, err, fail, open_rag, out
 
 __all__ = ["register"]
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from localrag.app.commands.common import JsonOpt, err, fail, out, settings
+from localrag.app.cli.common import JsonOpt, err, fail, out, settings
 
 __all__ = ["llm_app", "register"]
 

@@ -1,0 +1,68 @@
+"""What an ask returns: the Answer (text, citations, sources, why it abstained, timings) and the Restart event."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from localrag.app.answering.citations import Citation
+from localrag.app.answering.prompt import PROMPT_VERSION
+from localrag.app.answering.sources import Source
+
+
+# --- the answer ------------------------------------------------------------------------------------------------
+@dataclass
+class Restart:
+    """Streamed when a draft failed a guardrail and the model writes again: discard the text streamed so far."""
+
+    attempt: int
+    reason: str
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    abstained: bool = False
+    abstain_reason: str | None = None  # "no relevant sources", "guardrails: ...", "model"
+    cached: bool = False
+    model_id: str = ""
+    collection: str = "default"
+    corpus_version: int = 0
+    prompt_version: str = PROMPT_VERSION
+    standalone_question: str | None = None  # the follow-up rewritten for retrieval (chat)
+    sources: list[Source] = field(default_factory=list)
+    invalid_citations: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    guardrails: list[dict[str, Any]] = field(default_factory=list)  # {attempt, name, severity, message}
+    attempts: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    tokens: dict[str, int | None] = field(default_factory=dict)  # prompt, completion (summed over attempts)
+    attributed: bool = False  # citations were added by localrag, not written by the model
+    cache: dict[str, Any] | None = None  # on a cache hit: kind, similarity, matched_question, age_s
+    scores: dict[str, Any] | None = None
+    # what wrote the text: "generative" (the LLM), "extractive" (sentences quoted from the sources, no LLM), or
+    # in auto mode "auto:generative" / "auto:extractive" (the LLM's drafts were rejected, the sources quoted
+    # instead), and "auto" when it abstained before either ran (no relevant source)
+    mode: str = "generative"
+
+    def to_dict(self) -> dict[str, Any]:
+        """As plain data (--json, the UI, the answer cache). Sources also get `name` (the file name) and sources and
+        citations `location`, the citation text "Guide › Safety › Tides, p. 4" (or the node URI); both are derived,
+        and `from_dict` ignores them."""
+        d = asdict(self)
+        for s, source in zip(d["sources"], self.sources, strict=True):
+            s["name"] = s["source"].rsplit("/", 1)[-1]
+            s["location"] = source.location
+        for c, citation in zip(d["citations"], self.citations, strict=True):
+            c["location"] = citation.location
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Answer:
+        d = dict(d)
+        derived = ("name", "location")
+        d["citations"] = [Citation(**{k: v for k, v in c.items() if k not in derived}) for c in d.get("citations", [])]
+        d["sources"] = [Source(**{k: v for k, v in s.items() if k not in derived}) for s in d.get("sources", [])]
+        return cls(**d)

@@ -1,0 +1,131 @@
+"""Inline [n] citations: read from a draft, checked against the sources, quoted, or added after the fact."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from localrag.app.answering.sources import REMOVED_MARK, Source
+from localrag.eval.answer_format import MARKER, marker_numbers
+from localrag.index.text import content_words, numbers, sentence_spans, split_sentences
+from localrag.retrieval.types import cite_location
+
+
+# --- citations -------------------------------------------------------------------------------------------------
+@dataclass
+class Citation:
+    n: int
+    chunk_id: int
+    source: str
+    page: int | None
+    kg_uri: str | None
+    quote: str  # the source sentence that best supports the sentence citing it
+    section: str | None = None  # heading path of the cited chunk, "Guide › Safety › Tides"
+    ocr: bool = False  # the cited text was read by OCR from a page image
+
+    @classmethod
+    def of(cls, s: Source, quote: str) -> Citation:
+        """A citation of source `s` with `quote`."""
+        return cls(n=s.n, chunk_id=s.chunk_id, source=s.source, page=s.page, kg_uri=s.kg_uri, quote=quote,
+                   section=s.section, ocr=s.ocr)
+
+    @property
+    def location(self) -> str:
+        """"Guide › Safety › Tides, p. 4" (retrieval.types.cite_location), else the node URI."""
+        return cite_location(self.section, self.page, self.ocr) or self.kg_uri or ""
+
+
+def parse_citations(text: str, k: int) -> tuple[str, list[tuple[int, int]], list[str]]:
+    """Find [n], [n, m], [n-m] markers. Markers naming numbers outside 1..k are removed (or trimmed to their valid
+    numbers). Returns the cleaned text, (n, character offset) of each valid citation, and the invalid markers."""
+    invalid: list[str] = []
+    found: list[tuple[int, int]] = []
+    out: list[str] = []
+    pos = 0
+    for m in MARKER.finditer(text):
+        nums = marker_numbers(m.group(1))
+        good = [n for n in dict.fromkeys(nums) if 1 <= n <= k]
+        if len(good) != len(nums):
+            invalid.append(m.group(0))
+        out.append(text[pos:m.start()])
+        if good:
+            start = sum(len(p) for p in out)
+            found.extend((n, start) for n in good)
+            out.append("[" + ", ".join(map(str, good)) + "]")
+        else:  # drop the marker and the space before it
+            if out and out[-1].endswith(" "):
+                out[-1] = out[-1].rstrip(" ")
+        pos = m.end()
+    out.append(text[pos:])
+    return "".join(out), found, invalid
+
+
+def _content_words(text: str) -> set[str]:
+    return set(content_words(text))
+
+
+def best_quote(claim: str, source_text: str, max_chars: int = 300) -> str:
+    """The source sentence sharing the most content words with the claim (lexical: cheap, explainable)."""
+    words = _content_words(claim)
+    best, best_score = "", -1.0
+    for sent in split_sentences(source_text):
+        if sent == REMOVED_MARK:
+            continue
+        sw = _content_words(sent)
+        score = len(words & sw) / (len(words) or 1) + 1e-3 * min(len(sw), 20)
+        if score > best_score:
+            best, best_score = sent, score
+    return best if len(best) <= max_chars else best[: max_chars - 1].rstrip() + "…"
+
+
+def _sentence_around(text: str, offset: int) -> str:
+    """The sentence that `offset` (a citation marker) is in, up to the marker."""
+    start = max((a for a, _ in sentence_spans(text) if a <= offset), default=0)
+    return text[start:offset].strip()
+
+
+def make_citations(text: str, found: list[tuple[int, int]], sources: Sequence[Source]) -> list[Citation]:
+    by_n = {s.n: s for s in sources}
+    cites: dict[int, Citation] = {}
+    for n, offset in found:
+        if n in cites:
+            continue
+        s = by_n[n]
+        claim = _sentence_around(text, offset) or text
+        cites[n] = Citation.of(s, best_quote(claim, s.text))
+    return [cites[n] for n in sorted(cites)]
+
+
+def attribute(text: str, sources: Sequence[Source], min_recall: float = 0.5) -> str | None:
+    """Post-hoc citations for an answer whose model wrote none: each sentence gets the source that contains the
+    largest share of its content words among the sources that contain all of its numbers. None when a sentence
+    with content has no such source containing at least `min_recall` of its words (the sentence is then
+    unsupported, and the answer must not pass as cited)."""
+    words_by_n = {s.n: _content_words(s.text) for s in sources}
+    nums_by_n = {s.n: numbers(s.text, spelled=True) for s in sources}
+    out: list[str] = []
+    pos = 0
+    any_cited = False
+    for a, b in sentence_spans(text):
+        out.append(text[pos:a])
+        pos = b
+        sentence = text[a:b]
+        said = _content_words(sentence)
+        if len(said) < 2:
+            out.append(sentence)
+            continue
+        best_n, best = 0, 0.0
+        nums = numbers(sentence)
+        for n, sw in words_by_n.items():
+            if not nums <= nums_by_n[n]:
+                continue  # a source that lacks a number the sentence states does not support it
+            r = len(said & sw) / len(said)
+            if r > best:
+                best_n, best = n, r
+        if best < min_recall:
+            return None
+        end = len(sentence) - len(sentence.rstrip(".!?"))
+        out.append(f"{sentence[:len(sentence) - end]} [{best_n}]{sentence[len(sentence) - end:]}")
+        any_cited = True
+    out.append(text[pos:])
+    return "".join(out).strip() if any_cited else None
