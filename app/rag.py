@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from localrag.app.answering import Answer
+from localrag.app.ask import AskEvent, AskOptions, answer_events, as_messages
 from localrag.app.config import Settings, load_settings
 from localrag.index.embedder import Embedder, resolve_model
 from localrag.index.indexes import CollectionIndexes, VectorSettings
@@ -32,7 +32,6 @@ from localrag.retrieval.search import Searcher, SearchError, SearchParams, Stale
 from localrag.retrieval.types import Filters, Hit, Neighbour, SearchResults
 
 if TYPE_CHECKING:
-    from localrag.app.answering import Answer, Restart
     from localrag.app.cache import SemanticCache
     from localrag.app.conversations import Conversations
     from localrag.app.llm import LlamaCppLLM, OpenAICompatLLM
@@ -51,32 +50,6 @@ class RagError(RuntimeError):
 
 class ModelMismatch(RagError):
     pass
-
-
-@dataclass
-class AskPlan:
-    """One question on its way through `Rag._ask`: what was asked, what is searched, and what the answer depends on
-    (the cache scope). Filled by `_plan_ask`; the later stages read it and add their timings."""
-
-    question: str
-    collection: str
-    collection_id: int
-    k: int
-    standalone: str  # the question as searched (a follow-up rewritten from the history)
-    t_start: float
-    search: dict[str, Any] = field(default_factory=dict)  # mode, filters, rerank, expand for Rag.search
-    use_cache: bool = False
-    max_tokens: int = 0
-    sampling: dict[str, Any] = field(default_factory=dict)
-    scope: str = ""  # the cache key's scope: prompt version, retrieval and sampling parameters (JSON)
-    model_id: str = ""
-    answer_mode: str = "generative"  # generative | extractive | auto (Settings.answer_mode)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def rewritten(self) -> str | None:
-        """The standalone question when it differs from the one asked (a rewritten follow-up), else None."""
-        return self.standalone if self.standalone != self.question.strip() else None
 
 
 class Rag:
@@ -381,7 +354,7 @@ class Rag:
         """Use this LLM object (anything following app.llm.LLM) instead of the configured one."""
         self._llm = llm
 
-    def _llm_model_id(self) -> str:
+    def llm_model_id(self) -> str:
         """The model id without loading the model where possible (a cache hit should not cost a model load)."""
         if self._llm is not None:
             return self._llm.model_id
@@ -422,263 +395,54 @@ class Rag:
         return self.cache.clear(coll_id)
 
     def rewrite_question(self, question: str, history: Sequence[dict[str, str]] | Sequence[tuple[str, str]]) -> str:
-        """A follow-up rewritten into a standalone question from the chat history (see app.answer)."""
+        """A follow-up rewritten into a standalone question from the chat history (see app.answering.prompt)."""
         from localrag.app.answering import rewrite_question
 
-        return rewrite_question(self.llm, _as_messages(history), question)
+        return rewrite_question(self.llm, as_messages(history), question)
 
     def ask(self, question: str, collection: str = "default", **kw: Any) -> Answer:
         """Answer a question from a collection's documents, with numbered citations; 'I don't know' when the
         sources do not support an answer. Keyword arguments as for `ask_stream`."""
         final = None
-        for event in self._ask(question, collection, stream=False, **kw):
+        for event in self._answer_events(question, collection, stream=False, **kw):
             final = event
-        assert final is not None
-        return final  # type: ignore[return-value]
+        assert isinstance(final, Answer)
+        return final
 
-    def ask_stream(self, question: str, collection: str = "default", **kw: Any) -> Iterator[str | Restart | Answer]:
+    def ask_stream(self, question: str, collection: str = "default", **kw: Any) -> Iterator[AskEvent]:
         """Like `ask`, streaming: yields text pieces as the model writes them, a `Restart` when a draft failed a
         guardrail and is being rewritten (discard what was shown), and the final `Answer` last.
 
-        Keyword arguments: answer_mode ("generative" | "extractive" | "auto"; None = the answer_mode setting;
-        extractive never loads the LLM, auto falls back to the extractive answer when the drafts fail a hard
-        guardrail, after a `Restart`), k, mode, filters, rerank, expand (as for search; `mode` is the search mode),
-        history (earlier turns, as [{"role": "user"|"assistant", "content": ...}] or [(question, answer)]), cache
-        (False: bypass it), temperature, top_p, max_tokens, stop (sampling overrides)."""
-        return self._ask(question, collection, stream=True, **kw)
+        Keyword arguments (app.ask.AskOptions.build): answer_mode ("generative" | "extractive" | "auto"; None = the
+        answer_mode setting; extractive never loads the LLM, auto falls back to the extractive answer when the
+        drafts fail a hard guardrail, after a `Restart`), k, mode, filters, rerank, expand (as for search; `mode` is
+        the search mode), history (earlier turns, as [{"role": "user"|"assistant", "content": ...}] or
+        [(question, answer)]), cache (False: bypass it), temperature, top_p, max_tokens, stop (sampling
+        overrides)."""
+        return self._answer_events(question, collection, stream=True, **kw)
 
-    def _ask(
-        self, question: str, collection: str, *, stream: bool, k: int | None = None, mode: str | None = None,
-        filters: Filters | dict[str, Any] | None = None, rerank: bool | None = None, expand: bool = False,
-        history: Sequence[Any] | None = None, cache: bool | None = None, temperature: float | None = None,
-        top_p: float | None = None, max_tokens: int | None = None, stop: Sequence[str] | None = None,
-        answer_mode: str | None = None,
-    ) -> Iterator[Any]:
-        """The answering pipeline, one named stage each: plan (check, rewrite a follow-up, cache scope) -> cache
-        lookup -> retrieve -> (abstain without relevant sources) -> generate with guardrails -> provenance ->
-        score -> store in the cache. Yields what `ask_stream` documents; the final Answer last."""
-        plan = self._plan_ask(question, collection, k=k, mode=mode, filters=filters, rerank=rerank, expand=expand,
-                              history=history, cache=cache, temperature=temperature, top_p=top_p,
-                              max_tokens=max_tokens, stop=stop, answer_mode=answer_mode)
-        cached = self._cached_answer(plan) if plan.use_cache else None
-        if cached is not None:
-            yield from _emit(cached, stream)
-            return
-        res, relevant = self._retrieve_sources(plan)
-        if not relevant:
-            yield from _emit(self._no_sources_answer(plan, res), stream)
-            return
-        if plan.answer_mode == "extractive":
-            final = self._extractive_answer(plan, relevant)
-            if stream:
-                yield final.text
-        else:
-            final = yield from self._generate_answer(plan, relevant, stream)
-            if plan.answer_mode == "auto":
-                final = yield from self._auto_fallback(plan, final, stream)
-        self._add_provenance(plan, final, res)
-        self._score_stage(plan, final)
-        final.timings = {**plan.timings, **final.timings, "total": time.perf_counter() - plan.t_start}
-        if plan.use_cache and not final.abstained:
-            self._store_answer(plan, final, res)
-        yield final
-
-    # --- the stages of _ask, in order ----------------------------------------------------------------------
-    def _plan_ask(
-        self, question: str, collection: str = "default", *, k: int | None = None, mode: str | None = None,
-        filters: Filters | dict[str, Any] | None = None, rerank: bool | None = None, expand: bool = False,
-        history: Sequence[Any] | None = None, cache: bool | None = None, temperature: float | None = None,
-        top_p: float | None = None, max_tokens: int | None = None, stop: Sequence[str] | None = None,
-        answer_mode: str | None = None,
-    ) -> AskPlan:
-        """Check the question and the collection, rewrite a follow-up into a standalone question (with `history`),
-        and fix what the answer depends on: the cache scope (prompt version, retrieval and sampling parameters)
-        and the model id. The clock starts here, after the embedding model is loaded."""
-        from localrag.app.answering import PROMPT_VERSION, rewrite_question
-        from localrag.app.answering.extractive import EXTRACTIVE_MODEL_ID
-        from localrag.app.llm import LLMError
-
+    def ask_options(self, question: str, collection: str = "default", **kw: Any) -> AskOptions:
+        """The checked options of one ask (app.ask.AskOptions), as `ask` builds them."""
         if not isinstance(question, str) or not question.strip():
             raise RagError("empty question: type a question")
-        st = self.settings
         coll = self._collection(collection, create=False)
-        _ = self.embedder.model  # loaded before the clock starts: timings measure answering, not model loading
-        answer_mode = answer_mode or st.answer_mode
-        if answer_mode not in ANSWER_MODES:
-            raise RagError(f"unknown answer mode {answer_mode!r}: use one of {', '.join(ANSWER_MODES)}")
-        plan = AskPlan(question=question, collection=collection, collection_id=coll.id, k=k or st.answer_k,
-                       standalone=question.strip(), t_start=time.perf_counter(),
-                       search={"mode": mode, "filters": filters, "rerank": rerank, "expand": expand},
-                       answer_mode=answer_mode)
         try:
-            if history and answer_mode == "extractive":  # no LLM: the previous question gives the context
-                plan.standalone = _standalone_without_llm(_as_messages(history), plan.standalone)
-            elif history:
-                t = time.perf_counter()
-                plan.standalone = rewrite_question(self.llm, _as_messages(history), plan.standalone)
-                plan.timings["rewrite"] = time.perf_counter() - t
-            plan.use_cache = st.cache_enabled if cache is None else cache
-            plan.max_tokens = max_tokens or st.answer_max_tokens
-            plan.sampling = {"temperature": temperature, "top_p": top_p, "max_tokens": plan.max_tokens,
-                             "stop": list(stop) if stop else None}
-            plan.scope = json.dumps({"prompt": PROMPT_VERSION, "answer_mode": answer_mode, "k": plan.k,
-                                     "mode": mode or st.search_mode,
-                                     "filters": Filters.coerce(filters).__dict__, "expand": expand, "rerank": rerank,
-                                     "floor": st.answer_min_relevance, "sampling": plan.sampling}, sort_keys=True)
-            plan.model_id = EXTRACTIVE_MODEL_ID if answer_mode == "extractive" else self._llm_model_id()
-        except LLMError as exc:
+            return AskOptions.build(self.settings, question, collection, coll.id, **kw)
+        except ValueError as exc:
             raise RagError(str(exc)) from None
-        except (ValueError, TypeError) as exc:
-            raise RagError(str(exc)) from None
-        return plan
 
-    def _cached_answer(self, plan: AskPlan) -> Answer | None:
-        """The cached answer to this question (or an equivalent one) in this scope, model and corpus version."""
-        from localrag.app.answering import Answer
-
-        t = time.perf_counter()
-        version = self.store.corpus_version(plan.collection_id)
-        hit = self.cache.lookup(plan.collection_id, version, plan.model_id, plan.scope, plan.standalone)
-        plan.timings["cache"] = time.perf_counter() - t
-        if hit is None:
-            return None
-        ans = Answer.from_dict(hit.payload)
-        ans.question, ans.cached = plan.question, True
-        ans.cache = {"kind": hit.kind, "similarity": round(hit.similarity, 4),
-                     "matched_question": hit.matched_question, "age_s": round(hit.age_s, 1)}
-        ans.timings = {**plan.timings, "total": time.perf_counter() - plan.t_start}
-        ans.tokens = {"prompt": 0, "completion": 0}
-        return ans
-
-    def _retrieve_sources(self, plan: AskPlan) -> tuple[SearchResults, list[Hit]]:
-        """Search for the standalone question; the hits at or above answer_min_relevance are the candidate
-        sources."""
-        res = self.search(plan.standalone, k=plan.k, collection=plan.collection, **plan.search)
-        plan.timings["retrieve"] = res.timings.get("total", 0.0)
-        relevant = [h for h in res if h.relevance >= self.settings.answer_min_relevance]
-        return res, relevant
-
-    def _no_sources_answer(self, plan: AskPlan, res: SearchResults) -> Answer:
-        """The abstention when no source is relevant enough (the model is not called)."""
-        from localrag.app.answering import IDK, Answer
-
-        floor = self.settings.answer_min_relevance
-        best = max((h.relevance for h in res), default=None)
-        why = ("the collection has no matching chunks" if best is None else
-               f"no source is relevant enough (best relevance {best:.2f} < answer_min_relevance {floor:.2f})")
-        ans = Answer(question=plan.question, text=IDK, abstained=True, abstain_reason=why, model_id=plan.model_id,
-                     collection=plan.collection, corpus_version=res.corpus_version, warnings=list(res.notes),
-                     standalone_question=plan.rewritten, tokens={"prompt": 0, "completion": 0},
-                     mode=plan.answer_mode)
-        ans.timings = {**plan.timings, "total": time.perf_counter() - plan.t_start}
-        return ans
-
-    def _generate_answer(self, plan: AskPlan, relevant: list[Hit], stream: bool) -> Iterator[Any]:
-        """Write the answer from the sources with the guardrails (app.answer.Answerer) in a context budget that
-        leaves room for the instructions, the question, the answer and a retry's draft. Yields the text pieces
-        and Restarts; returns the Answer (``final = yield from ...``)."""
-        from localrag.app.answering import Answer, Answerer
+    def _answer_events(self, question: str, collection: str, *, stream: bool, **kw: Any) -> Iterator[AskEvent]:
         from localrag.app.llm import LLMError
 
-        st = self.settings
-        final: Answer | None = None
+        opts = self.ask_options(question, collection, **kw)
+        _ = self.embedder.model  # loaded before the clock starts: timings measure answering, not model loading
         try:
-            llm = self.llm
-            budget = st.answer_context_tokens
-            n_ctx = getattr(llm, "n_ctx", None)
-            if n_ctx:
-                budget = max(64, min(budget, n_ctx - 2 * plan.max_tokens - 400))
-            answerer = Answerer(llm, retries=st.answer_retries, context_tokens=budget, sampling=plan.sampling,
-                                max_tokens=plan.max_tokens)
-            for event in answerer.run(plan.standalone, relevant, stream=stream):
-                if isinstance(event, Answer):
-                    final = event
-                else:
-                    yield event
+            yield from answer_events(self, opts, stream=stream)
         except LLMError as exc:
             raise RagError(str(exc)) from None
-        assert final is not None
-        final.mode = "auto:generative" if plan.answer_mode == "auto" else "generative"
-        return final
 
-    def _count_tokens_cheap(self, text: str) -> int:
-        """Token counts for the source budget when no LLM is loaded: the embedder's tokenizer (already loaded)."""
-        return self.embedder.token_counts([text])[0]
-
-    def _extract(self, plan: AskPlan, sources: Sequence[Any]) -> Any:
-        from localrag.app.answering.extractive import extract_answer
-
-        return extract_answer(plan.standalone, sources, self.embedder)
-
-    def _extractive_answer(self, plan: AskPlan, relevant: list[Hit]) -> Answer:
-        """The extractive answer (app.extractive): the same numbered sources as for the LLM (its context budget,
-        counted with the embedder's tokenizer), the best supporting sentence(s) quoted and cited, or 'I don't
-        know'. The LLM is not loaded."""
-        from localrag.app.answering import IDK, assemble_context
-        from localrag.app.answering.extractive import EXTRACTIVE_MODEL_ID, to_answer
-
-        t = time.perf_counter()
-        sources, notes = assemble_context(relevant, self._count_tokens_cheap, self.settings.answer_context_tokens)
-        t_assemble = time.perf_counter() - t
-        if not sources:
-            from localrag.app.answering import Answer
-
-            return Answer(question=plan.standalone, text=IDK, abstained=True, model_id=EXTRACTIVE_MODEL_ID,
-                          abstain_reason="no source fits the context budget", warnings=notes, mode="extractive",
-                          tokens={"prompt": 0, "completion": 0}, timings={"assemble": t_assemble})
-        result = self._extract(plan, sources)
-        ans = to_answer(plan.standalone, sources, result, mode="extractive")
-        ans.warnings = notes + ans.warnings
-        ans.timings = {"assemble": t_assemble, **ans.timings}
-        return ans
-
-    def _auto_fallback(self, plan: AskPlan, final: Answer, stream: bool) -> Iterator[Any]:
-        """Auto mode: a generated answer that abstained because its drafts failed a hard guardrail (or the model
-        said it does not know) is replaced by the extractive answer over the same sources, when that one does not
-        abstain; streamed after a `Restart` so that the rejected draft is discarded. Returns the Answer."""
-        from localrag.app.answering import Restart
-        from localrag.app.answering.extractive import to_answer
-
-        rejected = final.abstained and final.sources and (
-            (final.abstain_reason or "").startswith("guardrails:") or final.abstain_reason == MODEL_IDK)
-        if not rejected:
-            return final
-        t = time.perf_counter()
-        result = self._extract(plan, final.sources)
-        if result.abstained:
-            final.warnings.append(f"no extractive answer either ({result.reason})")
-            return final
-        why = final.abstain_reason or ""
-        ans = to_answer(plan.standalone, final.sources, result, mode="auto:extractive")
-        ans.warnings = [w for w in final.warnings] + [
-            f"the generated answer was rejected ({why}); this answer quotes the sources instead"] + ans.warnings
-        ans.guardrails, ans.attempts, ans.tokens = final.guardrails, final.attempts, final.tokens
-        ans.timings = {**final.timings, "extract": time.perf_counter() - t}
-        if stream:
-            yield Restart(final.attempts + 1, f"{why} — quoting the sources instead")
-            yield ans.text
-        return ans
-
-    def _add_provenance(self, plan: AskPlan, final: Answer, res: SearchResults) -> None:
-        """The asked and the searched question, the collection and its version, and the search's notes."""
-        final.question = plan.question
-        final.standalone_question = plan.rewritten
-        final.collection, final.corpus_version = plan.collection, res.corpus_version
-        final.warnings = list(res.notes) + final.warnings
-
-    def _score_stage(self, plan: AskPlan, final: Answer) -> None:
-        """The proxy scores of an answer with sources, when score_answers is on."""
-        if self.settings.score_answers and final.sources:
-            t = time.perf_counter()
-            final.scores = self.score_answer(plan.standalone, final)
-            plan.timings["score"] = time.perf_counter() - t
-
-    def _store_answer(self, plan: AskPlan, final: Answer, res: SearchResults) -> None:
-        """Keep the answer for the same or an equivalent question in this scope and corpus version."""
-        t = time.perf_counter()
-        self.cache.put(plan.collection_id, res.corpus_version, plan.model_id, plan.scope, plan.standalone,
-                       final.to_dict())
-        final.timings["cache_store"] = time.perf_counter() - t
+    def corpus_version(self, collection_id: int) -> int:
+        return self.store.corpus_version(collection_id)
 
     # --- documents, conversations and feedback (app/conversations.py) ------------------------------------------
     def documents(self, collection: str = "default") -> list[dict[str, Any]]:
@@ -722,33 +486,3 @@ class Rag:
         return self.conversations.export_sft(out, rating=rating, collection=collection)  # type: ignore[arg-type]
 
 
-ANSWER_MODES = ("generative", "extractive", "auto")
-MODEL_IDK = "the model found no answer in the sources"  # Answerer's abstain_reason when the model said IDK
-
-
-def _standalone_without_llm(history: list[dict[str, str]], question: str) -> str:
-    """A follow-up made standalone without a model (extractive mode): the previous question plus this one when
-    this one points back into the conversation (what rewrite_question falls back to)."""
-    from localrag.app.answering.prompt import _FOLLOW_UP
-
-    users = [m["content"] for m in history if m.get("role") == "user" and m.get("content", "").strip()]
-    return f"{users[-1]} {question}" if users and _FOLLOW_UP.search(question) else question
-
-
-def _emit(ans: Answer, stream: bool) -> Iterator[Any]:
-    """A finished answer as `_ask` events: its text first when streaming, then the Answer."""
-    if stream:
-        yield ans.text
-    yield ans
-
-
-def _as_messages(history: Sequence[Any]) -> list[dict[str, str]]:
-    """Chat history as messages: accepts message dicts or (question, answer) pairs."""
-    msgs: list[dict[str, str]] = []
-    for item in history:
-        if isinstance(item, dict):
-            msgs.append({"role": str(item.get("role")), "content": str(item.get("content", ""))})
-        else:
-            q, a = item
-            msgs += [{"role": "user", "content": str(q)}, {"role": "assistant", "content": str(a)}]
-    return msgs

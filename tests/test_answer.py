@@ -14,10 +14,12 @@ import pytest
 
 from localrag.app.answering import (
     IDK,
+    AbstainKind,
     Answer,
     Answerer,
     Draft,
     FunctionValidator,
+    Outcome,
     Restart,
     Source,
     assemble_context,
@@ -171,7 +173,7 @@ HITS = [_hit(1, LIGHTHOUSE, "lighthouse.md"), _hit(2, BAKERY, "bakery.md")]
 def test_a_failed_hard_check_is_retried_with_the_failure_fed_back():
     fake = FakeLLM(["The answer is [1].", "The tower is 31 metres tall [1]."])
     ans = list(Answerer(fake, retries=1).run("How tall is the tower?", HITS))[-1]
-    assert isinstance(ans, Answer) and not ans.abstained and ans.attempts == 2
+    assert isinstance(ans, Outcome) and not ans.abstained and ans.attempts == 2
     assert ans.text == "The tower is 31 metres tall [1]."
     assert [(c.n, c.chunk_id) for c in ans.citations] == [(1, 101)]
     assert "31 metres tall" in ans.citations[0].quote
@@ -226,7 +228,7 @@ def test_streaming_yields_pieces_then_a_restart_then_the_answer():
     assert all(isinstance(e, str) for e in first + second)
     assert "".join(second).strip() == "The bakery opens at 6 am on weekdays [2]."
     final = events[-1]
-    assert isinstance(final, Answer) and final.citations[0].chunk_id == 102 and final.timings["ttft"] > 0
+    assert isinstance(final, Outcome) and final.citations[0].chunk_id == 102 and final.timings["ttft"] > 0
 
 
 # --- the real model, end to end ---------------------------------------------------------------------------------
@@ -297,48 +299,48 @@ def test_an_answer_that_repeats_an_injected_payload_is_rejected():
     assert ans.abstain_reason.startswith("guardrails: no-injected-instructions")
 
 
-def _drain(gen):
-    """Run a generator that also returns a value: (what it yielded, what it returned)."""
-    events = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            return events, stop.value
-
-
 def test_the_stages_of_ask_run_one_by_one(answer_rag, llm):
-    """Rag._ask is plan -> cache lookup -> retrieve -> (abstain) -> generate -> provenance -> score -> store; each
-    stage runs alone. FakeLLM writes the answer (the stages around it are the subject here)."""
-    rag = answer_rag
-    plan = rag._plan_ask("How tall is the Gannet Head lighthouse?", k=2, temperature=0)
-    assert plan.standalone == plan.question and plan.rewritten is None and plan.use_cache
-    assert json.loads(plan.scope)["k"] == 2 and plan.model_id == llm.model_id and plan.sampling["max_tokens"] == 256
-    assert rag._cached_answer(plan) is None and "cache" in plan.timings  # the fixture starts with an empty cache
+    """app.ask is options -> standalone -> cache lookup -> retrieve -> (abstain) -> write -> score -> finish -> store;
+    each stage is a plain function that runs alone. FakeLLM writes the answer (the stages around it are the subject
+    here)."""
+    from localrag.app import ask
 
-    res, relevant = rag._retrieve_sources(plan)
-    assert 1 <= len(relevant) <= len(res) <= 2 and "retrieve" in plan.timings
-    assert all(h.relevance >= rag.settings.answer_min_relevance for h in relevant)
-    assert "31 m" in relevant[0].text and "Gannet Head" in relevant[0].text  # the markdown page or the KG node
+    rag = answer_rag
+    opts = rag.ask_options("How tall is the Gannet Head lighthouse?", k=2, temperature=0)
+    clock = ask.Clock()
+    question = ask.standalone(rag, opts, clock)
+    assert question == opts.question and opts.use_cache and "rewrite" not in clock.timings
+    assert json.loads(opts.scope)["k"] == 2 and ask.model_id(rag, opts) == llm.model_id
+    assert opts.sampling["max_tokens"] == 256
+    assert ask.cached(rag, opts, question, llm.model_id, clock) is None and "cache" in clock.timings  # empty cache
+
+    got = ask.retrieve(rag, opts, question, clock)
+    assert 1 <= len(got.relevant) <= len(got.results) <= 2 and "retrieve" in clock.timings
+    assert all(h.relevance >= rag.settings.answer_min_relevance for h in got.relevant)
+    assert "31 m" in got.relevant[0].text and "Gannet Head" in got.relevant[0].text  # the markdown page or KG node
 
     rag.set_llm(FakeLLM(["The tower is 31 m tall [1]."], model_id=llm.model_id))
-    events, ans = _drain(rag._generate_answer(plan, relevant, stream=False))
-    assert events == [] and not ans.abstained and ans.citations[0].chunk_id == relevant[0].chunk_id
-    rag._add_provenance(plan, ans, res)
-    assert (ans.question, ans.collection, ans.corpus_version) == (plan.question, "default", res.corpus_version)
-    rag._score_stage(plan, ans)
-    assert ans.scores["judge"] == "proxy" and "score" in plan.timings
-    rag._store_answer(plan, ans, res)
-    again = rag._cached_answer(plan)
+    events = list(ask.generative(rag, opts, question, got.relevant, stream=False))
+    body = events[-1]
+    assert len(events) == 1 and not body.abstained and body.citations[0].chunk_id == got.relevant[0].chunk_id
+    scores = ask.score(rag, opts, question, body, clock)
+    assert scores["judge"] == "proxy" and "score" in clock.timings
+    ans = ask.finish(opts, body, standalone=question, corpus_version=got.results.corpus_version, clock=clock,
+                     scores=scores)
+    assert (ans.question, ans.collection, ans.corpus_version) == (opts.question, "default", got.results.corpus_version)
+    assert ans.standalone_question is None and ans.timings["total"] > 0 and ans.scores == scores
+    rag.cache.put(opts.collection_id, ans.corpus_version, llm.model_id, opts.scope, question, ans.to_dict())
+    again = ask.cached(rag, opts, question, llm.model_id, ask.Clock())
     assert again.cached and again.text == ans.text and again.cache["kind"] == "exact"
 
-    off = rag._plan_ask("Which football club won the 1998 world cup final?")
-    res, relevant = rag._retrieve_sources(off)
-    assert relevant == []
-    idk = rag._no_sources_answer(off, res)
+    off = rag.ask_options("Which football club won the 1998 world cup final?")
+    got = ask.retrieve(rag, off, off.question, clock)
+    assert got.relevant == []
+    idk = ask.no_sources(off, got, llm.model_id)
     assert idk.abstained and idk.text == IDK and "relevant" in idk.abstain_reason and idk.attempts == 0
+    assert idk.abstain_kind == AbstainKind.NO_SOURCES
     with pytest.raises(RagError, match="empty question"):
-        rag._plan_ask("  ")
+        rag.ask_options("  ")
 
 
 def test_ask_stream_yields_text_then_the_final_answer(answer_rag):

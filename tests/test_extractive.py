@@ -14,7 +14,7 @@ from localrag.app.answering.extractive import (
     candidate_sentences,
     extract_answer,
     question_cues,
-    to_answer,
+    to_outcome,
 )
 
 LIGHTHOUSE = (
@@ -83,7 +83,7 @@ def test_quotes_and_citations_are_verbatim_pieces_of_the_cited_source(embedder, 
             src = by_n[sent.n].text
             assert _norm(src[sent.start:sent.end]) == sent.text  # the offsets point at the quote
             assert sent.text in _norm(src)
-        ans = to_answer(question, sources, res)
+        ans = to_outcome(sources, res)
         assert ans.citations and not ans.abstained and ans.model_id == "extractive"
         for c in ans.citations:
             assert _norm(c.quote) in _norm(by_n[c.n].text)
@@ -101,7 +101,7 @@ def test_abstains_on_an_unrelated_question(embedder, sources):
     assert res.abstained and res.text == IDK and is_idk(res.text)
     assert res.reason and "extractive" in res.reason
     assert res.sentences == [] and res.best is not None and res.score < ExtractiveParams().threshold
-    ans = to_answer("What is the capital city of Mongolia?", sources, res)
+    ans = to_outcome(sources, res)
     assert ans.abstained and ans.citations == [] and ans.abstain_reason == res.reason
 
 

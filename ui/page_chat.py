@@ -13,6 +13,7 @@ import streamlit as st
 from localrag import Rag
 from localrag.app.answering import cite_location
 from localrag.app.answering.highlight import quote_pieces
+from localrag.app.config import AnswerMode
 from localrag.ui import common
 from localrag.ui.chat_job import STOPPED_NOTE, AnswerJob
 
@@ -20,7 +21,7 @@ CONV = "chat_conv"  # the open conversation's id (also in the URL as ?c=..., so 
 MESSAGES = "chat_messages"  # its messages, as shown
 JOB = "chat_job"  # the answer being written, if any
 MODES = ("hybrid", "dense", "lexical")
-ANSWER_MODES = ("extractive", "auto", "generative")
+ANSWER_MODES = tuple(m.value for m in (AnswerMode.EXTRACTIVE, AnswerMode.AUTO, AnswerMode.GENERATIVE))  # menu order
 ANSWER_MODE_HELP = ("extractive: quotes the sources' best supporting sentences, cited (no LLM, fast) · auto: the LLM "
                     "writes, and its rejected drafts are replaced by the quotes · generative: the LLM writes")
 

@@ -9,7 +9,7 @@
 - answer: the `Answer` and the streamed `Restart`
 """
 
-from localrag.app.answering.answer import Answer, Restart
+from localrag.app.answering.answer import AbstainKind, Answer, Outcome, Replace, Restart
 from localrag.app.answering.answerer import Answerer, LLMLike
 from localrag.app.answering.citations import Citation, attribute, best_quote, make_citations, parse_citations
 from localrag.app.answering.guardrails import (
@@ -25,8 +25,8 @@ from localrag.eval.answer_format import IDK, is_idk
 from localrag.retrieval.types import cite_location
 
 __all__ = [
-    "IDK", "PROMPT_VERSION", "REMOVED_MARK", "SYSTEM_PROMPT", "Answer", "Answerer", "Citation", "Draft",
-    "FunctionValidator", "LLMLike", "Restart", "Source", "Validator", "assemble_context", "attribute", "best_quote",
-    "build_messages", "cite_location", "complete_sentences", "default_validators", "is_idk", "make_citations",
-    "parse_citations", "rewrite_question", "sanitize_source",
+    "IDK", "PROMPT_VERSION", "REMOVED_MARK", "SYSTEM_PROMPT", "AbstainKind", "Answer", "Answerer", "Citation",
+    "Draft", "FunctionValidator", "LLMLike", "Outcome", "Replace", "Restart", "Source", "Validator",
+    "assemble_context", "attribute", "best_quote", "build_messages", "cite_location", "complete_sentences",
+    "default_validators", "is_idk", "make_citations", "parse_citations", "rewrite_question", "sanitize_source",
 ]

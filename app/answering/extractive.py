@@ -27,10 +27,10 @@ other. A chosen sentence that starts with a pronoun ("It is refreshed at 1:5:5 .
 sentence before it; a knowledge-graph sentence that does not name its node is shown after the node's label. The
 answer abstains when the best score is below `threshold` (or its coverage below `min_coverage`, off by default).
 The defaults were tuned on the dev halves of data/eval/qa.jsonl and data/eval/qa_articles.jsonl with
-`python -m localrag.app.bench.answer_modes --tune` (see that module and data/eval/README.md).
+`python -m bench.answer_modes --tune` (see that module and data/eval/README.md).
 
-`extract_answer` is a pure function of (question, sources, embedder, params); `to_answer` turns its result into the
-`Answer`/`Citation` types the rest of the application uses. `ExtractiveResult.ranked` lists the top candidates with
+`extract_answer` is a pure function of (question, sources, embedder, params); `to_outcome` turns its result into the
+`Outcome`/`Citation` types the rest of the application uses. `ExtractiveResult.ranked` lists the top candidates with
 their scores, for a model that chooses among numbered sentences instead of writing.
 """
 
@@ -46,13 +46,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from localrag.app.answering import REMOVED_MARK, Answer, Citation, Source
+from localrag.app.answering.answer import AbstainKind, Outcome
+from localrag.app.answering.citations import Citation
+from localrag.app.answering.sources import REMOVED_MARK, Source
 from localrag.eval.answer_format import IDK
 from localrag.index.text import content_words, numbers, sentence_spans, stem
 
 __all__ = [
     "EXTRACTIVE_MODEL_ID", "ExtractiveParams", "ExtractiveResult", "ExtractedSentence", "candidate_sentences",
-    "extract_answer", "format_sentence", "question_cues", "to_answer",
+    "extract_answer", "format_sentence", "question_cues", "to_outcome",
 ]
 
 EXTRACTIVE_MODEL_ID = "extractive"
@@ -258,15 +260,41 @@ def extract_answer(
         res.reason = "extractive: the sources hold no sentence to quote"
         res.timings = {"extract": time.perf_counter() - t0}
         return res
+    dense = _dense_scores(question, cands, embedder, p, cache, res.timings)
+    scored = _score_candidates(question, cands, sources, dense, p)
+    pick = _Picker(question, cands, scored, {s.n: s for s in sources}, p)
+    best = pick.chosen(0)
+    res.best, res.score = best, best.score
+    res.ranked = [pick.chosen(k) for k in range(min(p.keep_ranked, len(scored)))]
+    res.timings["extract"] = time.perf_counter() - t0
+    if best.score < p.threshold:
+        res.reason = (f"extractive: no sentence supports an answer well enough (best score {best.score:.2f} < "
+                      f"{p.threshold:.2f})")
+        return res
+    if best.parts["coverage"] < p.min_coverage:
+        res.reason = (f"extractive: the best sentence covers too little of the question ({best.parts['coverage']:.2f}"
+                      f" < {p.min_coverage:.2f})")
+        return res
+    picks = [best] + pick.second(best)
+    picks.sort(key=lambda s: (s.n, s.start))  # in reading order
+    res.sentences = picks
+    res.text = " ".join(format_sentence(s) for s in picks)
+    res.abstained, res.reason = False, None
+    res.timings["extract"] = time.perf_counter() - t0
+    return res
 
-    # dense: one encode call for the question and every sentence (and sentence before one) not cached
+
+def _dense_scores(question: str, cands: Sequence[_Cand], embedder: EncoderLike, p: ExtractiveParams,
+                  cache: MutableMapping[str, np.ndarray] | None, timings: dict[str, float]) -> np.ndarray:
+    """Cosine of each candidate (with `p.context` of the sentence before) to the question: one encode call for the
+    question and every sentence not cached."""
     texts = [c.text for c in cands]
     prevs = [c.prev if p.context > 0 else "" for c in cands]  # the sentence before only counts with context > 0
     todo = [t for t in dict.fromkeys([question, *texts, *(x for x in prevs if x)])
             if cache is None or t not in cache]
     t_enc = time.perf_counter()
     fresh = dict(zip(todo, np.asarray(embedder.encode(todo), dtype=np.float32), strict=True)) if todo else {}
-    res.timings["encode"] = time.perf_counter() - t_enc
+    timings["encode"] = time.perf_counter() - t_enc
     if cache is not None:
         cache.update(fresh)
 
@@ -275,13 +303,21 @@ def extract_answer(
 
     qv = vec(question)
     own = np.stack([vec(t) for t in texts])
-    dense = own @ qv
+    dense: np.ndarray = own @ qv
     if p.context > 0:
         ctx = own + np.stack([vec(x) if x else np.zeros_like(qv) for x in prevs])
         ctx /= np.maximum(np.linalg.norm(ctx, axis=1, keepdims=True), 1e-9)
         dense = (1 - p.context) * dense + p.context * (ctx @ qv)
+    return dense
 
-    # lexical: BM25-IDF-weighted coverage of the question's topic terms; a term no candidate holds keeps its weight
+
+_Scored = list[tuple[float, int, dict[str, float]]]
+
+
+def _score_candidates(question: str, cands: Sequence[_Cand], sources: Sequence[Source], dense: np.ndarray,
+                      p: ExtractiveParams) -> _Scored:
+    """(score, candidate index, parts) best first: dense, lexical coverage (BM25-IDF-weighted over the candidates;
+    a term no candidate holds keeps its weight), cue, new, rank and graph (see the module docstring)."""
     q_all = _terms(question)
     q_terms = (q_all - {stem(w) for w in _FRAME}) or q_all
     sent_terms = [_terms(c.text) | (_terms(c.subject) if c.subject else set()) for c in cands]
@@ -299,16 +335,14 @@ def extract_answer(
     kind_by_n = {s.n: s.kind for s in sources}
     cues = question_cues(question)
     q_nums = numbers(question)
-
-    scored: list[tuple[float, int, dict[str, float]]] = []
+    scored: _Scored = []
     for i, c in enumerate(cands):
         shown = f"{c.subject} {c.text}" if c.subject else c.text
-        own_cov = cover(sent_terms[i])
         with_ctx = cover(sent_terms[i] | prev_terms[i])
         new_terms = len(sent_terms[i] - q_all) + len(numbers(c.text) - q_nums)
         parts = {
             "dense": float(dense[i]),
-            "lexical": (1 - p.context) * own_cov + p.context * with_ctx,
+            "lexical": (1 - p.context) * cover(sent_terms[i]) + p.context * with_ctx,
             "coverage": with_ctx,
             "cue": (sum(_cue_holds(cue, shown, question) for cue in cues) / len(cues)) if cues else 1.0,
             "new": min(1.0, new_terms / 3),
@@ -319,54 +353,49 @@ def extract_answer(
                  + p.w_new * parts["new"] + p.w_rank * parts["rank"] - p.w_graph * parts["graph"])
         scored.append((score, i, parts))
     scored.sort(key=lambda x: (-x[0], x[1]))
+    return scored
 
-    by_source: dict[int, Source] = {s.n: s for s in sources}
 
-    def chosen(k: int, resolve: bool = True) -> ExtractedSentence:
-        score, i, parts = scored[k]
-        c = cands[i]
+@dataclass
+class _Picker:
+    """Turns ranked candidates into quoted sentences: the k-th best (with the sentence before when it starts with a
+    pronoun), and the second sentence of a two-part question."""
+
+    question: str
+    cands: Sequence[_Cand]
+    scored: _Scored
+    by_source: dict[int, Source]
+    p: ExtractiveParams
+
+    def chosen(self, k: int, resolve: bool = True) -> ExtractedSentence:
+        score, i, parts = self.scored[k]
+        c = self.cands[i]
         start, text = c.start, c.text
-        if resolve and p.resolve_anaphora and c.prev_start is not None and _ANAPHOR.match(c.text):
+        if resolve and self.p.resolve_anaphora and c.prev_start is not None and _ANAPHOR.match(c.text):
             # 'It is refreshed at 1:5:5 ...': quote the sentence before too, so that the answer says what 'it' is
             start = c.prev_start
-            text = " ".join(by_source[c.n].text[start:c.end].split())
+            text = " ".join(self.by_source[c.n].text[start:c.end].split())
         return ExtractedSentence(n=c.n, text=text, start=start, end=c.end, score=score, parts=parts,
                                  subject=c.subject)
 
-    best = chosen(0)
-    res.best, res.score = best, best.score
-    res.ranked = [chosen(k) for k in range(min(p.keep_ranked, len(scored)))]
-    res.timings["extract"] = time.perf_counter() - t0
-    if best.score < p.threshold:
-        res.reason = (f"extractive: no sentence supports an answer well enough (best score {best.score:.2f} < "
-                      f"{p.threshold:.2f})")
-        return res
-    if best.parts["coverage"] < p.min_coverage:
-        res.reason = (f"extractive: the best sentence covers too little of the question ({best.parts['coverage']:.2f}"
-                      f" < {p.min_coverage:.2f})")
-        return res
-    picks = [best]
-    missing = [cue for cue in cues if not _cue_holds(cue, f"{best.subject} {best.text}", question)]
-    if p.max_sentences > 1 and missing:
-        # a two-part question ('Who ... and when ...?') whose best sentence answers one part: add the best-scoring
-        # sentence within `second_margin` that holds what the first lacks
-        for k in range(1, len(scored)):
-            if scored[k][0] < best.score - p.second_margin:
+    def second(self, best: ExtractedSentence) -> list[ExtractedSentence]:
+        """A two-part question ('Who ... and when ...?') whose best sentence answers one part: the best-scoring
+        sentence within `second_margin` that holds what the first lacks ([] when none, or not wanted)."""
+        q = self.question
+        missing = [cue for cue in question_cues(q) if not _cue_holds(cue, f"{best.subject} {best.text}", q)]
+        if self.p.max_sentences <= 1 or not missing:
+            return []
+        for k in range(1, len(self.scored)):
+            if self.scored[k][0] < best.score - self.p.second_margin:
                 break
-            cand = chosen(k)
+            cand = self.chosen(k)
             if cand.n == best.n and cand.start < best.end and best.start < cand.end:
-                cand = chosen(k, resolve=False)  # 'She served from 1961' right after the sentence that names her
+                cand = self.chosen(k, resolve=False)  # 'She served from 1961' right after the sentence naming her
                 if cand.start < best.end and best.start < cand.end:
                     continue  # overlaps the first
-            if any(_cue_holds(cue, f"{cand.subject} {cand.text}", question) for cue in missing):
-                picks.append(cand)
-                break
-    picks.sort(key=lambda s: (s.n, s.start))  # in reading order
-    res.sentences = picks
-    res.text = " ".join(format_sentence(s) for s in picks)
-    res.abstained, res.reason = False, None
-    res.timings["extract"] = time.perf_counter() - t0
-    return res
+            if any(_cue_holds(cue, f"{cand.subject} {cand.text}", q) for cue in missing):
+                return [cand]
+        return []
 
 
 def format_sentence(s: ExtractedSentence) -> str:
@@ -382,17 +411,13 @@ def format_sentence(s: ExtractedSentence) -> str:
     return f"{body} [{s.n}]."
 
 
-def to_answer(question: str, sources: Sequence[Source], result: ExtractiveResult, **fields: Any) -> Answer:
-    """The extractive result as an `Answer` (citations quote the chosen sentences; model_id 'extractive').
-    `fields` sets other Answer fields (collection, corpus_version, warnings, timings, ...)."""
-    ans = Answer(question=question, text=result.text, sources=list(sources), model_id=EXTRACTIVE_MODEL_ID,
-                 tokens={"prompt": 0, "completion": 0})
+def to_outcome(sources: Sequence[Source], result: ExtractiveResult, mode: str = "extractive") -> Outcome:
+    """The extractive result as the body of an answer (citations quote the chosen sentences; model_id
+    'extractive')."""
+    timings = dict(result.timings)
     if result.abstained:
-        ans.abstained, ans.abstain_reason = True, result.reason
-    else:
-        ans.citations = result.citations(sources)
-        ans.warnings.append("extractive answer: sentences quoted from the sources, not written by a model")
-    ans.timings = {k: v for k, v in result.timings.items()}
-    for k, v in fields.items():
-        setattr(ans, k, v)
-    return ans
+        return Outcome.abstain(AbstainKind.NO_SUPPORT, result.reason or "extractive: no supporting sentence",
+                               sources=list(sources), model_id=EXTRACTIVE_MODEL_ID, mode=mode, timings=timings)
+    return Outcome(text=result.text, sources=list(sources), citations=result.citations(sources),
+                   model_id=EXTRACTIVE_MODEL_ID, mode=mode, timings=timings,
+                   warnings=["extractive answer: sentences quoted from the sources, not written by a model"])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
 from localrag.app.cli.common import CollectionOpt, JsonOpt, err, fail, open_rag, out, short_uri
+from localrag.app.config import AnswerMode
 
 __all__ = ["cache_app", "register"]
 
@@ -33,12 +33,6 @@ TopPOpt = Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling
 MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", help="Longest answer in tokens (default "
                                                   "answer_max_tokens, 256).", min=16)]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the semantic answer cache.")]
-
-
-class AnswerMode(StrEnum):
-    generative = "generative"
-    extractive = "extractive"
-    auto = "auto"
 
 
 ModeOpt = Annotated[AnswerMode | None, typer.Option(

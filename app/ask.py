@@ -1,0 +1,371 @@
+"""The route of one question, from `Rag.ask` to its `Answer`, as plain functions over one frozen `AskOptions`:
+
+    AskOptions.build  settings + call arguments, checked once
+    standalone        a follow-up rewritten from the history (the LLM; without it in extractive mode)
+    cached            the answer cache (same or equivalent question, same scope, model and corpus version)
+    retrieve          search; the hits above answer_min_relevance are the candidate sources
+    write             extractive | generative | auto  ->  an Outcome (app.answering)
+    finish            the Answer, built once: the Outcome plus where it came from, scores and timings
+
+`answer_events` runs them in order and yields what `Rag.ask_stream` documents. Each stage takes the parts it needs
+(`AskParts`: what a `Rag` provides), so a test can call one stage without a `Rag`'s private methods.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from localrag.app.answering import (
+    AbstainKind,
+    Answer,
+    Answerer,
+    Outcome,
+    Replace,
+    Restart,
+    Source,
+    assemble_context,
+    rewrite_question,
+)
+from localrag.app.answering.answerer import MODEL_IDK
+from localrag.app.answering.extractive import EXTRACTIVE_MODEL_ID, extract_answer, to_outcome
+from localrag.app.answering.prompt import _FOLLOW_UP, PROMPT_VERSION, LLMLike
+from localrag.app.config import AnswerMode, Settings
+from localrag.retrieval.types import Filters, Hit, SearchResults
+
+__all__ = ["AskOptions", "AskParts", "Retrieved", "answer_events", "finish", "retrieve", "standalone"]
+
+AskEvent = str | Restart | Replace | Answer
+
+
+class AskParts(Protocol):
+    """What the route needs from the facade (a `Rag` provides it)."""
+
+    settings: Settings
+
+    @property
+    def llm(self) -> LLMLike: ...
+
+    @property
+    def embedder(self) -> Any: ...
+
+    @property
+    def cache(self) -> Any: ...
+
+    def search(self, query: str, k: int = 5, collection: str = "default", **kw: Any) -> SearchResults: ...
+
+    def score_answer(self, question: str, ans: Any, reference: str | None = None) -> dict[str, Any]: ...
+
+    def llm_model_id(self) -> str: ...
+
+    def corpus_version(self, collection_id: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class AskOptions:
+    """Everything one ask depends on, built once from the settings and the call's arguments (`build`)."""
+
+    question: str
+    collection: str
+    collection_id: int
+    k: int
+    answer_mode: AnswerMode
+    search_mode: str | None  # None: the search_mode setting
+    filters: Filters
+    rerank: bool | None
+    expand: bool
+    history: tuple[dict[str, str], ...]
+    use_cache: bool
+    temperature: float | None
+    top_p: float | None
+    max_tokens: int
+    stop: tuple[str, ...] | None
+    min_relevance: float
+    context_tokens: int
+    retries: int
+    score: bool
+    default_search_mode: str
+
+    @classmethod
+    def build(
+        cls, settings: Settings, question: str, collection: str, collection_id: int, *, k: int | None = None,
+        mode: str | None = None, filters: Filters | dict[str, Any] | None = None, rerank: bool | None = None,
+        expand: bool = False, history: Sequence[Any] | None = None, cache: bool | None = None,
+        temperature: float | None = None, top_p: float | None = None, max_tokens: int | None = None,
+        stop: Sequence[str] | None = None, answer_mode: str | None = None,
+    ) -> AskOptions:
+        """The options of one ask; raises ValueError (with what to do) for a bad value."""
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("empty question: type a question")
+        try:
+            amode = AnswerMode(answer_mode or settings.answer_mode)
+        except ValueError:
+            raise ValueError(f"unknown answer mode {answer_mode!r}: use one of "
+                             f"{', '.join(m.value for m in AnswerMode)}") from None
+        st = settings
+        return cls(
+            question=question, collection=collection, collection_id=collection_id, k=k or st.answer_k,
+            answer_mode=amode, search_mode=mode, filters=Filters.coerce(filters), rerank=rerank, expand=expand,
+            history=tuple(as_messages(history or ())), use_cache=st.cache_enabled if cache is None else cache,
+            temperature=temperature, top_p=top_p, max_tokens=max_tokens or st.answer_max_tokens,
+            stop=tuple(stop) if stop else None, min_relevance=st.answer_min_relevance,
+            context_tokens=st.answer_context_tokens, retries=st.answer_retries, score=st.score_answers,
+            default_search_mode=st.search_mode,
+        )
+
+    @property
+    def sampling(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
+                "stop": list(self.stop) if self.stop else None}
+
+    @property
+    def search_kwargs(self) -> dict[str, Any]:
+        return {"mode": self.search_mode, "filters": self.filters, "rerank": self.rerank, "expand": self.expand}
+
+    @property
+    def scope(self) -> str:
+        """The answer cache's scope: what besides the question and the corpus the answer depends on (JSON)."""
+        return json.dumps({"prompt": PROMPT_VERSION, "answer_mode": self.answer_mode.value, "k": self.k,
+                           "mode": self.search_mode or self.default_search_mode, "filters": self.filters.__dict__,
+                           "expand": self.expand, "rerank": self.rerank, "floor": self.min_relevance,
+                           "sampling": self.sampling}, sort_keys=True)
+
+
+@dataclass
+class Clock:
+    """Seconds per stage of one ask, from its start."""
+
+    t0: float = field(default_factory=time.perf_counter)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def total(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+@dataclass
+class Retrieved:
+    results: SearchResults
+    relevant: list[Hit]  # the hits at or above answer_min_relevance: the candidate sources
+
+
+# --- the stages ----------------------------------------------------------------------------------------------
+def standalone(parts: AskParts, opts: AskOptions, clock: Clock) -> str:
+    """The question as searched: a follow-up rewritten from the history into a standalone question (by the LLM;
+    in extractive mode, without it: the previous question plus this one when this one points back)."""
+    question = opts.question.strip()
+    if not opts.history:
+        return question
+    if opts.answer_mode == AnswerMode.EXTRACTIVE:
+        users = [m["content"] for m in opts.history if m.get("role") == "user" and m.get("content", "").strip()]
+        return f"{users[-1]} {question}" if users and _FOLLOW_UP.search(question) else question
+    t = time.perf_counter()
+    out = rewrite_question(parts.llm, list(opts.history), question)
+    clock.timings["rewrite"] = time.perf_counter() - t
+    return out
+
+
+def model_id(parts: AskParts, opts: AskOptions) -> str:
+    return EXTRACTIVE_MODEL_ID if opts.answer_mode == AnswerMode.EXTRACTIVE else parts.llm_model_id()
+
+
+def cached(parts: AskParts, opts: AskOptions, question: str, model: str, clock: Clock) -> Answer | None:
+    """The cached answer to this question (or an equivalent one) in this scope, model and corpus version."""
+    t = time.perf_counter()
+    version = parts.corpus_version(opts.collection_id)
+    hit = parts.cache.lookup(opts.collection_id, version, model, opts.scope, question)
+    clock.timings["cache"] = time.perf_counter() - t
+    if hit is None:
+        return None
+    old = Answer.from_dict(hit.payload)
+    body = Outcome.of_answer(old)
+    body.tokens = {"prompt": 0, "completion": 0}
+    info = {"kind": hit.kind, "similarity": round(hit.similarity, 4), "matched_question": hit.matched_question,
+            "age_s": round(hit.age_s, 1)}
+    return finish(opts, body, standalone=old.standalone_question, corpus_version=old.corpus_version, clock=clock,
+                  cached_info=info, scores=old.scores)
+
+
+def retrieve(parts: AskParts, opts: AskOptions, question: str, clock: Clock) -> Retrieved:
+    """Search for the (standalone) question; keep the hits at or above answer_min_relevance."""
+    res = parts.search(question, k=opts.k, collection=opts.collection, **opts.search_kwargs)
+    clock.timings["retrieve"] = res.timings.get("total", 0.0)
+    return Retrieved(res, [h for h in res if h.relevance >= opts.min_relevance])
+
+
+def no_sources(opts: AskOptions, got: Retrieved, model: str) -> Outcome:
+    """The abstention when no source is relevant enough (no writer runs)."""
+    best = max((h.relevance for h in got.results), default=None)
+    why = ("the collection has no matching chunks" if best is None else
+           f"no source is relevant enough (best relevance {best:.2f} < answer_min_relevance {opts.min_relevance:.2f})")
+    return Outcome.abstain(AbstainKind.NO_SOURCES, why, model_id=model, mode=opts.answer_mode.value)
+
+
+def extractive(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],
+               mode: str = "extractive") -> Outcome:
+    """The extractive answer (app.answering.extractive): the same numbered sources as for the LLM (its context
+    budget, counted with the embedder's tokenizer), the best supporting sentence(s) quoted and cited, or 'I don't
+    know'. The LLM is not loaded."""
+    t = time.perf_counter()
+    embedder = parts.embedder
+    sources, notes = assemble_context(relevant, lambda text: embedder.token_counts([text])[0], opts.context_tokens)
+    t_assemble = time.perf_counter() - t
+    if not sources:
+        return Outcome.abstain(AbstainKind.CONTEXT_BUDGET, "no source fits the context budget",
+                               model_id=EXTRACTIVE_MODEL_ID, warnings=notes, mode=mode,
+                               timings={"assemble": t_assemble})
+    out = quote(parts, question, sources, mode)
+    out.warnings = notes + out.warnings
+    out.timings = {"assemble": t_assemble, **out.timings}
+    return out
+
+
+def quote(parts: AskParts, question: str, sources: Sequence[Source], mode: str) -> Outcome:
+    """The extractive answer over numbered sources already assembled."""
+    return to_outcome(sources, extract_answer(question, sources, parts.embedder), mode=mode)
+
+
+def generative(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],
+               stream: bool) -> Iterator[str | Restart | Outcome]:
+    """The LLM writes the answer with the guardrails (app.answering.Answerer) in a context budget that leaves room
+    for the instructions, the question, the answer and a retry's draft. Yields text pieces and Restarts, then the
+    Outcome."""
+    llm = parts.llm
+    budget = opts.context_tokens
+    n_ctx = getattr(llm, "n_ctx", None)
+    if n_ctx:
+        budget = max(64, min(budget, n_ctx - 2 * opts.max_tokens - 400))
+    answerer = Answerer(llm, retries=opts.retries, context_tokens=budget, sampling=opts.sampling,
+                        max_tokens=opts.max_tokens)
+    for event in answerer.run(question, relevant, stream=stream):
+        if isinstance(event, Outcome):
+            event.mode = "auto:generative" if opts.answer_mode == AnswerMode.AUTO else "generative"
+        yield event
+
+
+def auto(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],
+         stream: bool) -> Iterator[str | Restart | Replace | Outcome]:
+    """Auto mode: the generated answer; where its drafts failed a hard guardrail (or the model said it does not
+    know), the extractive answer over the same sources when that one does not abstain, streamed after a Restart
+    so that the rejected draft is discarded."""
+    final: Outcome | None = None
+    for event in generative(parts, opts, question, relevant, stream):
+        if isinstance(event, Outcome):
+            final = event
+        else:
+            yield event
+    assert final is not None
+    if not (final.abstained and final.sources and final.abstain_kind in (AbstainKind.GUARDRAILS, AbstainKind.MODEL)):
+        yield final
+        return
+    t = time.perf_counter()
+    q = quote(parts, question, final.sources, "auto:extractive")
+    if q.abstained:
+        final.warnings.append(f"no extractive answer either ({q.abstain_reason})")
+        yield final
+        return
+    why = final.abstain_reason or ""
+    q.warnings = final.warnings + [
+        f"the generated answer was rejected ({why}); this answer quotes the sources instead"] + q.warnings
+    q.guardrails, q.attempts, q.tokens = final.guardrails, final.attempts, final.tokens
+    q.timings = {**final.timings, "extract": time.perf_counter() - t}
+    if stream:
+        yield Restart(final.attempts + 1, f"{why} — quoting the sources instead")
+        yield q.text
+    yield q
+
+
+def write(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],
+          stream: bool) -> Iterator[str | Restart | Replace | Outcome]:
+    """The writer of the answer mode: yields text pieces (streaming) and events, the Outcome last."""
+    if opts.answer_mode == AnswerMode.EXTRACTIVE:
+        out = extractive(parts, opts, question, relevant)
+        if stream:
+            yield out.text
+        yield out
+    elif opts.answer_mode == AnswerMode.GENERATIVE:
+        yield from generative(parts, opts, question, relevant, stream)
+    else:
+        yield from auto(parts, opts, question, relevant, stream)
+
+
+def finish(opts: AskOptions, body: Outcome, *, standalone: str | None, corpus_version: int, clock: Clock,
+           warnings: Sequence[str] = (), scores: dict[str, Any] | None = None,
+           cached_info: dict[str, Any] | None = None) -> Answer:
+    """The Answer, built once: the writer's Outcome, the asked and the searched question, the collection and its
+    version, the search's notes, the scores and the timings of every stage."""
+    fields = {f: getattr(body, f) for f in Outcome.__dataclass_fields__}
+    fields["warnings"] = list(warnings) + body.warnings
+    timings = {**clock.timings, **body.timings, "total": clock.total()}
+    if cached_info is not None:
+        timings = {**clock.timings, "total": clock.total()}
+    fields["timings"] = timings
+    rewritten = standalone if standalone and standalone != opts.question.strip() else None
+    return Answer(question=opts.question, standalone_question=rewritten, collection=opts.collection,
+                  corpus_version=corpus_version, cached=cached_info is not None, cache=cached_info, scores=scores,
+                  **fields)
+
+
+def score(parts: AskParts, opts: AskOptions, question: str, body: Outcome, clock: Clock) -> dict[str, Any] | None:
+    """The proxy scores of an answer with sources, when score_answers is on."""
+    if not (opts.score and body.sources):
+        return None
+    t = time.perf_counter()
+    out = parts.score_answer(question, body)
+    clock.timings["score"] = time.perf_counter() - t
+    return out
+
+
+# --- the route -----------------------------------------------------------------------------------------------
+def answer_events(parts: AskParts, opts: AskOptions, *, stream: bool) -> Iterator[AskEvent]:
+    """The stages in order; yields text pieces (streaming), Restart/Replace events, and the Answer last."""
+    clock = Clock()
+    question = standalone(parts, opts, clock)
+    model = model_id(parts, opts)
+    if opts.use_cache:
+        hit = cached(parts, opts, question, model, clock)
+        if hit is not None:
+            if stream:
+                yield hit.text
+            yield hit
+            return
+    got = retrieve(parts, opts, question, clock)
+    if not got.relevant:
+        ans = finish(opts, no_sources(opts, got, model), standalone=question, clock=clock, warnings=got.results.notes,
+                     corpus_version=got.results.corpus_version)
+        if stream:
+            yield ans.text
+        yield ans
+        return
+    body: Outcome | None = None
+    for event in write(parts, opts, question, got.relevant, stream):
+        if isinstance(event, Outcome):
+            body = event
+        else:
+            yield event
+    assert body is not None
+    scores = score(parts, opts, question, body, clock)
+    ans = finish(opts, body, standalone=question, corpus_version=got.results.corpus_version, clock=clock,
+                 warnings=got.results.notes, scores=scores)
+    if opts.use_cache and not ans.abstained:
+        t = time.perf_counter()
+        parts.cache.put(opts.collection_id, ans.corpus_version, model, opts.scope, question, ans.to_dict())
+        ans.timings["cache_store"] = time.perf_counter() - t
+    yield ans
+
+
+def as_messages(history: Sequence[Any]) -> list[dict[str, str]]:
+    """Chat history as messages: accepts message dicts or (question, answer) pairs."""
+    msgs: list[dict[str, str]] = []
+    for item in history:
+        if isinstance(item, dict):
+            msgs.append({"role": str(item.get("role")), "content": str(item.get("content", ""))})
+        else:
+            q, a = item
+            msgs += [{"role": "user", "content": str(q)}, {"role": "assistant", "content": str(a)}]
+    return msgs
+
+
+__all__ += ["MODEL_IDK", "AbstainKind"]
