@@ -59,12 +59,12 @@ lint: install
 
 bench: install
 	$(PIP) install -q $(FIND_LINKS) -e ".[dev,bench]"
-	$(PY) -m localrag.app.bench.ingest --chunks 10000
-	$(PY) -m localrag.app.bench.retrieval_quality
-	$(PY) -m localrag.app.bench.retrieval
-	$(PY) -m localrag.app.bench.cache
-	$(PY) -m localrag.app.bench.answer
-	$(PY) -m localrag.app.bench.scale --sizes 10000,100000
+	$(PY) -m bench.ingest --chunks 10000
+	$(PY) -m bench.retrieval_quality
+	$(PY) -m bench.retrieval
+	$(PY) -m bench.cache
+	$(PY) -m bench.answer
+	$(PY) -m bench.scale --sizes 10000,100000
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache

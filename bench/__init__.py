@@ -1,5 +1,14 @@
 """Benchmarks that drive a `Rag` (or its models) over generated collections and the labeled sets; each module is an
-entry point, `python -m localrag.app.bench.<name>` (also `localrag bench ...` and `make bench`):
+entry point, `python -m bench.<name>` run from the repository root (also `localrag bench ...` and `make bench`).
+
+Why here and not in the package: the benchmarks need the labelled sets in data/eval and the corpora (data/sample,
+../shared/corpora, the python3-doc pages), which exist only in a source checkout, so they live beside the package,
+like bm25s's `benchmarks/`, as a plain unpackaged `bench` package importable when the checkout is on sys.path. The
+wheel carries only the product; `localrag bench ...` finds this folder next to the `localrag` package directory and
+says so when it is absent (installed from a wheel). Benchmarks import the product as `localrag.*`, never the other
+way round.
+
+The modules:
 
 - ingest: ingestion throughput next to raw SentenceTransformer.encode, re-ingest cost, peak memory
 - corpora: the labelled corpora (sample, articles, Python docs and Python FAQ/HOWTOs prepared from python3-doc) and

@@ -2,7 +2,7 @@
 vs miss latency; prompt lookup decoding against plain decoding on the same answer prompts (speed and whether the
 greedy output is identical).
 
-    python -m localrag.app.bench.answer [--questions 12] [--threads 2] [--lookup-tokens 10] [--json]
+    python -m bench.answer [--questions 12] [--threads 2] [--lookup-tokens 10] [--json]
     (or: localrag bench answer)
 """
 
@@ -24,7 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see app/cli.py
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 LABELED = ROOT / "data" / "eval" / "retrieval.jsonl"
 
@@ -65,8 +65,80 @@ def stage_table(answers: list[Any]) -> dict[str, dict[str, float]]:
     return out
 
 
-def run(n_questions: int = 12, threads: int | None = 2, lookup_tokens: int = 10) -> dict[str, Any]:
+def ask_section(rag: Any, qs: list[str]) -> tuple[list[Any], dict[str, Any]]:
+    """1. `ask`, streamed, cache off: TTFT, tokens/s, per stage. Returns the answers and their summary."""
+    log(f"ask_stream x {len(qs)} (cache off) ...")
+    answers = []
+    for q in qs:
+        final = None
+        for event in rag.ask_stream(q, cache=False, temperature=0):
+            final = event
+        answers.append(final)
+    decode = [a.tokens["completion"] / a.timings["generate"] for a in answers
+              if a.tokens.get("completion") and a.timings.get("generate")]
+    return answers, {
+        "stages": stage_table(answers),
+        "answered": sum(not a.abstained for a in answers),
+        "abstained": sum(a.abstained for a in answers),
+        "attributed": sum(a.attributed for a in answers),
+        "attempts_mean": statistics.mean(a.attempts for a in answers),
+        "prompt_tokens_mean": statistics.mean(a.tokens["prompt"] for a in answers),
+        "completion_tokens_mean": statistics.mean(a.tokens["completion"] for a in answers),
+        "tokens_per_s_p50": pct(decode, 50),
+        # the inline proxy scores next to generation (goal <= 20 %): summed over the answers that were generated
+        "score_vs_generate": (sum(a.timings.get("score", 0.0) for a in answers if "generate" in a.timings)
+                              / max(1e-9, sum(a.timings.get("generate", 0.0) for a in answers))),
+        "abstain_reasons": [a.abstain_reason for a in answers if a.abstained],
+    }
+
+
+def cache_section(rag: Any, qs: list[str]) -> dict[str, Any]:
+    """2. The semantic cache: the first ask is a miss, the same question again is a hit."""
+    log("cache: miss then hit ...")
+    rag.clear_cache()
+    miss, hit = [], []
+    cache_qs = qs[: max(3, len(qs) // 3)]
+    for q in cache_qs:
+        a = rag.ask(q, temperature=0)
+        b = rag.ask(q, temperature=0)
+        if not a.abstained and b.cached:
+            miss.append(a.timings["total"])
+            hit.append(b.timings["total"])
+    return {
+        "pairs": len(miss), "miss_p50_ms": pct(miss, 50) * 1e3, "hit_p50_ms": pct(hit, 50) * 1e3,
+        "speedup_p50": (pct(miss, 50) / pct(hit, 50)) if hit else None,
+    }
+
+
+def prompt_lookup_section(plain_llm: Any, answers: list[Any], threads: int | None,
+                          lookup_tokens: int) -> dict[str, Any]:
+    """3. Prompt lookup decoding vs plain, greedy, on the answer prompts of section 1."""
+    from localrag.app.answering import build_messages
     from localrag.app.llm import LlamaCppLLM
+
+    log(f"prompt lookup decoding ({lookup_tokens} draft tokens) vs plain ...")
+    prompts = [build_messages(a.question, a.sources) for a in answers if a.sources]
+    pld_llm = LlamaCppLLM(n_ctx=plain_llm.n_ctx, n_threads=threads, prompt_lookup=lookup_tokens)
+    rows = []
+    for msgs in prompts:
+        a = plain_llm.generate(msgs, temperature=0, max_tokens=256)
+        b = pld_llm.generate(msgs, temperature=0, max_tokens=256)
+        rows.append({"plain_s": a.seconds, "pld_s": b.seconds, "identical": a.text == b.text,
+                     "plain_tokens": a.completion_tokens, "pld_tokens": b.completion_tokens})
+    pld_llm.close()
+    plain_total = sum(r["plain_s"] for r in rows)
+    pld_total = sum(r["pld_s"] for r in rows)
+    return {
+        "prompts": len(rows), "draft_tokens": lookup_tokens, "plain_s": plain_total, "pld_s": pld_total,
+        "speedup": plain_total / pld_total if pld_total else None,
+        "identical": sum(r["identical"] for r in rows),
+        "plain_tokens_per_s": sum(r["plain_tokens"] or 0 for r in rows) / plain_total if plain_total else None,
+        "pld_tokens_per_s": sum(r["pld_tokens"] or 0 for r in rows) / pld_total if pld_total else None,
+    }
+
+
+def run(n_questions: int = 12, threads: int | None = 2, lookup_tokens: int = 10) -> dict[str, Any]:
+    """Ingest data/sample into a fresh data dir, load the LLM, then the three sections in order."""
     from localrag.app.rag import Rag
 
     t_run = time.perf_counter()
@@ -82,71 +154,9 @@ def run(n_questions: int = 12, threads: int | None = 2, lookup_tokens: int = 10)
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "loadavg_start": os.getloadavg()[0]},
         "model": llm.model_id, "llm_threads": threads, "model_load_s": load_s, "questions": len(qs),
     }
-
-    # 1. ask, streamed, cache off: TTFT, tokens/s, per stage
-    log(f"ask_stream x {len(qs)} (cache off) ...")
-    answers = []
-    for q in qs:
-        final = None
-        for event in rag.ask_stream(q, cache=False, temperature=0):
-            final = event
-        answers.append(final)
-    decode = [a.tokens["completion"] / a.timings["generate"] for a in answers
-              if a.tokens.get("completion") and a.timings.get("generate")]
-    result["ask"] = {
-        "stages": stage_table(answers),
-        "answered": sum(not a.abstained for a in answers),
-        "abstained": sum(a.abstained for a in answers),
-        "attributed": sum(a.attributed for a in answers),
-        "attempts_mean": statistics.mean(a.attempts for a in answers),
-        "prompt_tokens_mean": statistics.mean(a.tokens["prompt"] for a in answers),
-        "completion_tokens_mean": statistics.mean(a.tokens["completion"] for a in answers),
-        "tokens_per_s_p50": pct(decode, 50),
-        # the inline proxy scores next to generation (goal <= 20 %): summed over the answers that were generated
-        "score_vs_generate": (sum(a.timings.get("score", 0.0) for a in answers if "generate" in a.timings)
-                              / max(1e-9, sum(a.timings.get("generate", 0.0) for a in answers))),
-        "abstain_reasons": [a.abstain_reason for a in answers if a.abstained],
-    }
-
-    # 2. the semantic cache: the first ask is a miss, the same question again is a hit
-    log("cache: miss then hit ...")
-    rag.clear_cache()
-    miss, hit = [], []
-    cache_qs = qs[: max(3, len(qs) // 3)]
-    for q in cache_qs:
-        a = rag.ask(q, temperature=0)
-        b = rag.ask(q, temperature=0)
-        if not a.abstained and b.cached:
-            miss.append(a.timings["total"])
-            hit.append(b.timings["total"])
-    result["cache"] = {
-        "pairs": len(miss), "miss_p50_ms": pct(miss, 50) * 1e3, "hit_p50_ms": pct(hit, 50) * 1e3,
-        "speedup_p50": (pct(miss, 50) / pct(hit, 50)) if hit else None,
-    }
-
-    # 3. prompt lookup decoding vs plain, greedy, on the answer prompts of section 1
-    log(f"prompt lookup decoding ({lookup_tokens} draft tokens) vs plain ...")
-    from localrag.app.answering import build_messages
-
-    prompts = [build_messages(a.question, a.sources) for a in answers if a.sources]
-    plain_llm = llm
-    pld_llm = LlamaCppLLM(n_ctx=plain_llm.n_ctx, n_threads=threads, prompt_lookup=lookup_tokens)
-    rows = []
-    for msgs in prompts:
-        a = plain_llm.generate(msgs, temperature=0, max_tokens=256)
-        b = pld_llm.generate(msgs, temperature=0, max_tokens=256)
-        rows.append({"plain_s": a.seconds, "pld_s": b.seconds, "identical": a.text == b.text,
-                     "plain_tokens": a.completion_tokens, "pld_tokens": b.completion_tokens})
-    pld_llm.close()
-    plain_total = sum(r["plain_s"] for r in rows)
-    pld_total = sum(r["pld_s"] for r in rows)
-    result["prompt_lookup"] = {
-        "prompts": len(rows), "draft_tokens": lookup_tokens, "plain_s": plain_total, "pld_s": pld_total,
-        "speedup": plain_total / pld_total if pld_total else None,
-        "identical": sum(r["identical"] for r in rows),
-        "plain_tokens_per_s": sum(r["plain_tokens"] or 0 for r in rows) / plain_total if plain_total else None,
-        "pld_tokens_per_s": sum(r["pld_tokens"] or 0 for r in rows) / pld_total if pld_total else None,
-    }
+    answers, result["ask"] = ask_section(rag, qs)
+    result["cache"] = cache_section(rag, qs)
+    result["prompt_lookup"] = prompt_lookup_section(llm, answers, threads, lookup_tokens)
     rag.close()
     result["machine"]["loadavg_end"] = os.getloadavg()[0]
     result["wall_s"] = time.perf_counter() - t_run

@@ -1,9 +1,9 @@
 """Answer modes side by side on a QA set with a fixed dev/test split: extractive (localrag.app.answering.extractive) and
 generative (`Rag.ask`, the bundled LLM, cache off).
 
-    python -m localrag.app.bench.answer_modes --set data/eval/qa.jsonl --corpus data/sample --split dev \
+    python -m bench.answer_modes --set data/eval/qa.jsonl --corpus data/sample --split dev \
         [--mode extractive|generative|both] [--data-dir DIR] [--json] [--out items.jsonl] [--param threshold=0.4]
-    python -m localrag.app.bench.answer_modes --set data/eval/qa.jsonl --corpus data/sample \
+    python -m bench.answer_modes --set data/eval/qa.jsonl --corpus data/sample \
         --set data/eval/qa_articles.jsonl --corpus ../shared/corpora/articles --split dev --tune
 
 `--set`/`--corpus` (and `--data-dir`) may be repeated, pairwise. Each corpus is ingested into `--data-dir` (a
@@ -51,14 +51,13 @@ from localrag.app.answering.extractive import (  # noqa: E402
     ExtractiveResult,
     extract_answer,
     format_sentence,
-    to_answer,
 )
 from localrag.eval.answer_format import IDK, is_idk, strip_citations  # noqa: E402
 from localrag.eval.retrieval_metrics import spec_matches  # noqa: E402
 from localrag.index.jsonl import read_jsonl  # noqa: E402
 from localrag.index.text import STOPWORDS, content_words, numbers, tokens  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 MODES = ("extractive", "generative")
 _GENERIC = frozenset("answer question source sources year years people about".split())
 
@@ -149,6 +148,17 @@ class Graded:
 
 def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
+
+
+def graded_answer(question: str, sources: Sequence[Any], result: ExtractiveResult) -> Answer:
+    """An extractive result as the Answer that `grade` reads (text, sources, citations, why it abstained), built from
+    the result itself so that the bench does not depend on how the product wraps it."""
+    ans = Answer(question=question, text=result.text, sources=list(sources), model_id="extractive")
+    if result.abstained:
+        ans.abstained, ans.abstain_reason = True, result.reason
+    else:
+        ans.citations = result.citations(sources)
+    return ans
 
 
 def grade(item: dict[str, Any], ans: Answer, seconds: float, chunk_text: dict[int, str],
@@ -264,7 +274,7 @@ class _Ctx:
             t1 = time.perf_counter()
             result = extract_answer(item["question"], sources, self.embedder, params=params)
             t_ext = time.perf_counter() - t1
-            ans = to_answer(item["question"], sources, result)
+            ans = graded_answer(item["question"], sources, result)
         secs = time.perf_counter() - t
         extra: dict[str, Any] = {"extract_s": t_ext}
         if result is not None and result.best is not None:
@@ -394,7 +404,7 @@ def tune(ctxs: list[tuple[str, _Ctx, list[dict[str, Any]]]], base: ExtractivePar
                 one = ExtractiveResult(question=item["question"], text="", sentences=[c], score=c.score,
                                        abstained=False, reason=None)
                 one.text = format_sentence(c)
-                g = grade(item, to_answer(item["question"], sources, one), 0.0, chunks)
+                g = grade(item, graded_answer(item["question"], sources, one), 0.0, chunks)
                 ok.append((g.grounded, g.key_facts_ok))
             s = parts @ combos.T  # candidates x combos
             pick = s.argmax(axis=0)
@@ -424,7 +434,7 @@ def tune(ctxs: list[tuple[str, _Ctx, list[dict[str, Any]]]], base: ExtractivePar
                     per_item.append((name, item["answerable"], None, False, False))
                     continue
                 res = extract_answer(item["question"], sources, ctx.embedder, params=params, cache=ctx.cache)
-                g = grade(item, to_answer(item["question"], sources, res), 0.0, chunks)
+                g = grade(item, graded_answer(item["question"], sources, res), 0.0, chunks)
                 per_item.append((name, item["answerable"], res.score, g.grounded, g.key_facts_ok))
             obj, thr, per_set = _best_threshold(per_item, names)
             checked.append({"objective": obj, "params": {**r["params"], "max_sentences": n_sent,

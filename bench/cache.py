@@ -5,7 +5,7 @@ For every pair, the cache starts empty, stores question `a`, then looks up quest
 useful one. Each threshold is also scored as if the cache had no verification ("cosine only"), to show that the
 verification, not the threshold, keeps false hits at zero.
 
-    python -m localrag.app.bench.cache [--json] [--pairs FILE] [--thresholds 0.95 0.90 0.85] [--verbose]
+    python -m bench.cache [--json] [--pairs FILE] [--thresholds 0.95 0.90 0.85] [--verbose]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from localrag.index.embedder import Embedder
 from localrag.index.jsonl import read_jsonl
 from localrag.index.store import Store
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 PAIRS = ROOT / "data" / "eval" / "cache_pairs.jsonl"
 SAMPLE = ROOT / "data" / "sample"
 TYPES = ("paraphrase", "near_duplicate")

@@ -10,7 +10,7 @@ probabilities of the reply tokens 0..k are read from llama.cpp (one token, tempe
   the scorer's top-1;
 * how often the model picks position 1, and the median seconds per question.
 
-    python -m localrag.app.bench.chooser --set data/eval/qa.jsonl --corpus data/sample \
+    python -m bench.chooser --set data/eval/qa.jsonl --corpus data/sample \
         --set data/eval/qa_articles.jsonl --corpus ../shared/corpora/articles [--data-dir D ...] [--split dev]
 """
 
@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.answer_modes import _Ctx, key_fact_recall, load_set, log
 from localrag.app.answering.extractive import ExtractiveParams, extract_answer
-from localrag.app.bench.answer_modes import _Ctx, key_fact_recall, load_set, log
 from localrag.app.llm.gguf import default_gguf
 
 PROMPT = ("Question: {q}\n\nSentences:\n{lines}\n\nWhich sentence answers the question? Reply with its number only, "

@@ -1,9 +1,9 @@
 """The labelled corpora of the retrieval benchmark: one entry point from a corpus name to a folder to ingest, and to
 its question set(s) with evidence and a fixed dev/test split (data/eval/README.md).
 
-    python -m localrag.app.bench.corpora python-docs DEST [--max-files N] [--html-root DIR]
-    python -m localrag.app.bench.corpora python-howto DEST [--max-files N] [--html-root DIR]
-    python -m localrag.app.bench.corpora list
+    python -m bench.corpora python-docs DEST [--max-files N] [--html-root DIR]
+    python -m bench.corpora python-howto DEST [--max-files N] [--html-root DIR]
+    python -m bench.corpora list
 
 Corpora (name: folder to ingest; question files):
 
@@ -38,7 +38,7 @@ __all__ = [
     "pydocs_file_name",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 ARTICLES = ROOT.parent / "shared" / "corpora" / "articles"
 EVAL = ROOT / "data" / "eval"

@@ -1,8 +1,8 @@
 """Leave-one-corpus-out (LOCO): which way of CHOOSING the fusion default carries over to a corpus it was not chosen on.
 
-    python -m localrag.app.bench.fusion_loco [--corpora sample,articles,python-docs,python-howto] [--work DIR] [--json]
+    python -m bench.fusion_loco [--corpora sample,articles,python-docs,python-howto] [--work DIR] [--json]
 
-The fusion study (localrag.app.bench.fusion_study) picks the configuration with the best objective on the dev halves
+The fusion study (bench.fusion_study) picks the configuration with the best objective on the dev halves
 of every corpus together; twice that pick did worse on the test halves than a plain mix. This asks the question on
 dev data only. For each corpus in turn, a selection procedure chooses on the dev halves of the OTHER corpora, and its
 choice is scored on the held-out corpus's dev half (per answerable question: the mean of R@5, RR@10 and nDCG@10, then
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from localrag.app.bench import fusion_study as fs
+from bench import fusion_study as fs
 from localrag.eval.retrieval_metrics import measure
 from localrag.retrieval import fusion as fu
 
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, help="keep the ingested corpora here (reused by the next run)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    from localrag.app.bench.retrieval_quality import corpora
+    from bench.retrieval_quality import corpora
     from localrag.index.embedder import Embedder
 
     names = args.corpora.split(",") if args.corpora else corpora()

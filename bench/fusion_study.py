@@ -1,9 +1,9 @@
 """The fusion study: which hybrid default ranks best on the DEV halves of every labelled corpus together.
 
-    python -m localrag.app.bench.fusion_study [--corpora sample,articles,python-docs,python-howto]
+    python -m bench.fusion_study [--corpora sample,articles,python-docs,python-howto]
         [--work DIR] [--top 20] [--chunk-tokens 200[,100,150,250]] [--json]
 
-For each corpus (localrag.app.bench.retrieval_quality.corpora) the files are ingested with the default settings and
+For each corpus (bench.retrieval_quality.corpora) the files are ingested with the default settings and
 every dev question's candidates are taken once at the deepest depth studied: the dense leg from FAISS, the lexical
 leg from BM25, exactly as retrieval.search does. Each configuration then re-runs only the cheap stages on them, with
 the search pipeline's own functions (search.score_candidates, fusion.fuse): candidate depth, score normalisation
@@ -149,7 +149,7 @@ def collect(names: list[str], work: Path, embedder: Any = None, log: Any = None,
             chunk_tokens: int = DEFAULT_CHUNK) -> dict[str, Any]:
     """Per corpus (ingested under `work`, chunked at `chunk_tokens`): its dev questions, their evidence units, the
     candidates and exact scores per depth and question, and its chunk count."""
-    from localrag.app.bench.retrieval_quality import load_split, open_corpus
+    from bench.retrieval_quality import load_split, open_corpus
 
     log = log or (lambda msg: None)
     data: dict[str, Any] = {}
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated chunk sizes in tokens to study (each re-ingests every corpus)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    from localrag.app.bench.retrieval_quality import corpora
+    from bench.retrieval_quality import corpora
 
     names = args.corpora.split(",") if args.corpora else corpora()
     sizes = [int(x) for x in args.chunk_tokens.split(",")]

@@ -1,7 +1,7 @@
 """Ingestion benchmark: end-to-end chunks/s next to raw SentenceTransformer.encode on the same chunk texts, in the
 same process; peak memory; and a re-ingest of the unchanged corpus as a fraction of the first ingest.
 
-    python -m localrag.app.bench.ingest [--chunks 10000] [--json] [--keep DIR]   (or: localrag bench ingest, make bench)
+    python -m bench.ingest [--chunks 10000] [--json] [--keep DIR]   (or: localrag bench ingest, make bench)
 """
 
 from __future__ import annotations

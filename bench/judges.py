@@ -1,7 +1,7 @@
 """How far to trust a judge: the proxy judge (and with `--llm` the packaged SmolLM2-135M GGUF as LLM judge) against
 the hand-labelled statements of data/eval/judge_statements.jsonl.
 
-    python -m localrag.app.bench.judges [--llm] [--json] [--path FILE] [--threads N]
+    python -m bench.judges [--llm] [--json] [--path FILE] [--threads N]
 
 The measuring (accuracy, precision/recall/F1 for "unsupported", Cohen's kappa, agreement between judges) is
 localrag.eval.judge_accuracy; this entry point builds the judges, the LLM through localrag.app.llm.
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     # Idle OpenMP threads sleep instead of spinning: on 2 cores shared with other processes, spinning made one MiniLM
     # forward take ~500 ms instead of ~15 ms, and SmolLM2 calls ~10x slower. Read when torch/llama.cpp load.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    ap = argparse.ArgumentParser(prog="python -m localrag.app.bench.judges", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.judges", description=__doc__.split("\n\n")[0])
     ap.add_argument("--llm", action="store_true", help="also judge with the packaged SmolLM2 GGUF (slow: ~1 s/stmt)")
     ap.add_argument("--json", action="store_true", help="print the full report as JSON")
     ap.add_argument("--path", type=Path, default=STATEMENTS, help="statements file (JSON lines)")

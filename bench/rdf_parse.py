@@ -1,7 +1,7 @@
 """RDF parse speed, side by side: pyoxigraph (what localrag uses) vs rdflib, on a 100k-triple file and on a file
 with a 1.9 MB literal on one line.
 
-    python -m localrag.app.bench.rdf_parse [--triples 100000] [--long-mb 1.9] [--repeat 3]
+    python -m bench.rdf_parse [--triples 100000] [--long-mb 1.9] [--repeat 3]
 
 Rows: `pyoxigraph` (the raw parser), `localrag parse_rdf` (pyoxigraph plus conversion to rdflib terms and
 de-duplication: what ingestion runs), `oxrdflib` (rdflib Graph on the Oxigraph store, when installed), `rdflib`

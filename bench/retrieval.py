@@ -1,11 +1,11 @@
 """Retrieval benchmark: peers side by side on every labelled corpus, and search latency per stage on synthetic
 collections.
 
-    python -m localrag.app.bench.retrieval [--corpora sample,articles,python-docs,python-howto]
+    python -m bench.retrieval [--corpora sample,articles,python-docs,python-howto]
         [--max-questions N] [--work DIR] [--sizes 10000] [--queries 200] [--no-peers] [--smoke] [--seed 0] [--json]
     (or: localrag bench retrieval)
 
-Side by side, per corpus (localrag.app.bench.retrieval_quality.corpora), in one run over OUR stored chunks and their
+Side by side, per corpus (bench.retrieval_quality.corpora), in one run over OUR stored chunks and their
 stored MiniLM vectors: our hybrid (the default settings), dense and lexical modes, txtai's hybrid index and
 LangChain's EnsembleRetriever (BM25Retriever + FAISS, 0.5/0.5). Quality per split (dev: what the defaults were
 chosen on; test: held out) as R@5, MRR@10 (RR@10) and nDCG@10 through ir-measures, and per-query latency p50/p95 as
@@ -46,7 +46,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -393,7 +393,7 @@ def peers_on_corpus(name: str, rag: Any, log: Callable[[str], None], max_questio
     """Ours (hybrid, dense, lexical; the default settings), txtai's hybrid and LangChain's EnsembleRetriever over
     the chunks stored in `rag`'s default collection: quality per split (R@5, MRR@10, nDCG@10 with ir-measures) and
     per-query latency, the systems interleaved query by query so that a busy moment hits all of them."""
-    from localrag.app.bench.retrieval_quality import load_split
+    from bench.retrieval_quality import load_split
     from localrag.eval.retrieval_metrics import measure, resolve
 
     coll = rag.store.collection("default")
@@ -517,8 +517,8 @@ def run(sizes: Sequence[int] = (10_000,), n_queries: int = 200, peers: bool = Tr
     """Run the benchmark. `embedder`: a loaded index.embedder.Embedder to share; `corpora`: the labelled corpora
     for the side-by-side part (default: every one available); `work`: keep the ingested corpora there (reused by
     the next run); `rags`: corpus name -> an open Rag that already holds it (tests pass the session's sample)."""
-    from localrag.app.bench.retrieval_quality import corpora as available
-    from localrag.app.bench.retrieval_quality import open_corpus
+    from bench.retrieval_quality import corpora as available
+    from bench.retrieval_quality import open_corpus
     from localrag.app.config import load_settings
     from localrag.index.embedder import Embedder
 
@@ -720,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
         kw = {"sizes": SMOKE["sizes"], "n_queries": SMOKE["queries"], "corpora": list(SMOKE["corpora"]),
               "max_questions": SMOKE["max_questions"]}
     if kw["corpora"] is not None:
-        from localrag.app.bench.retrieval_quality import corpora as available
+        from bench.retrieval_quality import corpora as available
 
         unknown = sorted(set(kw["corpora"]) - set(available()))
         if unknown:

@@ -1,7 +1,7 @@
 """Retrieval quality of our search modes on the labeled query set (data/eval/retrieval.jsonl): recall@5/10, MRR@10
 and nDCG@10 through ir-measures, and the relevance floor that best separates answerable questions from the others.
 
-    python -m localrag.app.bench.retrieval_quality [--corpus sample|articles|python-docs|python-howto]
+    python -m bench.retrieval_quality [--corpus sample|articles|python-docs|python-howto]
         [--split dev|test] [--json] [--k 10] [--data-dir DIR] [--reranker MODEL]
     (or: localrag bench quality)
 
@@ -36,16 +36,16 @@ __all__ = [
     "open_corpus", "resolve", "run_quality", "spec_matches", "unit_ranking",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 EVAL = ROOT / "data" / "eval"
 SPLITS = ("dev", "test")
 
 
 def corpora() -> list[str]:
-    """The labelled corpora usable here (localrag.app.bench.corpora): those whose question file exists, and for
+    """The labelled corpora usable here (bench.corpora): those whose question file exists, and for
     python-docs and python-howto only where Debian's python3-doc is installed."""
-    from localrag.app.bench import corpora as cs
+    from bench import corpora as cs
 
     out = []
     for name in cs.CORPORA:
@@ -64,7 +64,7 @@ def corpora() -> list[str]:
 
 def load_split(name: str, split: str) -> list[LabeledQuery]:
     """The labelled questions of one split ("dev" or "test") of a corpus, as LabeledQuery."""
-    from localrag.app.bench import corpora as cs
+    from bench import corpora as cs
 
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: use dev or test")
@@ -75,7 +75,7 @@ def open_corpus(name: str, work: Path, embedder: Any = None, max_files: int | No
                 **settings: Any) -> Any:
     """A Rag over `work/data` with the corpus ingested into its default collection (unchanged files are skipped, so
     a kept `work` folder makes the next run fast). python-docs is prepared into `work/src` first."""
-    from localrag.app.bench import corpora as cs
+    from bench import corpora as cs
     from localrag.app.rag import Rag
 
     folder = cs.corpus_folder(name, dest=work / "src", max_files=max_files)

@@ -14,7 +14,7 @@ No model runs. Per size it reports:
 - memory per chunk: text (UTF-8), fp16 vector as stored, the chunks row in SQLite (same columns and indexes as
   index/store.py) and, with --pg, in PostgreSQL (pgserver); BM25; flat and IVF indexes; and the process RSS.
 
-    python -m localrag.app.bench.scale [--chunks 1000000] [--sizes 10000,100000] [--smoke] [--json]
+    python -m bench.scale [--chunks 1000000] [--sizes 10000,100000] [--smoke] [--json]
     (or: localrag bench scale ...)
 """
 
@@ -121,26 +121,15 @@ def store_bytes(texts: list[str], vecs16: np.ndarray, folder: Path, pg: bool) ->
     return out
 
 
-def run_size(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def bm25_part(n: int, ids: np.ndarray, texts: list[str], folder: Path, rebuild_max: int) -> tuple[Any, dict]:
+    """BM25: build the base (segments of 100k, as ingests would), then add one file; the old full bm25s rebuild
+    beside it up to `rebuild_max` chunks. Returns the index and its figures."""
     import bm25s
 
     from localrag.index.lexical import LexicalIndex, tokenize
-    from localrag.index.vectors import FLAT, VectorIndex, auto_nlist
-    from localrag.retrieval.search import Candidates, dense_leg, lexical_leg, score_candidates
 
-    res: dict[str, Any] = {"chunks": n}
-    t0 = time.perf_counter()
-    texts = make_texts(n + FILE_CHUNKS, seed=n)
-    x = make_vectors(n + FILE_CHUNKS, args.vectors, seed=n)
-    ids = np.arange(1, n + FILE_CHUNKS + 1, dtype=np.int64)
-    res["generate_s"] = round(time.perf_counter() - t0, 1)
     base_t, file_t = texts[:n], texts[n:]
-    res["text_bytes_per_chunk"] = round(sum(len(t.encode()) for t in base_t[:20000]) / min(n, 20000), 1)
-    res["fp16_vector_bytes_per_chunk"] = DIM * 2
-    folder = work / f"n{n}"
-    folder.mkdir(parents=True, exist_ok=True)
-
-    # --- BM25: build the base (segments of 100k, as ingests would), then add one file -------------------------
+    res: dict[str, Any] = {}
     lex = LexicalIndex()
     t0 = time.perf_counter()
     for s in range(0, n, 100_000):
@@ -154,15 +143,21 @@ def run_size(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     res["bm25_bytes_per_chunk"] = round(lex.memory_bytes() / len(lex), 1)
     res["bm25_disk_bytes_per_chunk"] = round(
         sum(p.stat().st_size for p in (folder / "bm25").rglob("*") if p.is_file()) / len(lex), 1)
-    if n <= args.rebuild_max:  # the old way: every text tokenized and indexed again by bm25s
+    if n <= rebuild_max:  # the old way: every text tokenized and indexed again by bm25s
         t0 = time.perf_counter()
         toks = [tokenize(t) or [""] for t in texts]
         ref = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
         ref.index(toks, show_progress=False)
         res["rebuild_bm25s_s"] = round(time.perf_counter() - t0, 2)
         del toks, ref
+    return lex, res
 
-    # --- vectors: flat and IVF over the base, then add one file to each ---------------------------------------
+
+def vector_part(n: int, ids: np.ndarray, x: np.ndarray, folder: Path) -> tuple[Any, Any, dict]:
+    """Vectors: flat and IVF over the base, then add one file to each. Returns both indexes and their figures."""
+    from localrag.index.vectors import FLAT, VectorIndex, auto_nlist
+
+    res: dict[str, Any] = {}
     base_ids = ids[:n]
     t0 = time.perf_counter()
     flat = VectorIndex.build(DIM, FLAT, base_ids, lambda part: x[part - 1], use_gpu=False)
@@ -180,12 +175,17 @@ def run_size(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         vi.save(folder / f"{name}.faiss", {"corpus_version": 2})
         res[f"add_file_{name}_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         res[f"{name}_bytes_per_chunk"] = round(vi.memory_bytes() / vi.ntotal, 1)
-    res["add_file_total_ms"] = round(res["add_file_bm25_ms"] + res["add_file_ivf_ms" if n >= args.ann_from
-                                                                    else "add_file_flat_ms"], 1)
+    return flat, ivf, res
 
-    # --- queries: a vector near a chunk's, 3 words of that chunk ------------------------------------------------
+
+def query_part(n: int, x: np.ndarray, texts: list[str], flat: Any, ivf: Any, lex: Any,
+               queries: int) -> tuple[np.ndarray, dict]:
+    """Queries (a vector near a chunk's, 3 words of that chunk): p50/p95 of each search mode, IVF recall@10 against
+    flat. Returns the query vectors and the figures."""
+    from localrag.retrieval.search import Candidates, dense_leg, lexical_leg, score_candidates
+
     rng = np.random.default_rng(7)
-    picks = rng.integers(0, n, args.queries)
+    picks = rng.integers(0, n, queries)
     qv = x[picks] + 0.03 * rng.standard_normal((len(picks), DIM), dtype=np.float32)
     qv /= np.linalg.norm(qv, axis=1, keepdims=True)
     qt = [" ".join(rng.choice(texts[p].split(), 3)) for p in picks]
@@ -208,10 +208,34 @@ def run_size(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         c.lexical, c.lexical_all = lexical_leg(lex, q, 50)
         score_candidates(c, q, ivf, lex)
         lat["hybrid"].append(time.perf_counter() - t)
-    res["latency"] = {k: pct(v) for k, v in lat.items()}
-    res["ivf_recall_at_10"] = round(float(np.mean(hits)), 4)
+    return qv, {"latency": {k: pct(v) for k, v in lat.items()}, "ivf_recall_at_10": round(float(np.mean(hits)), 4)}
+
+
+def run_size(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """One collection size: generate n chunks plus one file's worth, then BM25, vectors, queries, Milvus and the
+    stores' bytes per chunk (the last two as `args` asks)."""
+    res: dict[str, Any] = {"chunks": n}
+    t0 = time.perf_counter()
+    texts = make_texts(n + FILE_CHUNKS, seed=n)
+    x = make_vectors(n + FILE_CHUNKS, args.vectors, seed=n)
+    ids = np.arange(1, n + FILE_CHUNKS + 1, dtype=np.int64)
+    res["generate_s"] = round(time.perf_counter() - t0, 1)
+    base_t = texts[:n]
+    res["text_bytes_per_chunk"] = round(sum(len(t.encode()) for t in base_t[:20000]) / min(n, 20000), 1)
+    res["fp16_vector_bytes_per_chunk"] = DIM * 2
+    folder = work / f"n{n}"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    lex, bm25_res = bm25_part(n, ids, texts, folder, args.rebuild_max)
+    res.update(bm25_res)
+    flat, ivf, vec_res = vector_part(n, ids, x, folder)
+    res.update(vec_res)
+    res["add_file_total_ms"] = round(res["add_file_bm25_ms"] + res["add_file_ivf_ms" if n >= args.ann_from
+                                                                    else "add_file_flat_ms"], 1)
+    qv, query_res = query_part(n, x, texts, flat, ivf, lex, args.queries)
+    res.update(query_res)
     if args.milvus:
-        res.update(milvus_hnsw(x[:n], base_ids, qv, flat, folder))
+        res.update(milvus_hnsw(x[:n], ids[:n], qv, flat, folder))
     res["rss_mb"] = round(rss_mb(), 0)
     if n <= args.store_max:
         v16 = x[:n].astype(np.float16)

@@ -9,7 +9,7 @@ what the store does for the rest of localrag:
 
 Ratios are PostgreSQL / SQLite in the same process. Needs the postgres extra (`pip install -e '.[postgres]'`).
 
-    python -m localrag.app.bench.store [--chunks 20000] [--json]
+    python -m bench.store [--chunks 20000] [--json]
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def run(n: int, dim: int = 384) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m localrag.app.bench.store", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.store", description=__doc__.split("\n\n")[0])
     ap.add_argument("--chunks", type=int, default=20_000)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)

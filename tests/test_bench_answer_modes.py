@@ -1,11 +1,11 @@
-"""The answer-mode benchmark's grading rules (app.bench.answer_modes.grade) on hand-made answers: a citation is
+"""The answer-mode benchmark's grading rules (bench.answer_modes.grade) on hand-made answers: a citation is
 grounded when its quote is in the cited chunk and that chunk is the labelled evidence or the quotes state the
 reference's key facts; an abstention or a quote that is not in its chunk never is."""
 
 from __future__ import annotations
 
+from bench.answer_modes import grade, summarize
 from localrag.app.answering import Answer, Citation, Source
-from localrag.app.bench.answer_modes import grade, summarize
 
 HISTORY = "Gannet Head Lighthouse was designed by Elias Thornbury and first lit on 14 October 1867."
 GRAPH = "Elias Thornbury: Civil engineer who designed Gannet Head Lighthouse (built 1865-1867)."

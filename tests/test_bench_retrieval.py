@@ -1,4 +1,4 @@
-"""The retrieval benchmark (localrag.app.bench.retrieval) at its smoke size, end to end: ours, txtai's hybrid and
+"""The retrieval benchmark (bench.retrieval) at its smoke size, end to end: ours, txtai's hybrid and
 LangChain's EnsembleRetriever side by side over the session's sample corpus (a few questions per split), and the
 stage split on a small synthetic collection. Numbers are checked for sanity, never for speed; the goals (issue 14's
 acceptance) are checked on hand-made numbers, where the answer is known."""
@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from localrag.app.bench import retrieval as bench
+from bench import retrieval as rb
 
 SIZE = 300
 
@@ -21,20 +21,20 @@ def _finite_positive(x: float) -> bool:
 
 @pytest.fixture(scope="module")
 def smoke(embedder, sample_rag):
-    return bench.run(sizes=(SIZE,), n_queries=4, corpora=["sample"], max_questions=bench.SMOKE["max_questions"],
+    return rb.run(sizes=(SIZE,), n_queries=4, corpora=["sample"], max_questions=rb.SMOKE["max_questions"],
                      embedder=embedder, rags={"sample": sample_rag})
 
 
 def test_side_by_side_on_the_sample(smoke):
     c = smoke["corpora"]["sample"]
     assert c["chunks"] > 100 and c["questions"] == {"dev": 6, "test": 6}
-    available = [p for p, why in bench.peers_available().items() if why is None]
-    systems = [*bench.OURS, *available]
+    available = [p for p, why in rb.peers_available().items() if why is None]
+    systems = [*rb.OURS, *available]
     assert list(c["latency"]) == systems and set(c["quality"]) == set(systems)
-    assert set(c["skipped"]) == {p for p, why in bench.peers_available().items() if why}
+    assert set(c["skipped"]) == {p for p, why in rb.peers_available().items() if why}
     for name in systems:
         for split in ("dev", "test"):
-            assert set(c["quality"][name][split]) == set(bench.METRICS)
+            assert set(c["quality"][name][split]) == set(rb.METRICS)
             assert all(0.0 <= v <= 1.0 for v in c["quality"][name][split].values()), (name, split)
         lat = c["latency"][name]
         assert _finite_positive(lat["p50"]) and lat["p95"] >= lat["p50"]
@@ -50,18 +50,18 @@ def test_paired_difference_on_hand_made_numbers():
     other = {q: dict(v) for q, v in ours.items()}
     other["q0"] = {"R@5": 0.0, "RR@10": 0.5, "nDCG@10": 0.5}  # ours wins one question, the rest tie
     other["q1"]["RR@10"] = 1.0
-    d = bench.paired_difference(ours, other)
+    d = rb.paired_difference(ours, other)
     assert d["R@5"]["diff"] == pytest.approx(0.1) and d["R@5"]["ours_better"] == 1 and d["R@5"]["other_better"] == 0
     assert d["R@5"]["lo"] == pytest.approx(0.0) and d["R@5"]["hi"] == pytest.approx(0.3)  # 0..3 picks of q0 of 10
     assert d["RR@10"]["diff"] == pytest.approx(0.05) and d["RR@10"]["n"] == 10
-    same = bench.paired_difference(ours, ours)
+    same = rb.paired_difference(ours, ours)
     assert all(v["diff"] == v["lo"] == v["hi"] == 0.0 and v["ours_better"] == 0 for v in same.values())
 
 
 def test_stage_split_on_a_synthetic_collection(smoke):
     s = smoke["sizes"][str(SIZE)]
     assert s["corpus"]["chunks"] == SIZE and s["cold"]["index"]["chunks"] == SIZE
-    assert set(s["modes"]) == set(bench.MODES)
+    assert set(s["modes"]) == set(rb.MODES)
     expected = {
         "hybrid": {"embed", "dense", "lexical", "fusion", "hydrate", "total"},
         "hybrid-rrf": {"embed", "dense", "lexical", "fusion", "hydrate", "total"},
@@ -80,28 +80,28 @@ def test_stage_split_on_a_synthetic_collection(smoke):
 
 
 def test_report_renders_and_json_round_trips(smoke):
-    text = bench.format_report(smoke)
+    text = rb.format_report(smoke)
     assert "== sample:" in text and "ours hybrid" in text and "not_embed" in text and f"{SIZE:,} synthetic" in text
     assert "hybrid_vs_best_leg_every_corpus" in text
-    assert json.loads(json.dumps(bench._round(smoke)))["corpora"]["sample"]["questions"]["dev"] == 6
+    assert json.loads(json.dumps(rb._round(smoke)))["corpora"]["sample"]["questions"]["dev"] == 6
 
 
 def _corpus(q: dict[str, dict[str, float]]) -> dict:
-    return {"quality": {name: {"test": {m: v for m in bench.METRICS}} for name, v in q.items()}}
+    return {"quality": {name: {"test": {m: v for m in rb.METRICS}} for name, v in q.items()}}
 
 
 def test_acceptance_on_hand_made_numbers():
     corpora = {"a": _corpus({"ours hybrid": 0.9, "ours dense": 0.85, "ours lexical": 0.5, "txtai hybrid": 0.88}),
                "b": _corpus({"ours hybrid": 0.8, "ours dense": 0.6, "ours lexical": 0.8, "txtai hybrid": 0.8})}
-    acc = bench.acceptance(corpora)
+    acc = rb.acceptance(corpora)
     r = acc["R@5"]
     assert r["every_corpus"] and r["ahead_on_average"] and r["vs_txtai_on_average"]
     assert r["mean_hybrid"] == pytest.approx(0.85) and r["mean_best_leg"] == pytest.approx(0.825)
     corpora["b"]["quality"]["ours lexical"]["test"]["R@5"] = 0.81  # one corpus where BM25 alone is better
     corpora["a"]["quality"]["txtai hybrid"]["test"]["R@5"] = 0.95
-    r = bench.acceptance(corpora)["R@5"]
+    r = rb.acceptance(corpora)["R@5"]
     assert not r["every_corpus"] and r["ahead_on_average"] and not r["vs_txtai_on_average"]
-    g = bench.goals({"sizes": {}, "corpora": corpora})
+    g = rb.goals({"sizes": {}, "corpora": corpora})
     assert g["hybrid_vs_best_leg_every_corpus"]["met"] is False and g["hybrid_vs_txtai_on_average"]["met"] is False
     assert g["hybrid_ahead_on_average"]["met"] is True
 
@@ -113,32 +113,32 @@ def test_main_parses_arguments(monkeypatch, capsys, smoke):
         seen.update(kw)
         return smoke
 
-    monkeypatch.setattr(bench, "run", fake_run)
-    assert bench.main(["--json", "--smoke"]) == 0
-    assert seen["corpora"] == ["sample"] and seen["sizes"] == bench.SMOKE["sizes"] and seen["max_questions"] == 6
+    monkeypatch.setattr(rb, "run", fake_run)
+    assert rb.main(["--json", "--smoke"]) == 0
+    assert seen["corpora"] == ["sample"] and seen["sizes"] == rb.SMOKE["sizes"] and seen["max_questions"] == 6
     assert json.loads(capsys.readouterr().out)["config"]["queries"] == 4
-    assert bench.main(["--json", "--sizes", "0", "--corpora", "sample", "--no-peers", "--max-questions", "3"]) == 0
+    assert rb.main(["--json", "--sizes", "0", "--corpora", "sample", "--no-peers", "--max-questions", "3"]) == 0
     assert seen["sizes"] == [] and seen["peers"] is False and seen["max_questions"] == 3
     with pytest.raises(SystemExit):
-        bench.main(["--sizes", "ten"])
+        rb.main(["--sizes", "ten"])
     with pytest.raises(SystemExit):
-        bench.main(["--corpora", "no-such-corpus"])
+        rb.main(["--corpora", "no-such-corpus"])
 
 
 def test_peers_not_installed_are_reported_as_skipped(monkeypatch, sample_rag):
-    monkeypatch.setattr(bench, "peers_available", lambda: {"txtai hybrid": "txtai not importable: test",
+    monkeypatch.setattr(rb, "peers_available", lambda: {"txtai hybrid": "txtai not importable: test",
                                                            "langchain ensemble": "langchain not importable: test"})
-    out = bench.peers_on_corpus("sample", sample_rag, lambda m: None, max_questions=2)
-    assert set(out["latency"]) == set(bench.OURS) and out["skipped"]["txtai hybrid"] == "txtai not importable: test"
+    out = rb.peers_on_corpus("sample", sample_rag, lambda m: None, max_questions=2)
+    assert set(out["latency"]) == set(rb.OURS) and out["skipped"]["txtai hybrid"] == "txtai not importable: test"
 
 
 def test_synthetic_corpus_is_deterministic():
     import numpy as np
 
-    vocab, p = bench.make_vocabulary(n_rare=500)
+    vocab, p = rb.make_vocabulary(n_rare=500)
     assert len(set(vocab.tolist())) == len(vocab) and abs(p.sum() - 1) < 1e-9 and p[0] > p[-1]
-    a = bench.make_texts(np.random.default_rng(3), vocab, p, 5)
-    b = bench.make_texts(np.random.default_rng(3), vocab, p, 5)
+    a = rb.make_texts(np.random.default_rng(3), vocab, p, 5)
+    b = rb.make_texts(np.random.default_rng(3), vocab, p, 5)
     assert a == b and all(120 <= len(t.split()) <= 180 for t in a)
-    qs = bench.make_queries(np.random.default_rng(3), vocab, p, 20)
+    qs = rb.make_queries(np.random.default_rng(3), vocab, p, 20)
     assert all(2 <= len(q.split()) <= 6 for q in qs)

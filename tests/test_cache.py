@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
-from localrag.app.bench.cache import evaluate_pairs, format_table, load_pairs
+from bench.cache import evaluate_pairs, format_table, load_pairs
 from localrag.app.cache import CorpusTerms, SemanticCache, normalize_question, verify_equivalent
 from localrag.index.store import AnswerCacheRow, CollectionRow, Store, utcnow
 

@@ -1,4 +1,4 @@
-"""The labelled question sets of the four benchmark corpora (localrag.app.bench.corpora): their shape (ids, the
+"""The labelled question sets of the four benchmark corpora (bench.corpora): their shape (ids, the
 fixed dev/test split, unanswerable questions, types balanced across the split), and that every evidence spec names a
 stored file and matches 1 to 3 chunks of it as the default ingest cuts them (same loader, same chunker, same
 tokenizer), so a spec can neither miss nor match half a page. No embedding and no store: chunk texts only.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from localrag.app.bench.corpora import (
+from bench.corpora import (
     ARTICLES,
     CORPORA,
     PYDOCS_PAGES,

@@ -1,4 +1,4 @@
-"""The leave-one-corpus-out study of how to choose the fusion default (localrag.app.bench.fusion_loco): its selection
+"""The leave-one-corpus-out study of how to choose the fusion default (bench.fusion_loco): its selection
 procedures on hand-made scores where the right pick is known, and the learned fusion end to end on real candidates
 of the sample corpus (dev questions only)."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from localrag.app.bench import fusion_loco as loco
-from localrag.app.bench import fusion_study as fs
+from bench import fusion_loco as loco
+from bench import fusion_study as fs
 from localrag.retrieval.fusion import FusionConfig
 
 PLAIN = (50, FusionConfig("convex", "fixed", 0.5))
@@ -58,7 +58,7 @@ def test_procedures_pick_what_their_rule_says():
 
 
 def test_learned_fusion_trains_on_one_part_and_ranks_another(sample_rag):
-    from localrag.app.bench.retrieval_quality import load_split
+    from bench.retrieval_quality import load_split
 
     queries = [q for q in load_split("sample", "dev") if q.answerable][:16]
     data = {}

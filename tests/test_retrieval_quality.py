@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from localrag.app.bench.retrieval_quality import (
+from bench.retrieval_quality import (
     LabeledQuery,
     best_floor,
     evaluate_system,
@@ -153,7 +153,7 @@ def test_quality_on_the_held_out_split(sample_rag):
 # --- the articles corpus: its test half ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def articles_rag(tmp_path_factory, embedder):
-    from localrag.app.bench import corpora
+    from bench import corpora
 
     if not corpora.ARTICLES.is_dir():
         pytest.skip(f"the articles corpus is not at {corpora.ARTICLES} (../shared/corpora/articles)")
@@ -210,7 +210,7 @@ HOWTO_FLOORS = {
 
 @pytest.mark.slow
 def test_quality_on_the_python_howto_test_half(tmp_path_factory, embedder):
-    from localrag.app.bench import corpora
+    from bench import corpora
 
     try:
         corpora.find_python_docs()
@@ -234,7 +234,7 @@ def test_quality_on_the_python_howto_test_half(tmp_path_factory, embedder):
 def test_the_fusion_study_ranks_exactly_as_the_search_does(sample_rag):
     """The study re-runs only the score and fusion stages on stored candidates; for the default configuration its
     top 10 must be what rag.search returns, or its choice would be about another pipeline."""
-    from localrag.app.bench import fusion_study
+    from bench import fusion_study
     from localrag.retrieval.fusion import FusionConfig
 
     st = sample_rag.settings

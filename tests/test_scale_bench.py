@@ -31,3 +31,13 @@ def test_bench_scale_text_output_names_the_synthetic_data():
     assert "1,500 chunks (synthetic)" in res.output and "old full BM25 rebuild" in res.output
     assert "synthetic data" in res.output and "recall@10" in res.output
     assert "Milvus HNSW (milvus-lite): recall@10 vs flat" in res.output
+
+
+def test_bench_without_a_checkout_exits_2_and_says_where_to_run_it(monkeypatch, tmp_path):
+    """Installed from a wheel there is no bench/ folder beside the package: the command says how to run it instead."""
+    from localrag.app.cli import bench as cli_bench
+
+    monkeypatch.setattr(cli_bench, "bench_dir", lambda: tmp_path / "bench")
+    res = CliRunner().invoke(app, ["bench", "scale", "--smoke"])
+    assert res.exit_code == 2
+    assert "source checkout" in res.output and "python -m bench.scale" in res.output

@@ -1,15 +1,23 @@
-"""`localrag bench`: the benchmarks (app/bench), each run as its own `main(argv)`."""
+"""`localrag bench`: thin commands over the benchmarks in the checkout's `bench/` folder, each its own `main(argv)`.
+
+The benchmarks are not in the wheel: they need data/eval and the corpora, which exist only in a source checkout
+(see bench/__init__.py). Each command finds `bench/` beside the `localrag` package directory (the repository root),
+imports `bench.<name>` and runs it; installed from a wheel, the folder is absent and the command exits 2 saying so.
+"""
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+import localrag
 from localrag.app.cli.common import JsonOpt
 
-__all__ = ["bench_app", "register"]
+__all__ = ["bench_app", "bench_dir", "register", "run_bench"]
 
 
 def register(app: typer.Typer) -> None:
@@ -18,9 +26,36 @@ def register(app: typer.Typer) -> None:
 
 
 bench_app = typer.Typer(
-    help="Benchmarks: speed and quality measured against reference implementations (see docs/BENCHMARKS.md).",
+    help="Benchmarks: speed and quality measured against reference implementations (see docs/BENCHMARKS.md); "
+    "they run from a source checkout.",
     no_args_is_help=True,
 )
+
+
+def bench_dir() -> Path:
+    """The checkout's `bench/` folder: beside the package's files, since the repository root is the package."""
+    return Path(localrag.__file__).resolve().parent / "bench"
+
+
+def _missing(name: str) -> typer.Exit:
+    typer.echo(f"localrag bench: the benchmarks run from a source checkout (they need data/eval and the corpora): "
+               f"clone the repository and run `make bench` or `python -m bench.{name}`", err=True)
+    return typer.Exit(2)
+
+
+def run_bench(name: str, argv: list[str]) -> int:
+    """Import `bench.<name>` from the checkout and return its `main(argv)`; exit 2 when there is no checkout."""
+    folder = bench_dir()
+    if not (folder / "__init__.py").is_file() or not (folder / f"{name}.py").is_file():
+        raise _missing(name)
+    root = str(folder.parent)
+    loaded = sys.modules.get("bench")
+    if loaded is None and root not in sys.path:  # `python -m` from the root has it already; the console script not
+        sys.path.insert(0, root)
+    module = importlib.import_module(f"bench.{name}")
+    if Path(module.__file__ or "").resolve().parent != folder:  # some other `bench` shadows the checkout's
+        raise _missing(name)
+    return module.main(argv)
 
 
 @bench_app.command("retrieval")
@@ -40,12 +75,10 @@ def bench_retrieval(
     """Ours (hybrid, dense, lexical) beside txtai's hybrid and LangChain's EnsembleRetriever on every labelled corpus
     (R@5, MRR@10, nDCG@10 per dev/test split; p50/p95 latency as ratios against ours), and the stage split of a
     query's latency on synthetic collections."""
-    from localrag.app.bench import retrieval as b
-
     argv = ["--sizes", sizes, "--queries", str(queries)] + ([] if peers else ["--no-peers"])
     argv += (["--corpora", corpora] if corpora else []) + (["--work", str(work)] if work else [])
     argv += (["--max-questions", str(max_questions)] if max_questions else []) + (["--smoke"] if smoke else [])
-    raise typer.Exit(b.main(argv + (["--json"] if as_json else [])))
+    raise typer.Exit(run_bench("retrieval", argv + (["--json"] if as_json else [])))
 
 
 @bench_app.command("quality")
@@ -60,11 +93,9 @@ def bench_quality(
 ) -> None:
     """Recall@5/10, MRR@10 and nDCG@10 of lexical, dense and hybrid search on one split of a labelled corpus
     (ingested into a temporary folder), and the relevance floor that separates answerable questions."""
-    from localrag.app.bench import retrieval_quality as q
-
     argv = ["--k", str(k), "--corpus", corpus, "--split", split]
     argv += (["--reranker", reranker] if reranker else []) + (["--json"] if as_json else [])
-    raise typer.Exit(q.main(argv))
+    raise typer.Exit(run_bench("retrieval_quality", argv))
 
 
 @bench_app.command("ingest")
@@ -73,9 +104,7 @@ def bench_ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Ingestion throughput next to raw SentenceTransformer.encode, re-ingest cost, peak memory."""
-    from localrag.app.bench import ingest as b
-
-    raise typer.Exit(b.main(["--chunks", str(chunks)] + (["--json"] if as_json else [])))
+    raise typer.Exit(run_bench("ingest", ["--chunks", str(chunks)] + (["--json"] if as_json else [])))
 
 
 @bench_app.command("answer")
@@ -85,10 +114,8 @@ def bench_answer(
     as_json: JsonOpt = False,
 ) -> None:
     """Time to first token, tokens/s and per-stage latency of `ask`; cache hit vs miss; prompt lookup decoding."""
-    from localrag.app.bench import answer as b
-
-    raise typer.Exit(b.main(["--questions", str(questions), "--threads", str(threads)]
-                            + (["--json"] if as_json else [])))
+    raise typer.Exit(run_bench("answer", ["--questions", str(questions), "--threads", str(threads)]
+                               + (["--json"] if as_json else [])))
 
 
 @bench_app.command("scale")
@@ -107,9 +134,20 @@ def bench_scale(
     """Large collections on one machine, on synthetic data (stated in the output): add-one-file time (BM25 and
     vectors, with the old full BM25 rebuild beside it), p50/p95 search latency (dense flat/IVF, BM25, hybrid),
     IVF recall@10 against flat, bytes per chunk in each store and index, RSS."""
-    from localrag.app.bench import scale as b
-
     argv = ["--chunks", str(chunks), "--queries", str(queries), "--vectors", vectors, "--real", str(real)]
     argv += (["--sizes", sizes] if sizes else []) + (["--pg"] if pg else []) + (["--smoke"] if smoke else [])
     argv += ["--milvus"] if milvus else []
-    raise typer.Exit(b.main(argv + (["--json"] if as_json else [])))
+    raise typer.Exit(run_bench("scale", argv + (["--json"] if as_json else [])))
+
+
+@bench_app.command("cache")
+def bench_cache(
+    thresholds: Annotated[str | None, typer.Option(
+        help="Cosine thresholds to compare, comma-separated (default: the bench's own list).")] = None,
+    verbose: Annotated[bool, typer.Option(help="Also list every pair with its cosine and verdict.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The semantic answer cache on the labelled question pairs (data/eval/cache_pairs.jsonl): false hits and the
+    paraphrase hit rate per cosine threshold."""
+    argv = (["--thresholds", *thresholds.split(",")] if thresholds else []) + (["--verbose"] if verbose else [])
+    raise typer.Exit(run_bench("cache", argv + (["--json"] if as_json else [])))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -48,11 +49,28 @@ def eval_qa(
 
     Writes report.json, report.md, scores.png and latency.png into --out. Exit code 0 when every question ran,
     1 when some failed (each is reported; the others still run), 2 for a bad QA file or usage errors."""
-    from rich.markup import escape
+    from localrag.app.evaluate import EvalInputError, load_items, write_report
 
-    from localrag.app.evaluate import EvalInputError, load_items, run_eval, summary_rows, write_report
-    from localrag.eval.ragas_engine import RagasUnavailableError
+    panel_judges = _check_options(judge, panel, aggregate, engine)
+    try:
+        items = load_items(qa_file, limit=limit)
+    except EvalInputError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    result = _run(items, collection=collection, judge=judge, k=k, robustness=robustness, panel=panel_judges,
+                  aggregate=aggregate, engine=engine)
+    result["qa_file"], result["limit"] = str(qa_file), limit
+    paths = write_report(result, out_dir)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=1, default=str))
+    else:
+        _print_summary(result, f"eval of {qa_file.name} on collection {collection!r}", paths)
+    raise typer.Exit(result["exit_code"])
 
+
+def _check_options(judge: str, panel: str | None, aggregate: str, engine: str | None) -> list[str] | None:
+    """Exit 2 on a bad --judge, --panel, --aggregate or --engine (or --engine ragas without its extra); return the
+    panel's judges."""
     if judge not in ("proxy", "llm"):
         err.print(f"[red]error:[/] --judge must be proxy or llm, got {escape(judge)!r}")
         raise typer.Exit(2)
@@ -73,11 +91,15 @@ def eval_qa(
             err.print(f"[red]error:[/] --engine ragas needs the optional extra: {escape(INSTALL_HINT)}",
                       soft_wrap=True)
             raise typer.Exit(2)
-    try:
-        items = load_items(qa_file, limit=limit)
-    except EvalInputError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(2) from None
+    return panel_judges
+
+
+def _run(items: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
+    """Run the eval over `items` with a progress bar (on a terminal); map its failures to exit codes (2: bad input,
+    no ragas, no such collection; 1: the LLM judge's model could not be loaded)."""
+    from localrag.app.evaluate import EvalInputError, run_eval
+    from localrag.eval.ragas_engine import RagasUnavailableError
+
     rag = open_rag()
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -90,8 +112,7 @@ def eval_qa(
             def on_progress(done: int, total: int, current: str) -> None:
                 progress.update(task, completed=done, total=total, current=current)
 
-            result = run_eval(rag, items, collection=collection, judge=judge, k=k, robustness=robustness,
-                              progress=on_progress, panel=panel_judges, aggregate=aggregate, engine=engine)
+            return run_eval(rag, items, progress=on_progress, **options)
     except EvalInputError as exc:
         fail(exc, 2)
     except RagasUnavailableError as exc:  # no extra, or no OpenAI-compatible LLM server for ragas
@@ -102,20 +123,20 @@ def eval_qa(
         fail(exc, 1)
     finally:
         rag.close()
-    result["qa_file"], result["limit"] = str(qa_file), limit
-    paths = write_report(result, out_dir)
-    if as_json:
-        typer.echo(json.dumps(result, ensure_ascii=False, indent=1, default=str))
-    else:
-        table = Table(title=f"eval of {qa_file.name} on collection {collection!r}", title_justify="left")
-        for col in ("section", "measure", "value"):
-            table.add_column(col, overflow="fold")
-        for row in summary_rows(result):
-            table.add_row(*(escape(c) for c in row))
-        out.print(table)
-        for note in result["notes"][1:]:
-            err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
-        for e in result["errors"]:
-            err.print(f"[red]failed[/] {escape(e['id'])}: {escape(e['error'])}", soft_wrap=True)
-        out.print("report: " + ", ".join(str(p) for p in paths))
-    raise typer.Exit(result["exit_code"])
+
+
+def _print_summary(result: dict[str, Any], title: str, paths: list[Path]) -> None:
+    """The summary table on stdout; notes and failed questions on stderr; where the report went."""
+    from localrag.app.evaluate import summary_rows
+
+    table = Table(title=title, title_justify="left")
+    for col in ("section", "measure", "value"):
+        table.add_column(col, overflow="fold")
+    for row in summary_rows(result):
+        table.add_row(*(escape(c) for c in row))
+    out.print(table)
+    for note in result["notes"][1:]:
+        err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    for e in result["errors"]:
+        err.print(f"[red]failed[/] {escape(e['id'])}: {escape(e['error'])}", soft_wrap=True)
+    out.print("report: " + ", ".join(str(p) for p in paths))
