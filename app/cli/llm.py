@@ -16,8 +16,10 @@ __all__ = ["llm_app", "register"]
 
 
 llm_app = typer.Typer(
-    help="The language model that writes answers: in process (llama-cpp, default: the packaged SmolLM2-135M "
-    "GGUF) or any OpenAI-compatible server (llm_backend=openai + llm_base_url). `llm serve` runs such a server.",
+    help="The language model that writes answers: in process (llama-cpp: llm_model is a model name from "
+    "`localrag models list`, a .gguf file or hf:owner/repo/file.gguf; default: the packaged SmolLM2-135M GGUF) or "
+    "any OpenAI-compatible server (llm_backend=openai + llm_base_url). `llm serve` runs such a server.",
+    short_help="The LLM that writes answers: which model answers and does it load (info), serve it over HTTP.",
     no_args_is_help=True,
 )
 
@@ -30,8 +32,9 @@ def register(app: typer.Typer) -> None:
 @llm_app.command("serve")
 def llm_serve(
     model: Annotated[
-        Path | None, typer.Option("--model", "-m", help="GGUF file to serve (default: llm_model, else the packaged "
-                                  "SmolLM2-135M-Instruct).")
+        str | None, typer.Option("--model", "-m", help="Model to serve: a name (`localrag models list`), a .gguf "
+                                 "file or hf:owner/repo/file.gguf (default: llm_model, else the packaged "
+                                 "SmolLM2-135M-Instruct).")
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
@@ -79,6 +82,21 @@ def llm_serve(
         raise typer.Exit(1)
 
 
+def _named_model(model_path: str | None) -> dict[str, Any]:
+    """Which named model answers (when the loaded file is one of `localrag models list`): name, size and whether its
+    sha256 matches the registry's (recomputed: about a second per GB)."""
+    from localrag.app.llm.models import get_model, identify, verify
+
+    name = identify(model_path) if model_path else None
+    if name is None or model_path is None:
+        return {"model_name": None, "model_sha256": None}
+    check = verify(name, Path(model_path))
+    status = {"ok": "ok (matches the registry)", "missing": "file missing",
+              "mismatch": f"MISMATCH: damaged or changed — `localrag models remove {name}` and pull it again"}
+    return {"model_name": f"{name} ({get_model(name).description})", "model_size_bytes": check.size,
+            "model_sha256": status[check.status]}
+
+
 @llm_app.command("info")
 def llm_info(as_json: JsonOpt = False) -> None:
     """Show the configured LLM (backend, model file or server, model id, limits) and check that it loads or
@@ -97,6 +115,7 @@ def llm_info(as_json: JsonOpt = False) -> None:
     try:
         llm = make_llm(s)
         info |= llm.info()
+        info |= _named_model(llm.info().get("model_path"))
         info["tokens_in_hello_world"] = llm.count_tokens("Hello, world!")
         info["ok"], info["error"] = True, None
     except LLMError as exc:

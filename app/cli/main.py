@@ -22,7 +22,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # times slower as soon as another busy process shares the cores (measured: eval/scoring.py notes, BENCHMARKS.md)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from localrag.app.cli import asking, bench, evaluation, library, llm  # noqa: E402 - after the environment
+from localrag.app.cli import asking, bench, evaluation, library, llm, models  # noqa: E402 - after the environment
 from localrag.app.cli import ui as cli_ui  # noqa: E402 - after the environment
 from localrag.app.cli.common import err, state  # noqa: E402
 
@@ -56,6 +56,7 @@ library.register(app)  # ingest, sync, remove, status, search, demo
 bench.register(app)  # bench ...
 asking.register(app)  # ask, chat, cache ...
 llm.register(app)  # llm serve, llm info
+models.register(app)  # models list, pull, verify, remove
 evaluation.register(app)  # eval
 cli_ui.register(app)  # ui, export sft (app/cli/ui.py)
 
