@@ -31,6 +31,7 @@ from localrag.app.answering import (
     rewrite_question,
 )
 from localrag.app.answering.answerer import MODEL_IDK
+from localrag.app.answering.compress import compress_sources
 from localrag.app.answering.extractive import EXTRACTIVE_MODEL_ID, extract_answer, to_outcome
 from localrag.app.answering.prompt import _FOLLOW_UP, PROMPT_VERSION, LLMLike
 from localrag.app.config import AnswerMode, Settings
@@ -85,6 +86,7 @@ class AskOptions:
     stop: tuple[str, ...] | None
     min_relevance: float
     context_tokens: int
+    compress_tokens: int  # 0: the model reads whole chunks
     retries: int
     score: bool
     default_search_mode: str
@@ -112,7 +114,8 @@ class AskOptions:
             history=tuple(as_messages(history or ())), use_cache=st.cache_enabled if cache is None else cache,
             temperature=temperature, top_p=top_p, max_tokens=max_tokens or st.answer_max_tokens,
             stop=tuple(stop) if stop else None, min_relevance=st.answer_min_relevance,
-            context_tokens=st.answer_context_tokens, retries=st.answer_retries, score=st.score_answers,
+            context_tokens=st.answer_context_tokens, compress_tokens=st.answer_compress_tokens,
+            retries=st.answer_retries, score=st.score_answers,
             default_search_mode=st.search_mode,
         )
 
@@ -131,7 +134,7 @@ class AskOptions:
         return json.dumps({"prompt": PROMPT_VERSION, "answer_mode": self.answer_mode.value, "k": self.k,
                            "mode": self.search_mode or self.default_search_mode, "filters": self.filters.__dict__,
                            "expand": self.expand, "rerank": self.rerank, "floor": self.min_relevance,
-                           "sampling": self.sampling}, sort_keys=True)
+                           "sampling": self.sampling, "compress": self.compress_tokens}, sort_keys=True)
 
 
 @dataclass
@@ -227,54 +230,71 @@ def quote(parts: AskParts, question: str, sources: Sequence[Source], mode: str) 
     return to_outcome(sources, extract_answer(question, sources, parts.embedder), mode=mode)
 
 
-def generative(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],
-               stream: bool) -> Iterator[str | Restart | Outcome]:
-    """The LLM writes the answer with the guardrails (app.answering.Answerer) in a context budget that leaves room
-    for the instructions, the question, the answer and a retry's draft. Yields text pieces and Restarts, then the
-    Outcome."""
+def answerer(parts: AskParts, opts: AskOptions) -> Answerer:
+    """The generative answerer for these options: a context budget that leaves room for the instructions, the
+    question, the answer and a retry's draft; the sources compressed to `compress_tokens` when that is set."""
     llm = parts.llm
     budget = opts.context_tokens
     n_ctx = getattr(llm, "n_ctx", None)
     if n_ctx:
         budget = max(64, min(budget, n_ctx - 2 * opts.max_tokens - 400))
-    answerer = Answerer(llm, retries=opts.retries, context_tokens=budget, sampling=opts.sampling,
-                        max_tokens=opts.max_tokens)
-    for event in answerer.run(question, relevant, stream=stream):
+    squeeze = None
+    if opts.compress_tokens:
+        embedder, count = parts.embedder, llm.count_tokens
+
+        def squeeze(question: str, sources: list[Source]) -> list[Source]:
+            return compress_sources(question, sources, embedder, count, budget=opts.compress_tokens)
+
+    return Answerer(llm, retries=opts.retries, context_tokens=budget, sampling=opts.sampling,
+                    max_tokens=opts.max_tokens, compress=squeeze)
+
+
+def generative(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],
+               stream: bool) -> Iterator[str | Restart | Outcome]:
+    """The LLM writes the answer with the guardrails (app.answering.Answerer). Yields text pieces and Restarts,
+    then the Outcome."""
+    for event in answerer(parts, opts).run(question, relevant, stream=stream):
         if isinstance(event, Outcome):
-            event.mode = "auto:generative" if opts.answer_mode == AnswerMode.AUTO else "generative"
+            event.mode = "generative"
         yield event
 
 
 def auto(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],
-         stream: bool) -> Iterator[str | Restart | Replace | Outcome]:
-    """Auto mode: the generated answer; where its drafts failed a hard guardrail (or the model said it does not
-    know), the extractive answer over the same sources when that one does not abstain, streamed after a Restart
-    so that the rejected draft is discarded."""
-    final: Outcome | None = None
-    for event in generative(parts, opts, question, relevant, stream):
+         stream: bool) -> Iterator[str | Replace | Outcome]:
+    """Auto mode: the quote first, then the answer. The extractive answer is ready at once (no LLM) and streamed;
+    the LLM then writes an answer over the same numbered sources, and when it passes its checks it replaces the
+    quote (a `Replace` event, then its text). When the model abstains or fails its checks, the quote stays, marked
+    as a quote; when there is no quote either, the model's abstention is the answer."""
+    out = extractive(parts, opts, question, relevant, mode="auto:extractive")
+    if out.abstain_kind == AbstainKind.CONTEXT_BUDGET:
+        yield out
+        return
+    if stream and not out.abstained:
+        yield out.text
+    gen: Outcome | None = None
+    for event in answerer(parts, opts).write(question, out.sources, stream=False):
         if isinstance(event, Outcome):
-            final = event
-        else:
-            yield event
-    assert final is not None
-    if not (final.abstained and final.sources and final.abstain_kind in (AbstainKind.GUARDRAILS, AbstainKind.MODEL)):
-        yield final
-        return
-    t = time.perf_counter()
-    q = quote(parts, question, final.sources, "auto:extractive")
-    if q.abstained:
-        final.warnings.append(f"no extractive answer either ({q.abstain_reason})")
-        yield final
-        return
-    why = final.abstain_reason or ""
-    q.warnings = final.warnings + [
-        f"the generated answer was rejected ({why}); this answer quotes the sources instead"] + q.warnings
-    q.guardrails, q.attempts, q.tokens = final.guardrails, final.attempts, final.tokens
-    q.timings = {**final.timings, "extract": time.perf_counter() - t}
-    if stream:
-        yield Restart(final.attempts + 1, f"{why} — quoting the sources instead")
-        yield q.text
-    yield q
+            gen = event
+    assert gen is not None
+    gen.mode = "auto:generative"
+    gen.timings = {**out.timings, **gen.timings}
+    if not gen.abstained:
+        gen.warnings = [w for w in out.warnings if not w.startswith("extractive answer:")] + gen.warnings
+        if stream:
+            yield Replace("auto:generative", "the generated answer passed its checks")
+            yield gen.text
+        yield gen
+    elif not out.abstained:
+        why = gen.abstain_reason or ""
+        out.warnings = [f"the generated answer was not used ({why}); this answer quotes the sources"] + out.warnings
+        out.guardrails, out.attempts, out.tokens = gen.guardrails, gen.attempts, gen.tokens
+        out.timings = gen.timings
+        yield out
+    else:
+        gen.warnings = out.warnings + gen.warnings + [f"no extractive answer either ({out.abstain_reason})"]
+        if stream:
+            yield gen.text
+        yield gen
 
 
 def write(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],

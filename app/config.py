@@ -134,12 +134,11 @@ class Settings(BaseSettings):
     )
     # answering: app/answer.py
     answer_mode: AnswerMode = Field(
-        default=AnswerMode.EXTRACTIVE, description="generative: the LLM writes the answer (guardrails, retries, abstention); "
-        "extractive: the answer quotes the best supporting source sentence(s), cited, without calling the LLM "
-        "(app/extractive.py); auto: generative, and where its drafts fail a hard guardrail (or the model says it "
-        "does not know) while the sources hold a supporting sentence, the extractive answer, labelled as such "
-        "(Answer.mode 'auto:generative' or 'auto:extractive'). Extractive measured best with the bundled 135M "
-        "model on the dev half of data/eval/qa.jsonl (BENCHMARKS.md)"
+        default=AnswerMode.EXTRACTIVE,
+        description="generative: the LLM writes the answer (guardrails, retries, abstention); extractive: the answer "
+        "quotes the best supporting source sentence(s), cited, without calling the LLM (app/answering/extractive.py); "
+        "auto: the quote first, at once, then the LLM's answer over the same numbered sources replaces it when it "
+        "passes its checks (Answer.mode 'auto:generative'), else the quote stays ('auto:extractive')",
     )
     answer_k: int = Field(default=4, ge=1, le=50, description="hits retrieved for an answer")
     answer_min_relevance: float = Field(
@@ -148,6 +147,11 @@ class Settings(BaseSettings):
     )
     answer_context_tokens: int = Field(
         default=1000, ge=64, description="LLM tokens for the numbered sources (capped to fit llm_n_ctx)"
+    )
+    answer_compress_tokens: int = Field(
+        default=450, ge=0, description="generative and auto: the model reads the sources' supporting sentences (with a "
+        "neighbour each side) up to this many tokens instead of whole chunks (app/answering/compress.py); 0 = whole "
+        "chunks"
     )
     answer_max_tokens: int = Field(default=256, ge=16, description="most tokens in an answer (a draft cut off there "
                                    "fails the runaway guardrail)")

@@ -8,9 +8,9 @@ exists to catch), the share it called supported, Cohen's kappa against the label
 a judge that says "yes" to everything), accuracy per kind of statement, and agreement between judges.
 
 Pure functions of (labelled statements, judge objects): any object with ``judge_statement`` or ``verdict`` is a
-judge. The entry point that builds the judges, the LLM one included, is localrag.app.bench.judges:
+judge. The entry point that builds the judges, the LLM one included, is bench.judges:
 
-    python -m localrag.app.bench.judges [--llm] [--json] [--threads N]
+    python -m bench.judges [--llm] [--json] [--threads N]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ a substring, PDF page or knowledge-graph URI). A ranked list of chunks becomes a
 a query's evidence found in its top 5 chunks, whatever the chunking.
 
 Pure functions of (labels, store rows, rankings): nothing here searches. What drives a `Rag` over the set (the
-search modes compared, the `localrag bench quality` entry point) is localrag.app.bench.retrieval_quality.
+search modes compared, the `localrag bench quality` entry point) is bench.retrieval_quality.
 """
 
 from __future__ import annotations

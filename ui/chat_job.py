@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localrag import Answer, Rag
-from localrag.app.answering import Restart
+from localrag.app.answering import Replace, Restart
 
 __all__ = ["AnswerJob", "STOPPED_NOTE"]
 
@@ -31,6 +31,7 @@ class AnswerJob:
     conversation_id: str | None = None
     text: str = ""  # what has been streamed of the current draft
     restarts: list[str] = field(default_factory=list)  # reasons for rejected drafts, in order
+    showing: str = ""  # auto mode: "quote" while the quote is shown, "answer" once the model's answer replaced it
     answer: Answer | None = None
     error: BaseException | None = None
     stopped: bool = False
@@ -73,6 +74,11 @@ class AnswerJob:
                     if self.first_piece_s is None and event:
                         self.first_piece_s = time.perf_counter() - self.started
                     self.text += event
+                    if self.options.get("answer_mode") == "auto" and not self.showing:
+                        self.showing = "quote"
+                elif isinstance(event, Replace):
+                    self.showing = "answer"
+                    self.text = ""
                 elif isinstance(event, Restart):
                     self.restarts.append(event.reason)
                     self.text = ""

@@ -22,8 +22,16 @@ MESSAGES = "chat_messages"  # its messages, as shown
 JOB = "chat_job"  # the answer being written, if any
 MODES = ("hybrid", "dense", "lexical")
 ANSWER_MODES = tuple(m.value for m in (AnswerMode.EXTRACTIVE, AnswerMode.AUTO, AnswerMode.GENERATIVE))  # menu order
-ANSWER_MODE_HELP = ("extractive: quotes the sources' best supporting sentences, cited (no LLM, fast) · auto: the LLM "
-                    "writes, and its rejected drafts are replaced by the quotes · generative: the LLM writes")
+# which writer's text the turn shows (Answer.mode), in words
+WRITER_NOTES = {
+    "extractive": "Quoted from the sources (no model).",
+    "auto:extractive": "Quoted from the sources: the model's answer did not pass its checks, so the quote stays.",
+    "auto:generative": "Written by the model from the numbered sources; it replaced the quote shown first.",
+    "generative": "Written by the model from the numbered sources.",
+}
+ANSWER_MODE_HELP = ("extractive: quotes the sources' best supporting sentences, cited (no LLM, fast) · auto: the quote "
+                    "at once, then the LLM's answer replaces it when it passes its checks · generative: the LLM "
+                    "writes")
 
 
 # --- conversation state -----------------------------------------------------------------------------------------
@@ -195,6 +203,8 @@ def render_answer(rag: Rag, msg: dict[str, Any]) -> None:
                    f"Why: {common.md_escape(ans.get('abstain_reason') or 'unknown')}", icon=":material/help:")
     else:
         st.markdown(common.md_escape(ans.get("text") or msg.get("content", "")))
+        if ans.get("mode") in WRITER_NOTES:
+            st.caption(WRITER_NOTES[ans["mode"]])
     restarts = ans.get("restarts") or []
     if restarts:
         st.caption(f"{len(restarts)} draft(s) rejected by the guardrails and rewritten: "
@@ -278,6 +288,9 @@ def _follow(job: AnswerJob) -> None:
                     status.empty()
                 elif not job.text:
                     status.caption(f"Searching the documents and reading the sources… {elapsed:.0f} s")
+                elif job.showing == "quote":
+                    status.caption(f"Quoted from the sources; the model is writing an answer to replace it… "
+                                   f"{elapsed:.0f} s")
                 else:
                     status.caption(f"Writing… {elapsed:.0f} s")
                 body.markdown(common.md_escape(job.text) + ("" if finished else " ▌"))

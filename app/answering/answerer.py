@@ -7,12 +7,12 @@ is spent the answer abstains with the reason. A soft failure keeps the answer an
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from localrag.app.answering.answer import AbstainKind, Outcome, Restart
-from localrag.app.answering.citations import attribute, make_citations, parse_citations
+from localrag.app.answering.citations import attribute, make_citations, normalize_citations, parse_citations
 from localrag.app.answering.guardrails import Draft, Validator, complete_sentences, default_validators
 from localrag.app.answering.prompt import LLMLike, build_messages
 from localrag.app.answering.sources import Source, assemble_context
@@ -44,6 +44,8 @@ class Answerer:
     sampling: dict[str, Any] = field(default_factory=dict)  # temperature, top_p, max_tokens, stop overrides
     max_tokens: int = 256
     attribute: bool = True  # add citations after generation when the model wrote none (small models rarely do)
+    # the sources as the model reads them (app.answering.compress): fewer tokens to prefill; None = whole chunks
+    compress: Callable[[str, list[Source]], list[Source]] | None = None
 
     def run(self, question: str, hits: Sequence[Hit], stream: bool = False) -> Iterator[str | Restart | Outcome]:
         """Yield text pieces (when streaming), a Restart before each retry, and finally the Outcome."""
@@ -65,11 +67,16 @@ class Answerer:
         feedback: str | None = None
         last: _Attempt | None = None
         prompt_tokens = completion_tokens = 0
+        shown = sources
+        if self.compress is not None:
+            t = time.perf_counter()
+            shown = self.compress(question, sources)
+            timings["compress"] = time.perf_counter() - t
         t_gen = time.perf_counter()
         for attempt in range(1, self.retries + 2):
             if attempt > 1:
                 yield Restart(attempt, feedback or "")
-            messages = build_messages(question, sources, feedback, last.draft.raw if last else None)
+            messages = build_messages(question, shown, feedback, last.draft.raw if last else None)
             last = yield from self._attempt(question, sources, messages, stream, timings, first=attempt == 1,
                                             t_gen=t_gen)
             prompt_tokens += last.prompt_tokens
@@ -102,7 +109,7 @@ class Answerer:
             c = self.llm.generate(messages, **kw)
         if first and c.ttft_seconds is not None:
             timings["ttft"] = (t0 - t_gen) + c.ttft_seconds
-        raw = c.text.strip()
+        raw = normalize_citations(c.text.strip())
         trimmed = False
         if c.finish_reason == "length":  # keep what was complete; the rest was cut mid-sentence (or rambling)
             cut = complete_sentences(raw, max_sentences=4)  # the prompt asks for one to four sentences

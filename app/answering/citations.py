@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from localrag.app.answering.sources import REMOVED_MARK, Source
-from localrag.eval.answer_format import MARKER, marker_numbers
+from localrag.eval.answer_format import MARKER, marker_numbers, move_citations_before_stop
 from localrag.index.text import content_words, numbers, sentence_spans, split_sentences
 from localrag.retrieval.types import cite_location
 
@@ -33,6 +34,28 @@ class Citation:
     def location(self) -> str:
         """"Guide › Safety › Tides, p. 4" (retrieval.types.cite_location), else the node URI."""
         return cite_location(self.section, self.page, self.ocr) or self.kg_uri or ""
+
+
+# the ways small models write a citation other than "[n]": "(source 2)", "[Source 2]", "(Sources 1 and 3)", "[^2]",
+# "【2】", "[[2]]", "Source: [2]" — each read as the marker "[2]" / "[1 and 3]"
+_NUMS = r"(\d{1,4}(?:\s*(?:,|;|and|&|-|–)\s*\d{1,4})*)"
+_HABITS = [
+    re.compile(r"\(\s*(?:source|src|doc(?:ument)?)s?\s*(?:#|no\.?|number)?\s*:?\s*" + _NUMS + r"\s*\)", re.I),
+    re.compile(r"\[\s*(?:source|src|doc(?:ument)?)s?\s*(?:#|no\.?|number)?\s*:?\s*" + _NUMS + r"\s*\]", re.I),
+    re.compile(r"\[\s*\^\s*" + _NUMS + r"\s*\]"),
+    re.compile(r"【\s*" + _NUMS + r"\s*】"),
+    re.compile(r"\[\[\s*" + _NUMS + r"\s*\]\]"),
+    re.compile(r"\b(?:source|sources)\s*:\s*\[\s*" + _NUMS + r"\s*\]", re.I),
+]
+
+
+def normalize_citations(text: str) -> str:
+    """A draft's citations in the one format the rest reads: the habits above become "[n]" ("[2][3]" and "[2, 3]"
+    already are: each marker is read), and markers written after a sentence's full stop ("... paper. [3]") move
+    before it ("... paper [3].") so that they stay with the sentence they cite."""
+    for rx in _HABITS:
+        text = rx.sub(lambda m: "[" + re.sub(r"\s*&\s*", " and ", m.group(1)) + "]", text)
+    return move_citations_before_stop(text)
 
 
 def parse_citations(text: str, k: int) -> tuple[str, list[tuple[int, int]], list[str]]:

@@ -85,7 +85,7 @@ def _print_answer_tail(ans: Any, streamed: bool) -> None:
 
 
 def _answer(rag: Any, question: str, collection: str, as_json: bool, stream: bool, kw: dict[str, Any]) -> Any:
-    from localrag.app.answering import Answer, Restart
+    from localrag.app.answering import Answer, Replace, Restart
     from localrag.app.rag import RagError
 
     try:
@@ -101,6 +101,10 @@ def _answer(rag: Any, question: str, collection: str, as_json: bool, stream: boo
         for event in rag.ask_stream(question, collection=collection, **kw):
             if isinstance(event, Answer):
                 ans = event
+            elif isinstance(event, Replace):
+                err.print("\n[dim](the model's answer, which passed its checks, replaces the quote above)[/]",
+                          soft_wrap=True)
+                shown = ""
             elif isinstance(event, Restart):
                 again = "quoting the sources" if "quoting the sources" in event.reason else "writing it again"
                 reason = event.reason.split(" — quoting the sources")[0]

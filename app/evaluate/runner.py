@@ -53,7 +53,7 @@ JUDGE_CAVEAT = (
     "The LLM judge uses the configured LLM ({model}). The bundled SmolLM2-135M model is NOT a reliable judge: "
     "it is far too small to decompose answers into claims and check them against sources, so its verdicts on the "
     "hand-labelled statements of data/eval/judge_statements.jsonl are not trustworthy (measure it with "
-    "`python -m localrag.app.bench.judges --llm`). Read its scores as a check that the pipeline runs, not as answer "
+    "`python -m bench.judges --llm`). Read its scores as a check that the pipeline runs, not as answer "
     "quality; point LOCALRAG_LLM_MODEL at a capable instruction model for judging that means something."
 )
 PROXY_NOTE = (

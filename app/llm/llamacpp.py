@@ -51,10 +51,12 @@ class LlamaCppLLM(ChatLLM):
     def __init__(
         self, model_path: str | Path | None = None, *, n_ctx: int = 4096, n_threads: int | None = None,
         n_gpu_layers: int = 0, seed: int = 0, prompt_lookup: int = 0, sampling: Sampling | None = None,
-        reuse_prefix: bool = False,
+        reuse_prefix: bool = False, prefix_cache: bool = True,
     ) -> None:
         self.model_path = resolve_gguf(model_path)
         self.reuse_prefix = reuse_prefix
+        self.prefix_cache = prefix_cache and not reuse_prefix and prompt_lookup == 0
+        self._prefixes: dict[str, tuple[list[int], Any]] = {}  # system prompt -> (its tokens, llama.cpp state)
         self.model_id = self.model_path.name
         self.sampling = sampling or Sampling()
         self.n_ctx = n_ctx
@@ -117,8 +119,52 @@ class LlamaCppLLM(ChatLLM):
         finally:
             self._release()
 
+    # -- the system prompt's KV state, computed once and restored before each call that starts with it
+    def _prefix_tokens(self, system: str) -> list[int]:
+        """The tokens that every prompt with this system message starts with: the common prefix of two renders of
+        the chat template that differ only in the user's text, less one token for a boundary that could merge."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        meta = getattr(self._llm, "metadata", {}) or {}
+        template = meta.get("tokenizer.chat_template")
+        if not template:
+            return []
+        vocab = self._llm
+        fmt = Jinja2ChatFormatter(template=template, eos_token=vocab.detokenize([vocab.token_eos()]).decode(
+            "utf-8", "ignore"), bos_token=vocab.detokenize([vocab.token_bos()]).decode("utf-8", "ignore"))
+        renders = []
+        for user in ("x", "y"):
+            r = fmt(messages=[{"role": "system", "content": system}, {"role": "user", "content": user}])
+            renders.append(vocab.tokenize(r.prompt.encode("utf-8"), add_bos=not r.added_special, special=True))
+        n = 0
+        for a, b in zip(*renders, strict=False):
+            if a != b:
+                break
+            n += 1
+        return renders[0][:max(0, n - 1)]
+
+    def _restore_prefix(self, messages: list[dict]) -> None:
+        """Before a call (lock held): load the KV state of its system prompt, evaluated on its own the first time
+        and kept, so the call reads only the rest of its prompt. Every call with the same system prompt starts from
+        the same state: the output stays reproducible."""
+        if not (self.prefix_cache and messages and messages[0].get("role") == "system"):
+            return
+        system = str(messages[0].get("content", ""))
+        if system not in self._prefixes:
+            tokens = self._prefix_tokens(system)
+            if len(tokens) < 16:
+                self._prefixes[system] = (tokens, None)
+                return
+            self._llm.reset()
+            self._llm.eval(tokens)
+            self._prefixes[system] = (tokens, self._llm.save_state())
+        tokens, state = self._prefixes[system]
+        if state is not None:
+            self._llm.load_state(state)
+
     # -- transport
     def _call(self, messages: list[dict], p: Sampling, **extra: Any) -> Any:
+        self._restore_prefix(messages)
         try:
             return self._llm.create_chat_completion(
                 messages=messages, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
