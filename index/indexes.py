@@ -1,14 +1,19 @@
-"""The derived indexes of one collection (FAISS or Milvus + BM25), kept in step with the store's corpus_version.
+"""The derived indexes of one collection (vectors + BM25), kept in step with the store's corpus_version.
+
+The vectors live where the vector backend keeps them (index/vector_index.py: FAISS files in the collection's
+folder, or a Milvus collection); `make_vector_backend` picks it from the settings, once. The BM25 index is the
+class `lexical_class` picks (index/lexical.py), saved in the collection's folder.
 
 On open, an index saved at another corpus_version (a crash between the store commit and the index save, or a
 manual edit) is reconciled from the store: vectors are added from the stored fp16 embeddings for chunks that lack
 them and removed for chunks that are gone; BM25 un-indexes the chunks that are gone and indexes the missing ones
 from their texts (rebuilt from every text only when its files are unreadable). Nothing is re-embedded.
 
-An ingest changes both indexes incrementally (`apply`); `save` then switches the FAISS index between flat and
-IVF when the collection crossed a size (`faiss_index`, index/vectors.py `plan_index`) and persists both. With
-Milvus the vectors are written to Milvus at `apply` and the corpus_version they reflect is a collection property
-written at `save` (index/milvus.py); a crash in between leaves an older version there, so the next open reconciles.
+An ingest changes both indexes incrementally (`apply`); `save` then lets the vector backend restructure the index
+when the collection crossed a size (FAISS: flat <-> IVF, `faiss_index`, index/vectors.py `plan_index`) and persists
+both. With Milvus the vectors are written to Milvus at `apply` and the corpus_version they reflect is a collection
+property written at `save` (index/milvus.py); a crash in between leaves an older version there, so the next open
+reconciles.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from localrag.index.lexical import LexicalIndex
+from localrag.index.lexical import LexicalIndex, lexical_class
 from localrag.index.store import ChunkRow, Store
-from localrag.index.vectors import AUTO, AUTO_THRESHOLD, FLAT, VectorIndex, check_spec, plan_index
+from localrag.index.vector_index import VectorBackend, VectorIndex
+from localrag.index.vectors import AUTO, AUTO_THRESHOLD, FaissBackend, check_spec
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +65,33 @@ class VectorSettings:
         check_spec(self.faiss_index)
 
 
+def make_vector_backend(vs: VectorSettings, dim: int, folder: Path, use_gpu: bool = True) -> VectorBackend:
+    """The one place that picks the vector backend: FAISS files in the collection's `folder`, or a Milvus
+    collection (pymilvus is imported only then)."""
+    if vs.backend == "milvus":
+        from localrag.index.milvus import MilvusBackend
+
+        return MilvusBackend(vs.milvus_uri, vs.milvus_collection, dim, index_type=vs.milvus_index)
+    return FaissBackend(folder / "vectors.faiss", dim, spec=vs.faiss_index, threshold=vs.ann_threshold,
+                        nprobe=vs.nprobe, use_gpu=use_gpu)
+
+
 class CollectionIndexes:
     def __init__(
-        self, store: Store, collection_id: int, dim: int, folder: Path, lexical_backend: str = "bm25s",
+        self, store: Store, collection_id: int, dim: int, folder: Path, lexical_backend: str = "bm25",
         use_gpu: bool = True, vector_settings: VectorSettings | None = None,
     ) -> None:
         self.store = store
         self.collection_id = collection_id
         self.dim = dim
         self.folder = folder
-        self.lexical_backend = lexical_backend
+        self.lexical_backend = lexical_backend  # as configured ("bm25s" is the old name of "bm25")
+        self.lexical_kind = lexical_class(lexical_backend)
         self.use_gpu = use_gpu
         self.vs = vector_settings or VectorSettings()
-        self.vectors = self._empty_vectors()
-        self.lexical = LexicalIndex(lexical_backend)
+        self.vector_backend = make_vector_backend(self.vs, dim, folder, use_gpu)
+        self.vectors: VectorIndex = self.vector_backend.new_index()
+        self.lexical: LexicalIndex = self.lexical_kind()
         self.version = -1  # corpus_version the in-memory indexes reflect
         self._stamp: str | None = None
 
@@ -83,21 +102,9 @@ class CollectionIndexes:
             self._stamp = self.store.collection_stamp(self.collection_id)
         return self._stamp
 
-    def _empty_vectors(self):  # noqa: ANN202 - VectorIndex or MilvusVectorIndex
-        if self.vs.backend == "milvus":
-            from localrag.index.milvus import MilvusVectorIndex
-
-            return MilvusVectorIndex.open(self.vs.milvus_uri, self.vs.milvus_collection, self.dim,
-                                          index_type=self.vs.milvus_index)
-        return VectorIndex(self.dim, use_gpu=self.use_gpu, nprobe=self.vs.nprobe)
-
-    @property
-    def vectors_path(self) -> Path:
-        return self.folder / "vectors.faiss"
-
     @property
     def lexical_path(self) -> Path:
-        return self.folder / f"bm25-{self.lexical_backend}"
+        return self.folder / f"bm25-{self.lexical_kind.saved_name}"
 
     def open(self, persist: bool = True) -> Repair:
         """Load the saved indexes and bring them in step with the store. `persist=False` repairs in memory only
@@ -110,7 +117,8 @@ class CollectionIndexes:
         repair = Repair()
         for _ in range(20):
             db_version = self.store.corpus_version(self.collection_id)
-            v_version, l_version = self._load_and_reconcile(db_version, repair)
+            v_version = self._load_vectors(db_version, repair)
+            l_version = self._load_lexical(db_version, repair)
             if self.store.corpus_version(self.collection_id) == db_version:
                 break
             repair.notes.append("the store changed while the indexes were read; read again")
@@ -123,37 +131,27 @@ class CollectionIndexes:
             log.warning("indexes of collection %s repaired: %s", self.collection_id, repair)
         return repair
 
-    def _load_and_reconcile(self, db_version: int, repair: Repair) -> tuple[int, int]:
-        if self.vs.backend == "milvus":
-            self.vectors = self._empty_vectors()
-            v_version = self.vectors.saved_version()
-            if v_version == db_version and self.vectors.ntotal != len(self.store.chunk_ids(self.collection_id)):
-                v_version = -1  # a Milvus collection left from another database at the same version number
-        else:
-            try:
-                self.vectors, vmeta = VectorIndex.load(self.vectors_path, self.dim, use_gpu=self.use_gpu,
-                                                       nprobe=self.vs.nprobe)
-                v_version = int(vmeta.get("corpus_version", -1))
-                if vmeta.get("collection") != self.stamp:  # made for another collection that had this id (or by
-                    # a release before the stamp): its chunk ids may coincide with ours, so rebuild, don't reconcile
-                    repair.notes.append("vector index files belong to another collection; rebuilt from the store")
-                    self.vectors, v_version = self._empty_vectors(), -1
-                    repair.vectors_rebuilt = True
-            except FileNotFoundError:
-                self.vectors, v_version = self._empty_vectors(), -1
-            except Exception as exc:  # unreadable file: rebuild from the store
-                repair.notes.append(f"vector index unreadable ({exc}); rebuilt from stored embeddings")
-                self.vectors, v_version = self._empty_vectors(), -1
-                repair.vectors_rebuilt = True
-        if v_version != db_version:
+    def _load_vectors(self, db_version: int, repair: Repair) -> int:
+        """Load the saved vectors and reconcile them with the store; returns the version they were saved at."""
+        saved = self.vector_backend.load(self.stamp, lambda: len(self.store.chunk_ids(self.collection_id)))
+        self.vectors = saved.index
+        if saved.discarded:
+            repair.notes.append(saved.discarded)
+            repair.vectors_rebuilt = True
+        if saved.version != db_version:
             self._reconcile_vectors(repair)
+        return saved.version
+
+    def _load_lexical(self, db_version: int, repair: Repair) -> int:
+        """Load the saved BM25 index and reconcile it with the store; returns the version it was saved at (-2:
+        unusable, rebuilt from every chunk text)."""
         try:
-            self.lexical, lmeta = LexicalIndex.load(self.lexical_path, self.lexical_backend)
+            self.lexical, lmeta = self.lexical_kind.load(self.lexical_path)
             l_version = int(lmeta.get("corpus_version", -1))
             if lmeta.get("collection") != self.stamp:  # as for the vectors: rebuilt from the chunk texts
-                self.lexical, l_version = LexicalIndex(self.lexical_backend), -2
+                self.lexical, l_version = self.lexical_kind(), -2
         except Exception:
-            self.lexical, l_version = LexicalIndex(self.lexical_backend), -2
+            self.lexical, l_version = self.lexical_kind(), -2
         if l_version == -2:
             self.rebuild_lexical()
             repair.lexical_rebuilt = db_version > 0
@@ -166,7 +164,7 @@ class CollectionIndexes:
             repair.lexical_rebuilt = bool(len(gone) or len(missing))
             if repair.lexical_rebuilt:
                 repair.notes.append(f"BM25: -{len(gone)} / +{len(missing)} chunks")
-        return v_version, l_version
+        return l_version
 
     def _texts(self, ids: np.ndarray) -> list[str]:
         """Chunk texts of `ids` (same order) from the store."""
@@ -184,7 +182,7 @@ class CollectionIndexes:
         db_ids = self.store.chunk_ids(self.collection_id)
         ix_ids = self.vectors.ids()
         if len(np.unique(ix_ids)) != len(ix_ids):  # duplicate ids: start from scratch
-            self.vectors = self._empty_vectors()
+            self.vectors = self.vector_backend.new_index()
             ix_ids = np.zeros(0, np.int64)
             repair.vectors_rebuilt = True
         extra = np.setdiff1d(ix_ids, db_ids, assume_unique=True)
@@ -200,7 +198,7 @@ class CollectionIndexes:
 
     def rebuild_lexical(self) -> None:
         ids, texts = self.store.chunk_texts(self.collection_id)
-        self.lexical = LexicalIndex(self.lexical_backend)
+        self.lexical = self.lexical_kind()
         self.lexical.build(ids, texts)
 
     # --- changes made by an ingest (the store was committed first) ----------------------------------------------
@@ -214,29 +212,20 @@ class CollectionIndexes:
         self.lexical.add(added_ids, self._texts(added_ids))
 
     def maybe_switch_vectors(self) -> str | None:
-        """Rebuild the FAISS index as flat or IVF when the collection crossed a size (or the setting changed):
-        from the store's fp16 embeddings, trained on a sample. Returns the new index's description, or None."""
-        if self.vs.backend != "faiss":
+        """Rebuild the vector index when the collection crossed a size (or the setting changed), as the backend
+        decides (FAISS: flat or IVF, from the store's fp16 embeddings, trained on a sample). Returns the new index's
+        description, or None."""
+        resized = self.vector_backend.resized(self.vectors, lambda part: self.store.embeddings(part, self.dim))
+        if resized is None:
             return None
-        want = plan_index(self.vs.faiss_index, self.vectors.ntotal, self.vectors, self.vs.ann_threshold)
-        if want is None:
-            return None
-        ids = np.sort(self.vectors.ids())
-        template = self.vs.faiss_index if self.vs.faiss_index != AUTO else "IVF{nlist},Flat"
-        self.vectors = VectorIndex.build(
-            self.dim, want, ids, lambda part: self.store.embeddings(part, self.dim),
-            template=template if want != FLAT else FLAT, use_gpu=self.use_gpu, nprobe=self.vs.nprobe,
-        )
+        self.vectors = resized
         log.info("collection %s: vector index is now %s", self.collection_id, self.vectors.description)
         return self.vectors.description
 
     def save(self, version: int) -> None:
         """Persist both indexes as reflecting `version` (switching flat/IVF first when the size calls for it)."""
         self.maybe_switch_vectors()
-        if self.vs.backend == "milvus":
-            self.vectors.save_version(version)
-        else:
-            self.vectors.save(self.vectors_path, {"corpus_version": version, "collection": self.stamp})
+        self.vector_backend.save(self.vectors, version, self.stamp)
         self.lexical.save(self.lexical_path, {"corpus_version": version, "collection": self.stamp})
         self.version = version
 
@@ -256,7 +245,7 @@ class CollectionIndexes:
             "lexical_backend": self.lexical_backend,
             "vector_backend": self.vs.backend,
             "vector_index": self.vectors.description,
-            "bm25_segments": len(self.lexical.segments),
+            "bm25_segments": self.lexical.segment_count,
             "gpu": self.vectors.use_gpu,
             "in_step": in_step,
         }

@@ -1,8 +1,15 @@
-"""BM25 lexical index, updated incrementally in segments; rank-bm25 selectable as the reference.
+"""BM25 lexical indexes over chunk ids, behind one interface (`LexicalIndex`) with one factory (`lexical_class`):
 
-`bm25s` (the default) computes the BM25 that the bm25s library computes (Lucene variant by default, Robertson
-selectable), but keeps raw term frequencies instead of precomputed scores, so the index can change without a
-rebuild:
+- `BM25Index` ("bm25", the default; "bm25s" is its old name, still accepted): our own BM25, updated incrementally
+  in segments. It scores exactly as the bm25s library does (Lucene variant by default, Robertson selectable) -
+  tests/test_scale_lexical.py checks it against bm25s - but keeps raw term frequencies instead of precomputed
+  scores, so the index can change without a rebuild, and needs no BM25 library at run time;
+- `RankBM25Index` ("rank-bm25"): the rank-bm25 library, rebuilt on every change; a reference for tests and
+  benchmarks, not for big collections (an optional dependency: the `bench` extra).
+
+Both see the same tokens (our tokenizer) and the same chunk-id order.
+
+How `BM25Index` stays exact while it changes:
 
 - every `add` writes one small *segment* (a term-major posting matrix: per term, the rows holding it and their
   term frequencies, plus the rows' document lengths);
@@ -19,8 +26,8 @@ Adding one file to a collection of N chunks costs tokenizing the file plus a few
 
 On disk, each segment is an immutable folder; `current.json` (written last, atomically) names the segments,
 their live-row masks, the vocabulary files (append-only) and the document frequencies, so a crash mid-save
-leaves the previous version readable. rank-bm25 is rebuilt on every change (a reference, not for big
-collections). Both backends see the same tokens (our tokenizer) and the same chunk-id order.
+leaves the previous version readable. Its folder and saved metadata still say "bm25s" (`saved_name`), so indexes
+saved before the rename load as they are.
 """
 
 from __future__ import annotations
@@ -33,9 +40,12 @@ import re
 import shutil
 import unicodedata
 import uuid
+from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -150,40 +160,84 @@ def _merge(segments: list[_Segment], width: int) -> _Segment:
     )
 
 
-class LexicalIndex:
+class LexicalBackend(StrEnum):
+    """The `lexical_backend` setting's values."""
+
+    BM25 = "bm25"  # BM25Index, our own segmented BM25
+    RANK_BM25 = "rank-bm25"  # RankBM25Index, the rank-bm25 library (reference)
+
+
+# older names still accepted in settings: our BM25 was called "bm25s" after the library whose scores it reproduces
+BACKEND_ALIASES = {"bm25s": LexicalBackend.BM25}
+
+
+class LexicalUnavailable(RuntimeError):
+    """The configured lexical backend needs a library that is not installed; the message says which to install."""
+
+
+class LexicalIndex(ABC):
     """BM25 over chunk ids. `ids` are the live chunk ids, ascending; `scores(query)` is aligned with them;
     `search` returns (scores, chunk ids), best first, zero-score docs excluded."""
 
-    def __init__(self, backend: str = "bm25s", k1: float = 1.5, b: float = 0.75, method: str = "lucene") -> None:
-        if backend not in ("bm25s", "rank-bm25"):
-            raise ValueError(f"unknown lexical backend {backend!r} (use 'bm25s' or 'rank-bm25')")
+    backend: ClassVar[LexicalBackend]
+    saved_name: ClassVar[str]  # names its folder (bm25-<saved_name>) and is recorded in its saved metadata
+
+    def __init__(self, k1: float = 1.5, b: float = 0.75, method: str = "lucene") -> None:
         if method not in ("lucene", "robertson"):
             raise ValueError(f"unknown BM25 method {method!r} (use 'lucene' or 'robertson')")
-        self.backend = backend
         self.k1, self.b, self.method = k1, b, method
         self.ids = np.zeros(0, dtype=np.int64)
-        # bm25s (segmented)
-        self.segments: list[_Segment] = []
-        self.vocab: dict[str, int] = {}
-        self._terms: list[str] = []
-        self.df = np.zeros(0, np.int64)
-        self.total_len = 0.0
-        self._gather: np.ndarray | None = None  # concatenated-rows positions of `ids` (None: all rows, in order)
-        self._vocab_files: list[str] = []
-        self._vocab_saved = 0
-        self.merges = 0
-        # rank-bm25 (reference, rebuilt on every change)
-        self._tokens: list[list[str]] | None = None
-        self._impl = None
-        self._df: Counter[str] | None = None
+        self._clear()
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    # --- what each backend implements ----------------------------------------------------------------------
+    @abstractmethod
+    def _clear(self) -> None:
+        """Forget every indexed chunk."""
+
+    @abstractmethod
+    def _add_tokens(self, ids: np.ndarray, tokens: list[list[str]]) -> None:
+        """Index chunks (not indexed yet) by their tokens."""
+
+    @abstractmethod
+    def _remove_ids(self, ids: np.ndarray) -> int:
+        """Un-index chunks (the index is not empty, `ids` neither); returns how many were indexed."""
+
+    @abstractmethod
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every indexed chunk (aligned with `self.ids`)."""
+
+    @abstractmethod
+    def doc_freq(self, token: str) -> int:
+        """Number of indexed chunks containing `token` (0 when unknown)."""
+
+    @abstractmethod
+    def save(self, folder: Path, meta: dict) -> None:
+        """Persist the index in `folder`, with `meta` (the corpus_version and collection it reflects)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, folder: Path) -> tuple[LexicalIndex, dict]:
+        """Load an index saved in `folder`; raises FileNotFoundError / ValueError when missing, of another backend
+        or in an older format (the caller then rebuilds it from the store)."""
+
+    @property
+    def segment_count(self) -> int:
+        """Separately stored parts of the index (0: kept whole)."""
+        return 0
+
+    @property
+    def term_weight_max(self) -> float:
+        """The most a query term can score per unit of IDF (1 when the term-frequency part saturates at 1)."""
+        return 1.0
+
     # --- changes -------------------------------------------------------------------------------------------
     def build(self, ids: np.ndarray, texts: list[str]) -> None:
         """Index exactly these chunks (replacing whatever was indexed)."""
-        self.__init__(self.backend, self.k1, self.b, self.method)  # type: ignore[misc]
+        self.ids = np.zeros(0, dtype=np.int64)
+        self._clear()
         self.add(ids, texts)
 
     def add(self, ids: np.ndarray, texts: list[str]) -> None:
@@ -195,12 +249,102 @@ class LexicalIndex:
             return
         if np.any(np.isin(ids, self.ids)):
             raise ValueError("some chunk ids are indexed already; remove them first")
-        tokens = [tokenize(t) for t in texts]
-        if self.backend == "rank-bm25":
-            old = dict(zip(self.ids.tolist(), self._tokens or [], strict=True))
-            old.update(zip(ids.tolist(), tokens, strict=True))
-            self._set_rank_bm25(np.array(sorted(old), dtype=np.int64), [old[i] for i in sorted(old)])
-            return
+        self._add_tokens(ids, [tokenize(t) for t in texts])
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Un-index chunks; ids that are not indexed are ignored. Returns how many were removed."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) == 0 or len(self.ids) == 0:
+            return 0
+        return self._remove_ids(ids)
+
+    # --- reads ---------------------------------------------------------------------------------------------
+    def max_score(self, query: str) -> float:
+        """An upper bound of the BM25 score any chunk can reach for `query`: the sum of the query terms' IDF
+        (times `term_weight_max`). Query terms the corpus lacks count with the highest IDF, so a query about things
+        the corpus does not mention gets a low normalized score."""
+        q = tokenize(query)
+        n = len(self.ids)
+        if not q or n == 0:
+            return 0.0
+        idf = sum(math.log(1.0 + (n - self.doc_freq(t) + 0.5) / (self.doc_freq(t) + 0.5)) for t in q)
+        return float(idf * self.term_weight_max)
+
+    def normalized(self, query: str, raw: np.ndarray) -> np.ndarray:
+        """Raw BM25 scores mapped to [0, 1] by `max_score` (comparable across queries, unlike min-max)."""
+        top = self.max_score(query)
+        if top <= 0:
+            return np.zeros_like(raw, dtype=np.float32)
+        return np.clip(np.asarray(raw, dtype=np.float32) / top, 0.0, 1.0)
+
+    def positions(self, chunk_ids: np.ndarray) -> np.ndarray:
+        """Positions of chunk ids in `self.ids` (which is sorted); -1 where absent."""
+        chunk_ids = np.asarray(chunk_ids, dtype=np.int64)
+        if len(self.ids) == 0:
+            return np.full(len(chunk_ids), -1, np.int64)
+        pos = np.searchsorted(self.ids, chunk_ids)
+        pos = np.clip(pos, 0, len(self.ids) - 1)
+        return np.where(self.ids[pos] == chunk_ids, pos, -1)
+
+    def search(
+        self, query: str, k: int, allowed: np.ndarray | None = None, scores: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k chunks by BM25; `allowed` is a boolean mask over `self.ids` (pre-filter). Pass `scores` (from
+        `scores(query)`) to avoid scoring twice."""
+        s = self.scores(query) if scores is None else scores
+        if allowed is not None:
+            s = np.where(allowed, s, 0.0)
+        nz = np.flatnonzero(s > 0)
+        if len(nz) == 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        k = min(k, len(nz))
+        top = nz[np.argpartition(-s[nz], k - 1)[:k]]
+        top = top[np.lexsort((self.ids[top], -s[top]))]  # ties: lower chunk id first
+        return s[top], self.ids[top]
+
+    # --- persistence helpers -------------------------------------------------------------------------------
+    @classmethod
+    def _read_meta(cls, folder: Path) -> dict:
+        meta = json.loads((folder / "current.json").read_text())
+        if meta.get("backend") != cls.saved_name:
+            raise ValueError(f"saved BM25 index uses {meta.get('backend')}, configured {cls.saved_name}")
+        return meta
+
+    @staticmethod
+    def _drop_unreferenced(folder: Path, keep: set[str]) -> None:
+        for old in folder.iterdir():
+            if old.name == "current.json" or old.name in keep:
+                continue
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
+
+
+class BM25Index(LexicalIndex):
+    """Our BM25 (backend "bm25"): segments of raw term frequencies with exact collection-wide statistics, changed
+    per file without a rebuild (the module docstring says how)."""
+
+    backend = LexicalBackend.BM25
+    saved_name = "bm25s"  # the backend's old name: its saved indexes keep loading
+
+    def _clear(self) -> None:
+        self.segments: list[_Segment] = []
+        self.vocab: dict[str, int] = {}
+        self._terms: list[str] = []
+        self.df = np.zeros(0, np.int64)
+        self.total_len = 0.0
+        self._gather: np.ndarray | None = None  # concatenated-rows positions of `ids` (None: all rows, in order)
+        self._vocab_files: list[str] = []
+        self._vocab_saved = 0
+        self.merges = 0
+
+    @property
+    def segment_count(self) -> int:
+        return len(self.segments)
+
+    # --- changes -------------------------------------------------------------------------------------------
+    def _add_tokens(self, ids: np.ndarray, tokens: list[list[str]]) -> None:
         vocab = self.vocab
         before = len(vocab)
         # setdefault(tok, len(vocab)): a new word gets the next id (len is taken before the insert)
@@ -217,18 +361,7 @@ class LexicalIndex:
         self._maybe_merge()
         self._refresh_ids()
 
-    def remove(self, ids: np.ndarray) -> int:
-        """Un-index chunks; ids that are not indexed are ignored. Returns how many were removed."""
-        ids = np.asarray(ids, dtype=np.int64)
-        if len(ids) == 0 or len(self.ids) == 0:
-            return 0
-        if self.backend == "rank-bm25":
-            keep = ~np.isin(self.ids, ids)
-            n = int((~keep).sum())
-            if n:
-                tokens = [t for t, k in zip(self._tokens or [], keep, strict=True) if k]
-                self._set_rank_bm25(self.ids[keep], tokens)
-            return n
+    def _remove_ids(self, ids: np.ndarray) -> int:
         removed = 0
         for seg in self.segments:
             pos = np.clip(np.searchsorted(seg.ids, ids), 0, max(len(seg.ids) - 1, 0))
@@ -274,12 +407,6 @@ class LexicalIndex:
         pos = pos[np.argsort(all_ids[pos], kind="stable")]
         self.ids, self._gather = all_ids[pos], pos
 
-    def _set_rank_bm25(self, ids: np.ndarray, tokens: list[list[str]]) -> None:
-        from rank_bm25 import BM25Okapi
-
-        self.ids, self._tokens, self._df = ids, tokens, None
-        self._impl = BM25Okapi([t or [""] for t in tokens], k1=self.k1, b=self.b) if tokens else None
-
     # --- reads ---------------------------------------------------------------------------------------------
     def _idf(self, df: np.ndarray | float) -> np.ndarray | float:
         n = len(self.ids)
@@ -288,13 +415,8 @@ class LexicalIndex:
         return np.log((n - df + 0.5) / (df + 0.5))
 
     def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every indexed chunk (aligned with `self.ids`)."""
         q = tokenize(query)
         n = len(self.ids)
-        if self.backend == "rank-bm25":
-            if self._impl is None or not q:
-                return np.zeros(n, dtype=np.float32)
-            return np.asarray(self._impl.get_scores(q), dtype=np.float32)
         tids = [self.vocab[t] for t in q if t in self.vocab and self.df[self.vocab[t]] > 0]
         if not tids or n == 0:
             return np.zeros(n, dtype=np.float32)
@@ -314,58 +436,8 @@ class LexicalIndex:
         return every if self._gather is None else every[self._gather]
 
     def doc_freq(self, token: str) -> int:
-        """Number of indexed chunks containing `token` (0 when unknown)."""
-        if self.backend == "bm25s":
-            tid = self.vocab.get(token)
-            return 0 if tid is None else int(self.df[tid])
-        if self._impl is None:
-            return 0
-        if self._df is None:
-            self._df = Counter(t for d in self._impl.doc_freqs for t in d)
-        return int(self._df.get(token, 0))
-
-    def max_score(self, query: str) -> float:
-        """An upper bound of the BM25 score any chunk can reach for `query`: the sum of the query terms' IDF
-        (times k1+1 for rank-bm25, whose term weight saturates there). Query terms the corpus lacks count with the
-        highest IDF, so a query about things the corpus does not mention gets a low normalized score."""
-        q = tokenize(query)
-        n = len(self.ids)
-        if not q or n == 0:
-            return 0.0
-        idf = sum(math.log(1.0 + (n - self.doc_freq(t) + 0.5) / (self.doc_freq(t) + 0.5)) for t in q)
-        return float(idf * (self.k1 + 1.0 if self.backend == "rank-bm25" else 1.0))
-
-    def normalized(self, query: str, raw: np.ndarray) -> np.ndarray:
-        """Raw BM25 scores mapped to [0, 1] by `max_score` (comparable across queries, unlike min-max)."""
-        top = self.max_score(query)
-        if top <= 0:
-            return np.zeros_like(raw, dtype=np.float32)
-        return np.clip(np.asarray(raw, dtype=np.float32) / top, 0.0, 1.0)
-
-    def positions(self, chunk_ids: np.ndarray) -> np.ndarray:
-        """Positions of chunk ids in `self.ids` (which is sorted); -1 where absent."""
-        chunk_ids = np.asarray(chunk_ids, dtype=np.int64)
-        if len(self.ids) == 0:
-            return np.full(len(chunk_ids), -1, np.int64)
-        pos = np.searchsorted(self.ids, chunk_ids)
-        pos = np.clip(pos, 0, len(self.ids) - 1)
-        return np.where(self.ids[pos] == chunk_ids, pos, -1)
-
-    def search(
-        self, query: str, k: int, allowed: np.ndarray | None = None, scores: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k chunks by BM25; `allowed` is a boolean mask over `self.ids` (pre-filter). Pass `scores` (from
-        `scores(query)`) to avoid scoring twice."""
-        s = self.scores(query) if scores is None else scores
-        if allowed is not None:
-            s = np.where(allowed, s, 0.0)
-        nz = np.flatnonzero(s > 0)
-        if len(nz) == 0:
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        k = min(k, len(nz))
-        top = nz[np.argpartition(-s[nz], k - 1)[:k]]
-        top = top[np.lexsort((self.ids[top], -s[top]))]  # ties: lower chunk id first
-        return s[top], self.ids[top]
+        tid = self.vocab.get(token)
+        return 0 if tid is None else int(self.df[tid])
 
     def memory_bytes(self) -> int:
         """Bytes held by the postings, lengths, ids, masks and document frequencies (not the vocabulary dict)."""
@@ -377,34 +449,7 @@ class LexicalIndex:
         frequencies), then atomically point `current.json` at it, then drop files nothing points at."""
         folder.mkdir(parents=True, exist_ok=True)
         tag = f"v{meta.get('corpus_version', 0)}-{uuid.uuid4().hex[:8]}"
-        if self.backend == "rank-bm25":
-            target = folder / tag
-            target.mkdir()
-            np.save(target / "ids.npy", self.ids)
-            with gzip.open(target / "tokens.json.gz", "wt", encoding="utf-8") as fh:
-                json.dump(self._tokens or [], fh)
-            atomic_write_json(folder / "current.json", {**meta, "folder": tag, "backend": self.backend,
-                                                        "method": self.method, "n": len(self.ids)})
-            self._drop_unreferenced(folder, {tag})
-            return
-        segs = []
-        for seg in self.segments:
-            seg_dir = folder / f"seg-{seg.name}"
-            if not seg_dir.exists():
-                tmp = folder / f".tmp-seg-{seg.name}"
-                shutil.rmtree(tmp, ignore_errors=True)
-                tmp.mkdir()
-                for key in ("ids", "dl", "indptr", "indices", "data"):
-                    np.save(tmp / f"{key}.npy", getattr(seg, key))
-                tmp.rename(seg_dir)
-            if seg.alive.all():
-                seg.saved_alive = None
-            elif seg.saved_alive is None or not np.array_equal(
-                np.load(folder / seg.saved_alive, mmap_mode="r"), seg.alive
-            ):
-                seg.saved_alive = f"alive-{seg.name}-{tag}.npy"
-                np.save(folder / seg.saved_alive, seg.alive)
-            segs.append({"name": seg.name, "alive": seg.saved_alive, "width": seg.width})
+        segs = [self._save_segment(folder, seg, tag) for seg in self.segments]
         if self._vocab_saved < len(self._terms):
             name = f"vocab-{tag}.json"
             atomic_write_json(folder / name, {"terms": self._terms[self._vocab_saved :]})
@@ -413,7 +458,7 @@ class LexicalIndex:
         df_name = f"df-{tag}.npy"
         np.save(folder / df_name, self.df)
         atomic_write_json(folder / "current.json", {
-            **meta, "format": FORMAT, "backend": self.backend, "method": self.method, "k1": self.k1, "b": self.b,
+            **meta, "format": FORMAT, "backend": self.saved_name, "method": self.method, "k1": self.k1, "b": self.b,
             "n": len(self.ids), "total_len": self.total_len, "segments": segs, "vocab": self._vocab_files,
             "df": df_name,
         })
@@ -421,31 +466,32 @@ class LexicalIndex:
         self._drop_unreferenced(folder, keep | set(self._vocab_files) | {df_name})
 
     @staticmethod
-    def _drop_unreferenced(folder: Path, keep: set[str]) -> None:
-        for old in folder.iterdir():
-            if old.name == "current.json" or old.name in keep:
-                continue
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink(missing_ok=True)
+    def _save_segment(folder: Path, seg: _Segment, tag: str) -> dict:
+        """Write a segment's arrays once (segments are immutable) and its live-row mask when it changed; returns
+        its entry in `current.json`."""
+        seg_dir = folder / f"seg-{seg.name}"
+        if not seg_dir.exists():
+            tmp = folder / f".tmp-seg-{seg.name}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            for key in ("ids", "dl", "indptr", "indices", "data"):
+                np.save(tmp / f"{key}.npy", getattr(seg, key))
+            tmp.rename(seg_dir)
+        if seg.alive.all():
+            seg.saved_alive = None
+        elif seg.saved_alive is None or not np.array_equal(np.load(folder / seg.saved_alive, mmap_mode="r"),
+                                                            seg.alive):
+            seg.saved_alive = f"alive-{seg.name}-{tag}.npy"
+            np.save(folder / seg.saved_alive, seg.alive)
+        return {"name": seg.name, "alive": seg.saved_alive, "width": seg.width}
 
     @classmethod
-    def load(cls, folder: Path, backend: str) -> tuple[LexicalIndex, dict]:
-        """Load a saved index (segment arrays memory-mapped); raises FileNotFoundError / ValueError when missing
-        or in an older format (the caller then rebuilds it from the store)."""
-        meta = json.loads((folder / "current.json").read_text())
-        if meta.get("backend") != backend:
-            raise ValueError(f"saved BM25 index uses {meta.get('backend')}, configured {backend}")
-        idx = cls(backend, method=meta.get("method", "lucene"), k1=meta.get("k1", 1.5), b=meta.get("b", 0.75))
-        if backend == "rank-bm25":
-            target = folder / meta["folder"]
-            ids = np.load(target / "ids.npy")
-            with gzip.open(target / "tokens.json.gz", "rt", encoding="utf-8") as fh:
-                idx._set_rank_bm25(ids, json.load(fh))
-            return idx, meta
+    def load(cls, folder: Path) -> tuple[BM25Index, dict]:
+        """Load a saved index, its segment arrays memory-mapped."""
+        meta = cls._read_meta(folder)
         if meta.get("format") != FORMAT:
             raise ValueError(f"saved BM25 index has format {meta.get('format')!r}, expected {FORMAT}; rebuild it")
+        idx = cls(method=meta.get("method", "lucene"), k1=meta.get("k1", 1.5), b=meta.get("b", 0.75))
         for name in meta["vocab"]:
             idx._terms.extend(json.loads((folder / name).read_text())["terms"])
         idx.vocab = {t: i for i, t in enumerate(idx._terms)}
@@ -461,3 +507,101 @@ class LexicalIndex:
         if len(idx.ids) != meta["n"] or len(idx.df) != len(idx._terms):
             raise ValueError("saved BM25 index is inconsistent (row or vocabulary counts differ); rebuild it")
         return idx, meta
+
+
+def _bm25okapi() -> type:
+    """rank-bm25's BM25Okapi, imported when the "rank-bm25" backend is used (an optional dependency)."""
+    try:
+        from rank_bm25 import BM25Okapi
+    except ImportError:
+        raise LexicalUnavailable(
+            "lexical_backend = 'rank-bm25' needs the rank-bm25 package, which is not installed: pip install "
+            "'localrag[bench]' (or rank-bm25), or use lexical_backend = 'bm25'"
+        ) from None
+    return BM25Okapi
+
+
+class RankBM25Index(LexicalIndex):
+    """The rank-bm25 library's BM25Okapi (backend "rank-bm25"), rebuilt from every chunk's tokens on each change:
+    the reference our BM25Index is compared with, not for big collections."""
+
+    backend = LexicalBackend.RANK_BM25
+    saved_name = "rank-bm25"
+
+    def _clear(self) -> None:
+        self._okapi = _bm25okapi()
+        self._tokens: list[list[str]] = []
+        self._impl = None
+        self._df: Counter[str] | None = None
+
+    @property
+    def term_weight_max(self) -> float:
+        """rank-bm25 keeps the (k1 + 1) factor in the term-frequency part, where it saturates."""
+        return self.k1 + 1.0
+
+    def _set(self, ids: np.ndarray, tokens: list[list[str]]) -> None:
+        self.ids, self._tokens, self._df = ids, tokens, None
+        self._impl = self._okapi([t or [""] for t in tokens], k1=self.k1, b=self.b) if tokens else None
+
+    def _add_tokens(self, ids: np.ndarray, tokens: list[list[str]]) -> None:
+        every = dict(zip(self.ids.tolist(), self._tokens, strict=True))
+        every.update(zip(ids.tolist(), tokens, strict=True))
+        self._set(np.array(sorted(every), dtype=np.int64), [every[i] for i in sorted(every)])
+
+    def _remove_ids(self, ids: np.ndarray) -> int:
+        keep = ~np.isin(self.ids, ids)
+        n = int((~keep).sum())
+        if n:
+            self._set(self.ids[keep], [t for t, k in zip(self._tokens, keep, strict=True) if k])
+        return n
+
+    def scores(self, query: str) -> np.ndarray:
+        q = tokenize(query)
+        if self._impl is None or not q:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        return np.asarray(self._impl.get_scores(q), dtype=np.float32)
+
+    def doc_freq(self, token: str) -> int:
+        if self._impl is None:
+            return 0
+        if self._df is None:
+            self._df = Counter(t for d in self._impl.doc_freqs for t in d)
+        return int(self._df.get(token, 0))
+
+    def save(self, folder: Path, meta: dict) -> None:
+        """The ids and every chunk's tokens, in a new folder that `current.json` then names."""
+        folder.mkdir(parents=True, exist_ok=True)
+        tag = f"v{meta.get('corpus_version', 0)}-{uuid.uuid4().hex[:8]}"
+        target = folder / tag
+        target.mkdir()
+        np.save(target / "ids.npy", self.ids)
+        with gzip.open(target / "tokens.json.gz", "wt", encoding="utf-8") as fh:
+            json.dump(self._tokens, fh)
+        atomic_write_json(folder / "current.json", {**meta, "folder": tag, "backend": self.saved_name,
+                                                    "method": self.method, "n": len(self.ids)})
+        self._drop_unreferenced(folder, {tag})
+
+    @classmethod
+    def load(cls, folder: Path) -> tuple[RankBM25Index, dict]:
+        meta = cls._read_meta(folder)
+        idx = cls(method=meta.get("method", "lucene"), k1=meta.get("k1", 1.5), b=meta.get("b", 0.75))
+        target = folder / meta["folder"]
+        ids = np.load(target / "ids.npy")
+        with gzip.open(target / "tokens.json.gz", "rt", encoding="utf-8") as fh:
+            idx._set(ids, json.load(fh))
+        return idx, meta
+
+
+_CLASSES: dict[LexicalBackend, type[LexicalIndex]] = {
+    LexicalBackend.BM25: BM25Index, LexicalBackend.RANK_BM25: RankBM25Index,
+}
+
+
+def lexical_class(backend: str) -> type[LexicalIndex]:
+    """The one place that picks the lexical index class for a `lexical_backend` setting ("bm25", its old name
+    "bm25s", or "rank-bm25"). `lexical_class(setting)()` makes an empty index, `.load(folder)` a saved one."""
+    try:
+        name = LexicalBackend(BACKEND_ALIASES.get(backend, backend))
+    except ValueError:
+        raise ValueError(f"unknown lexical backend {backend!r} (use 'bm25' or 'rank-bm25')") from None
+    return _CLASSES[name]

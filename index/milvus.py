@@ -11,6 +11,8 @@ URI such as http://host:19530. The same client API serves both.
   store commit and that property leaves an older version, and CollectionIndexes reconciles by id on the next
   open (ids from Milvus vs ids in the store: missing ones upserted from the stored fp16 embeddings, extra ones
   deleted). The chunk count is compared too, so a Milvus collection left from another database is reconciled.
+- `MilvusVectorIndex` is the Milvus `VectorIndex` (index/vector_index.py); `MilvusBackend` is the `VectorBackend`
+  for vector_backend = "milvus".
 - Index types: FLAT (exact, same top-k as FAISS flat: tests/test_milvus.py), HNSW (M=16, efConstruction=200,
   ef = max(64, k) at search), IVF_FLAT (nlist from the size at creation). Metric: inner product on unit vectors.
 """
@@ -20,10 +22,13 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from localrag.index.vector_index import SavedVectors
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +91,7 @@ def _index_params(client: Any, index_type: str, n_hint: int) -> Any:
 
 
 class MilvusVectorIndex:
-    """The VectorIndex interface (add / remove / ids / vectors / search / ntotal) on a Milvus collection."""
+    """The `VectorIndex` (add / remove / ids / vectors / search / ntotal) on a Milvus collection."""
 
     use_gpu = False
 
@@ -226,3 +231,33 @@ class MilvusVectorIndex:
 
     def drop(self) -> None:
         self.client.drop_collection(self.name)
+
+
+class MilvusBackend:
+    """A collection's vectors in its own Milvus collection, written at every change; `save` records the
+    corpus_version they reflect as a collection property."""
+
+    def __init__(self, uri: str, name: str, dim: int, index_type: str = "HNSW") -> None:
+        self.uri, self.name, self.dim, self.index_type = uri, name, dim, index_type
+
+    def new_index(self) -> MilvusVectorIndex:
+        """The Milvus collection as it stands (created when missing): its vectors are kept there, not in memory."""
+        return MilvusVectorIndex.open(self.uri, self.name, self.dim, index_type=self.index_type)
+
+    def load(self, stamp: str, stored_count: Callable[[], int]) -> SavedVectors:
+        """The collection and its saved version. Nothing there names our collection, so a Milvus collection left
+        from another database at the same version number is caught by its count (it then reconciles by id)."""
+        index = self.new_index()
+        version = index.saved_version()
+        if version >= 0 and index.ntotal != stored_count():
+            version = -1
+        return SavedVectors(index, version)
+
+    def save(self, index: MilvusVectorIndex, version: int, stamp: str) -> None:
+        index.save_version(version)
+
+    def resized(
+        self, index: MilvusVectorIndex, embeddings: Callable[[np.ndarray], np.ndarray]
+    ) -> MilvusVectorIndex | None:
+        """Never: Milvus indexes its collection as it grows."""
+        return None

@@ -30,6 +30,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    func,
     select,
 )
 from sqlalchemy import Text as SQLText
@@ -311,6 +312,53 @@ class Store:
                 part = [int(i) for i in ids[start : start + batch]]
                 for cid, blob in s.execute(select(ChunkRow.id, ChunkRow.embedding).where(ChunkRow.id.in_(part))):
                     out[pos[cid]] = np.frombuffer(blob, dtype=np.float16)
+        return out
+
+    def collection_stats(self, collection_id: int) -> dict[str, Any]:
+        """What `Rag.status` shows of a collection's rows: documents (status ok) and duplicates, chunks, knowledge-
+        graph nodes and edges, documents per kind, and the last ingest run (id, command, status, started as
+        "%Y-%m-%d %H:%M:%S"; None before the first)."""
+        def count(row: Any, *where: Any) -> Any:
+            return select(func.count()).select_from(row).where(row.collection_id == collection_id, *where)
+
+        with self._sessions() as s:
+            out: dict[str, Any] = {
+                name: int(s.scalar(q) or 0) for name, q in (
+                    ("documents", count(DocumentRow, DocumentRow.status == "ok")),
+                    ("duplicates", count(DocumentRow, DocumentRow.status == "duplicate")),
+                    ("chunks", count(ChunkRow)), ("kg_nodes", count(KgNodeRow)), ("kg_edges", count(KgEdgeRow)),
+                )
+            }
+            out["kinds"] = dict(s.execute(
+                select(DocumentRow.kind, func.count()).where(
+                    DocumentRow.collection_id == collection_id, DocumentRow.status == "ok"
+                ).group_by(DocumentRow.kind)).all())
+            last = s.scalars(select(IngestRunRow).where(IngestRunRow.collection_id == collection_id)
+                             .order_by(IngestRunRow.id.desc())).first()
+            out["last_run"] = None if last is None else {
+                "id": last.id, "command": last.command, "status": last.status,
+                "started": f"{last.started:%Y-%m-%d %H:%M:%S}",
+            }
+        return out
+
+    def document_list(self, collection_id: int) -> list[dict[str, Any]]:
+        """The documents of a collection by source, as `Rag.documents` lists them: source, name, kind, status ("ok",
+        or "duplicate" with the source it duplicates in duplicate_of), chunks, pages (PDFs), title, size in bytes,
+        when ingested, and warnings."""
+        with self._sessions() as s:
+            rows = s.scalars(select(DocumentRow).where(DocumentRow.collection_id == collection_id)
+                             .order_by(DocumentRow.source)).all()
+        by_id = {d.id: d.source for d in rows}
+        out = []
+        for d in rows:
+            meta = json.loads(d.meta) if d.meta else {}
+            out.append({
+                "source": d.source, "name": d.source.rsplit("/", 1)[-1], "kind": d.kind, "status": d.status,
+                "duplicate_of": by_id.get(d.duplicate_of) if d.duplicate_of else None, "chunks": d.n_chunks,
+                "pages": int(meta["pages"]) if str(meta.get("pages", "")).isdigit() else None,
+                "title": meta.get("title"), "size": d.size, "ingested": d.ingested,
+                "warnings": json.loads(d.warnings) if d.warnings else [],
+            })
         return out
 
     def chunk_texts(self, collection_id: int) -> tuple[np.ndarray, list[str]]:

@@ -5,6 +5,9 @@ The CPU index is the master (GPU indexes cannot remove ids); when faiss sees a G
 that is refreshed after every change. IVF indexes keep a hashtable direct map, so ids can be removed and their
 vectors reconstructed like the flat index's. HNSW is refused: faiss' HNSW cannot remove ids (use IVF here, or
 Milvus' HNSW, which can: index/milvus.py). `plan_index` decides when to switch and when to retrain.
+
+`FaissVectorIndex` is the FAISS `VectorIndex` (index/vector_index.py); `FaissBackend` keeps it as files in the
+collection's folder (the `VectorBackend` for vector_backend = "faiss").
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+
+from localrag.index.vector_index import SavedVectors
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +86,7 @@ def check_spec(spec: str) -> str:
     return spec
 
 
-def plan_index(spec: str, n: int, current: VectorIndex, threshold: int = AUTO_THRESHOLD) -> str | None:
+def plan_index(spec: str, n: int, current: FaissVectorIndex, threshold: int = AUTO_THRESHOLD) -> str | None:
     """The factory string to rebuild `current` with (FLAT for exact), or None to keep it as it is.
 
     "auto": flat below `threshold`, then IVF{nlist},Flat, retrained when the collection has grown ~8x since (when
@@ -103,7 +108,9 @@ def plan_index(spec: str, n: int, current: VectorIndex, threshold: int = AUTO_TH
     return None
 
 
-class VectorIndex:
+class FaissVectorIndex:
+    """The FAISS `VectorIndex`: flat or IVF on the CPU (the master), searched on a GPU copy when there is one."""
+
     def __init__(self, dim: int, use_gpu: bool = True, nprobe: int | None = None) -> None:
         self.dim = dim
         self.cpu = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
@@ -140,7 +147,7 @@ class VectorIndex:
         cls, dim: int, factory: str, ids: np.ndarray, batches: Callable[[np.ndarray], np.ndarray], *,
         template: str | None = None, use_gpu: bool = True, nprobe: int | None = None, train_max: int = 100_000,
         batch: int = 50_000,
-    ) -> VectorIndex:
+    ) -> FaissVectorIndex:
         """A new index of `factory` (FLAT or an IVF string) over `ids`, whose vectors `batches(ids_part)` returns
         (e.g. the store's fp16 embeddings): the IVF quantizer is trained on an even sample of at most `train_max`
         vectors, then every vector is added in batches."""
@@ -294,7 +301,9 @@ class VectorIndex:
                                       "index": self.description, "base": self._base_tag, "delta": delta})
 
     @classmethod
-    def load(cls, path: Path, dim: int, use_gpu: bool = True, nprobe: int | None = None) -> tuple[VectorIndex, dict]:
+    def load(
+        cls, path: Path, dim: int, use_gpu: bool = True, nprobe: int | None = None
+    ) -> tuple[FaissVectorIndex, dict]:
         """Load a saved index; raises FileNotFoundError / ValueError when missing or unusable."""
         meta_path = path.with_suffix(".json")
         if not path.exists():
@@ -324,6 +333,55 @@ class VectorIndex:
             vi._delta_added = {int(i): v for i, v in zip(ids, vecs, strict=True)}
         vi._base_tag = meta.get("base")
         return vi, meta
+
+
+class FaissBackend:
+    """A collection's vectors as FAISS files in its folder: the index (`vectors.faiss`, plus a delta file of the
+    changes since its last full save) and its metadata (`vectors.json`: the corpus_version and collection stamp it
+    reflects). Switches between flat and IVF as the collection grows or shrinks (`plan_index`)."""
+
+    def __init__(
+        self, path: Path, dim: int, *, spec: str = AUTO, threshold: int = AUTO_THRESHOLD, nprobe: int | None = None,
+        use_gpu: bool = True,
+    ) -> None:
+        self.path, self.dim = path, dim
+        self.spec = spec  # the faiss_index setting (VectorSettings checked it): auto | flat | an IVF factory string
+        self.threshold, self.nprobe, self.use_gpu = threshold, nprobe, use_gpu
+
+    def new_index(self) -> FaissVectorIndex:
+        return FaissVectorIndex(self.dim, use_gpu=self.use_gpu, nprobe=self.nprobe)
+
+    def load(self, stamp: str, stored_count: Callable[[], int]) -> SavedVectors:
+        """The saved files (the stamp tells whose they are, so `stored_count` is not needed)."""
+        try:
+            index, meta = FaissVectorIndex.load(self.path, self.dim, use_gpu=self.use_gpu, nprobe=self.nprobe)
+            version = int(meta.get("corpus_version", -1))
+        except FileNotFoundError:
+            return SavedVectors(self.new_index(), -1)
+        except Exception as exc:  # unreadable file: rebuild from the store
+            return SavedVectors(self.new_index(), -1,
+                                f"vector index unreadable ({exc}); rebuilt from stored embeddings")
+        if meta.get("collection") != stamp:  # made for another collection that had this id (or by a release before
+            # the stamp): its chunk ids may coincide with ours, so rebuild, don't reconcile
+            return SavedVectors(self.new_index(), -1,
+                                "vector index files belong to another collection; rebuilt from the store")
+        return SavedVectors(index, version)
+
+    def save(self, index: FaissVectorIndex, version: int, stamp: str) -> None:
+        index.save(self.path, {"corpus_version": version, "collection": stamp})
+
+    def resized(
+        self, index: FaissVectorIndex, embeddings: Callable[[np.ndarray], np.ndarray]
+    ) -> FaissVectorIndex | None:
+        """Flat or IVF as the size (or the setting) calls for, trained on a sample of the stored embeddings."""
+        want = plan_index(self.spec, index.ntotal, index, self.threshold)
+        if want is None:
+            return None
+        template = self.spec if self.spec != AUTO else "IVF{nlist},Flat"
+        return FaissVectorIndex.build(
+            self.dim, want, np.sort(index.ids()), embeddings, template=template if want != FLAT else FLAT,
+            use_gpu=self.use_gpu, nprobe=self.nprobe,
+        )
 
 
 def gpu_count() -> int:

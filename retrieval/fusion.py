@@ -2,10 +2,10 @@
 weights can follow how confident each leg is for the query at hand.
 
 Everything works on plain `{chunk_id: score}` maps so it can be tested and compared on its own (the fusion study in
-localrag.app.bench.fusion_study runs these same functions over stored candidates); `fuse` is the search pipeline's
+bench/fusion_study.py runs these same functions over stored candidates); `fuse` is the search pipeline's
 fusion stage built from them.
 
-Normalisations (`NORMS`), each per leg over the candidate set of one query:
+Normalisations (`Norm`), each per leg over the candidate set of one query:
 
     fixed    the query-independent [0, 1] forms the scores stage computes (cosine clipped at 0; BM25 divided by the
              query's maximum attainable BM25). BM25 rarely comes near its bound, so this under-weights the lexical leg
@@ -15,7 +15,7 @@ Normalisations (`NORMS`), each per leg over the candidate set of one query:
     txtai    txtai's hybrid: raw cosine for dense; BM25 / min(top + avg, 6 avg) for lexical, avg being the mean BM25
              of the chunks that share a word with the query (txtai uses an index-wide average term score)
 
-Query-adaptive weights (`ADAPTIVE`): the configured `alpha` is the prior weight of dense; `adaptive` multiplies each
+Query-adaptive weights (`Adaptive`): the configured `alpha` is the prior weight of dense; `adaptive` multiplies each
 leg's weight by its confidence for this query, measured on its own top `conf_top` scores (best first):
 
     gap      (s_1 - s_n) / s_1: how far the leg's best result stands above its n-th (scale-free; 0 when flat)
@@ -27,18 +27,63 @@ leg's weight by its confidence for this query, measured on its own top `conf_top
              out from a flat list still counts little
 
 gap, zgap and entropy read each leg's raw scores; level and lgap read the fixed scores.
+
+Each vocabulary (Fusion, Norm, Adaptive) is a StrEnum whose members equal the strings the settings use, and maps to
+its functions through one table (`_ORDER`, `_NORMALIZE`, `_CONFIDENCE`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
 
-NORMS = ("fixed", "minmax", "zscore", "rank", "txtai")
-ADAPTIVE = ("none", "gap", "zgap", "entropy", "level", "lgap")
-ON_FIXED = ("level", "lgap")  # the adaptive weightings computed on the fixed [0, 1] scores
-METHODS = ("rrf", "convex")
+
+class Fusion(StrEnum):
+    """How a hybrid search orders its candidates (`fusion` setting)."""
+
+    RRF = "rrf"
+    CONVEX = "convex"
+
+
+class Norm(StrEnum):
+    """How the convex mix normalises each leg's scores (`fusion_norm` setting; see the module docstring)."""
+
+    FIXED = "fixed"
+    MINMAX = "minmax"
+    ZSCORE = "zscore"
+    RANK = "rank"
+    TXTAI = "txtai"
+
+
+class Adaptive(StrEnum):
+    """Query-adaptive leg weighting of the convex mix (`fusion_adaptive` setting; see the module docstring)."""
+
+    NONE = "none"
+    GAP = "gap"
+    ZGAP = "zgap"
+    ENTROPY = "entropy"
+    LEVEL = "level"
+    LGAP = "lgap"
+
+
+# the values, in order, as the settings and the studies name them (members compare equal to the plain strings)
+NORMS = tuple(Norm)
+ADAPTIVE = tuple(Adaptive)
+ON_FIXED = (Adaptive.LEVEL, Adaptive.LGAP)  # the adaptive weightings computed on the fixed [0, 1] scores
+METHODS = tuple(Fusion)
+
+_V = TypeVar("_V", Fusion, Norm, Adaptive)
+
+
+def member(vocabulary: type[_V], value: str, what: str) -> _V:
+    """`value` as a member of `vocabulary`, or a ValueError naming `what` and the accepted values."""
+    try:
+        return vocabulary(value)
+    except ValueError:
+        raise ValueError(f"unknown {what} {value!r}: use {', '.join(vocabulary)}") from None
 
 
 def rrf(
@@ -76,76 +121,127 @@ def convex(
     return {i: alpha * dense.get(i, 0.0) + (1.0 - alpha) * lexical.get(i, 0.0) for i in ids}
 
 
+def _norm_fixed(raw: Mapping[int, float], leg: str, ranked: Sequence[int],
+                fixed: Mapping[int, float] | None) -> dict[int, float]:
+    if fixed is None:
+        raise ValueError("the fixed normalisation needs the [0, 1] scores of the scores stage")
+    return dict(fixed)
+
+
+def _norm_minmax(raw: Mapping[int, float], leg: str, ranked: Sequence[int],
+                 fixed: Mapping[int, float] | None) -> dict[int, float]:
+    lo, hi = min(raw.values()), max(raw.values())
+    if hi - lo <= 1e-12:
+        return {c: (1.0 if hi > 0 else 0.0) for c in raw}
+    return {c: (s - lo) / (hi - lo) for c, s in raw.items()}
+
+
+def _norm_zscore(raw: Mapping[int, float], leg: str, ranked: Sequence[int],
+                 fixed: Mapping[int, float] | None) -> dict[int, float]:
+    vals = list(raw.values())
+    mean = math.fsum(vals) / len(vals)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / len(vals))
+    if std <= 1e-12:
+        return {c: 0.0 for c in raw}
+    return {c: (s - mean) / std for c, s in raw.items()}
+
+
+def _norm_rank(raw: Mapping[int, float], leg: str, ranked: Sequence[int],
+               fixed: Mapping[int, float] | None) -> dict[int, float]:
+    n = len(ranked)
+    pos = {c: r for r, c in enumerate(ranked)}
+    return {c: (1.0 - pos[c] / n if c in pos else 0.0) for c in raw}
+
+
+def _norm_txtai(raw: Mapping[int, float], leg: str, ranked: Sequence[int],
+                fixed: Mapping[int, float] | None) -> dict[int, float]:
+    if leg == "dense":
+        return dict(raw)
+    positive = [v for v in raw.values() if v > 0]
+    if not positive:
+        return {c: 0.0 for c in raw}
+    avg = math.fsum(positive) / len(positive)
+    ceiling = min(max(positive) + avg, 6.0 * avg)
+    return {c: min(1.0, max(0.0, s) / ceiling) for c, s in raw.items()}
+
+
+_NORMALIZE: dict[Norm, Callable[..., dict[int, float]]] = {
+    Norm.FIXED: _norm_fixed, Norm.MINMAX: _norm_minmax, Norm.ZSCORE: _norm_zscore, Norm.RANK: _norm_rank,
+    Norm.TXTAI: _norm_txtai,
+}
+
+
 def normalize(
     raw: Mapping[int, float], method: str, *, leg: str = "dense", ranked: Sequence[int] = (),
     fixed: Mapping[int, float] | None = None,
 ) -> dict[int, float]:
-    """One leg's raw scores of every candidate, normalised by `method` (see NORMS). `ranked`: the leg's own ranking
+    """One leg's raw scores of every candidate, normalised by `method` (see Norm). `ranked`: the leg's own ranking
     (for "rank"); `fixed`: the query-independent [0, 1] scores (for "fixed")."""
-    if method == "fixed":
-        if fixed is None:
-            raise ValueError("the fixed normalisation needs the [0, 1] scores of the scores stage")
-        return dict(fixed)
-    if not raw:
+    norm = member(Norm, method, "normalisation")
+    if not raw and norm != Norm.FIXED:
         return {}
-    vals = list(raw.values())
-    if method == "minmax":
-        lo, hi = min(vals), max(vals)
-        if hi - lo <= 1e-12:
-            return {c: (1.0 if hi > 0 else 0.0) for c in raw}
-        return {c: (s - lo) / (hi - lo) for c, s in raw.items()}
-    if method == "zscore":
-        mean = math.fsum(vals) / len(vals)
-        std = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / len(vals))
-        if std <= 1e-12:
-            return {c: 0.0 for c in raw}
-        return {c: (s - mean) / std for c, s in raw.items()}
-    if method == "rank":
-        n = len(ranked)
-        pos = {c: r for r, c in enumerate(ranked)}
-        return {c: (1.0 - pos[c] / n if c in pos else 0.0) for c in raw}
-    if method == "txtai":
-        if leg == "dense":
-            return dict(raw)
-        positive = [v for v in vals if v > 0]
-        if not positive:
-            return {c: 0.0 for c in raw}
-        avg = math.fsum(positive) / len(positive)
-        ceiling = min(max(positive) + avg, 6.0 * avg)
-        return {c: min(1.0, max(0.0, s) / ceiling) for c, s in raw.items()}
-    raise ValueError(f"unknown normalisation {method!r}: use {', '.join(NORMS)}")
+    return _NORMALIZE[norm](raw, leg, ranked, fixed)
+
+
+def _conf_none(s: list[float]) -> float:
+    return 1.0
+
+
+def _conf_level(s: list[float]) -> float:
+    return min(1.0, max(0.0, s[0])) if s else 0.0
+
+
+def _conf_lgap(s: list[float]) -> float:
+    return min(1.0, max(0.0, s[0] - s[-1])) if len(s) >= 2 else 0.0
+
+
+def _shape_undefined(s: list[float]) -> float | None:
+    """The confidence of a list too short or too weak for its shape to say anything (None: it can say)."""
+    if len(s) < 2 or s[0] <= 0:
+        return 0.0 if not s or s[0] <= 0 else 1.0
+    return None
+
+
+def _conf_gap(s: list[float]) -> float:
+    early = _shape_undefined(s)
+    return early if early is not None else max(0.0, (s[0] - s[-1]) / s[0])
+
+
+def _conf_zgap(s: list[float]) -> float:
+    early = _shape_undefined(s)
+    if early is not None:
+        return early
+    mean = math.fsum(s) / len(s)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in s) / len(s))
+    if std <= 1e-12:
+        return 0.0
+    z = (s[0] - mean) / std
+    return z / (1.0 + z)
+
+
+def _conf_entropy(s: list[float]) -> float:
+    early = _shape_undefined(s)
+    if early is not None:
+        return early
+    lo, hi = min(s), max(s)
+    if hi - lo <= 1e-12:
+        return 0.0
+    e = [math.exp(5.0 * (v - lo) / (hi - lo)) for v in s]
+    tot = math.fsum(e)
+    h = -math.fsum((x / tot) * math.log(x / tot) for x in e)
+    return max(0.0, 1.0 - h / math.log(len(s)))
+
+
+_CONFIDENCE: dict[Adaptive, Callable[[list[float]], float]] = {
+    Adaptive.NONE: _conf_none, Adaptive.GAP: _conf_gap, Adaptive.ZGAP: _conf_zgap, Adaptive.ENTROPY: _conf_entropy,
+    Adaptive.LEVEL: _conf_level, Adaptive.LGAP: _conf_lgap,
+}
 
 
 def confidence(best_first: Sequence[float], method: str, top: int = 10) -> float:
-    """How confident a leg is for this query, in [0, 1], from its own scores best first (see ADAPTIVE; level and
+    """How confident a leg is for this query, in [0, 1], from its own scores best first (see Adaptive; level and
     lgap expect the fixed [0, 1] scores)."""
-    s = [float(x) for x in best_first[:top]]
-    if method == "none":
-        return 1.0
-    if method == "level":
-        return min(1.0, max(0.0, s[0])) if s else 0.0
-    if method == "lgap":
-        return min(1.0, max(0.0, s[0] - s[-1])) if len(s) >= 2 else 0.0
-    if len(s) < 2 or s[0] <= 0:
-        return 0.0 if not s or s[0] <= 0 else 1.0
-    if method == "gap":
-        return max(0.0, (s[0] - s[-1]) / s[0])
-    if method == "zgap":
-        mean = math.fsum(s) / len(s)
-        std = math.sqrt(math.fsum((v - mean) ** 2 for v in s) / len(s))
-        if std <= 1e-12:
-            return 0.0
-        z = (s[0] - mean) / std
-        return z / (1.0 + z)
-    if method == "entropy":
-        lo, hi = min(s), max(s)
-        if hi - lo <= 1e-12:
-            return 0.0
-        e = [math.exp(5.0 * (v - lo) / (hi - lo)) for v in s]
-        tot = math.fsum(e)
-        h = -math.fsum((x / tot) * math.log(x / tot) for x in e)
-        return max(0.0, 1.0 - h / math.log(len(s)))
-    raise ValueError(f"unknown adaptive weighting {method!r}: use {', '.join(ADAPTIVE)}")
+    return _CONFIDENCE[member(Adaptive, method, "adaptive weighting")]([float(x) for x in best_first[:top]])
 
 
 def leg_weights(
@@ -154,7 +250,7 @@ def leg_weights(
     """The dense and lexical weights (summing to 1): the prior `alpha` on dense, each multiplied by the leg's
     confidence for this query when `adaptive` is not "none". Both unsure: the prior stays."""
     wd, wl = alpha, 1.0 - alpha
-    if adaptive != "none":
+    if adaptive != Adaptive.NONE:
         cd = confidence(best_first.get("dense", ()), adaptive, top)
         cl = confidence(best_first.get("lexical", ()), adaptive, top)
         if cd * wd + cl * wl > 1e-12:
@@ -196,16 +292,69 @@ class FusionConfig:
     relevance_alpha: float = 0.5
 
     def check(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown fusion {self.method!r}: use {', '.join(METHODS)}")
-        if self.norm not in NORMS:
-            raise ValueError(f"unknown fusion normalisation {self.norm!r}: use {', '.join(NORMS)}")
-        if self.adaptive not in ADAPTIVE:
-            raise ValueError(f"unknown adaptive weighting {self.adaptive!r}: use {', '.join(ADAPTIVE)}")
+        member(Fusion, self.method, "fusion")
+        member(Norm, self.norm, "fusion normalisation")
+        member(Adaptive, self.adaptive, "adaptive weighting")
         if not 0.0 <= self.alpha <= 1.0 or not 0.0 <= self.relevance_alpha <= 1.0:
             raise ValueError("fusion alpha must be between 0 and 1")
         if self.conf_top < 2:
             raise ValueError("conf_top must be at least 2")
+
+
+@dataclass(frozen=True)
+class _Legs:
+    """What one fusion call orders: each leg's fixed [0, 1] scores, own ranking and raw scores, the relevance
+    already mixed from them, and the fusion's parameters."""
+
+    normalized: Mapping[str, Mapping[int, float]]
+    ranked: Mapping[str, Sequence[int]]
+    raw: Mapping[str, Mapping[int, float]] | None
+    relevance: dict[int, float]
+    alpha: float
+    rrf_k: float
+    weights: Mapping[str, float] | None
+    norm: str
+    adaptive: str
+    conf_top: int
+
+
+def _order_rrf(legs: _Legs) -> tuple[dict[int, float], dict[str, float]]:
+    """Reciprocal rank fusion of the legs' own rankings."""
+    ranked = {name: legs.ranked.get(name, ()) for name in legs.normalized}
+    return rrf(ranked, k=legs.rrf_k, weights=legs.weights), {}
+
+
+def _order_convex(legs: _Legs) -> tuple[dict[int, float], dict[str, float]]:
+    """The convex mix: of the fixed scores at the prior weights, or of `norm`-normalised scores at weights that
+    `adaptive` adjusts to each leg's confidence."""
+    normalized, raw, alpha = legs.normalized, legs.raw, legs.alpha
+    if len(normalized) != 2:
+        return convex(normalized, alpha), {}
+    if legs.norm == Norm.FIXED and legs.adaptive == Adaptive.NONE:
+        return convex(normalized, alpha), {"dense": alpha, "lexical": 1.0 - alpha}
+    if legs.norm != Norm.FIXED and raw is None:
+        raise ValueError(f"the '{legs.norm}' normalisation needs the legs' raw scores")
+    normed = {
+        name: normalize(raw[name] if raw is not None else {}, legs.norm, leg=name, ranked=legs.ranked.get(name, ()),
+                        fixed=normalized[name])
+        for name in normalized
+    }
+    src = raw if raw is not None and legs.adaptive not in ON_FIXED else normalized
+    best_first = {name: [src[name][c] for c in legs.ranked.get(name, ()) if c in src[name]] for name in normalized}
+    used = leg_weights(alpha, best_first, legs.adaptive, legs.conf_top)
+    ids = set().union(*(set(v) for v in normed.values()))
+    floor = {name: min(v.values()) if v else 0.0 for name, v in normed.items()}  # z-scores can be negative
+    return {i: math.fsum(used[name] * normed[name].get(i, floor[name]) for name in normed) for i in ids}, used
+
+
+def _order_single(legs: _Legs) -> tuple[dict[int, float], dict[str, float]]:
+    """One leg: its fixed score orders it (the relevance itself)."""
+    return legs.relevance, {}
+
+
+_ORDER: dict[Fusion | None, Callable[[_Legs], tuple[dict[int, float], dict[str, float]]]] = {
+    Fusion.RRF: _order_rrf, Fusion.CONVEX: _order_convex, None: _order_single,
+}
 
 
 def fuse(
@@ -220,28 +369,9 @@ def fuse(
     the `norm`-normalised scores, weights `alpha` / 1 - alpha adjusted by `adaptive`; None (a single leg) by its
     fixed score. The relevance is always the convex mix of the fixed scores (weight `relevance_alpha`, default
     `alpha`, on dense)."""
-    if method not in ("rrf", "convex", None):
+    if method is not None and method not in METHODS:
         raise ValueError(f"unknown fusion {method!r}: use rrf or convex")
     relevance = convex(normalized, alpha if relevance_alpha is None else relevance_alpha)
-    used: dict[str, float] = {}
-    if method == "rrf":
-        scores = rrf({name: ranked.get(name, ()) for name in normalized}, k=rrf_k, weights=weights)
-    elif method == "convex" and len(normalized) == 2 and (norm != "fixed" or adaptive != "none"):
-        if norm != "fixed" and raw is None:
-            raise ValueError(f"the {norm!r} normalisation needs the legs' raw scores")
-        normed = {
-            name: normalize(raw[name] if raw is not None else {}, norm, leg=name, ranked=ranked.get(name, ()),
-                            fixed=normalized[name])
-            for name in normalized
-        }
-        src = raw if raw is not None and adaptive not in ON_FIXED else normalized
-        best_first = {name: [src[name][c] for c in ranked.get(name, ()) if c in src[name]] for name in normalized}
-        used = leg_weights(alpha, best_first, adaptive, conf_top)
-        ids = set().union(*(set(v) for v in normed.values()))
-        floor = {name: min(v.values()) if v else 0.0 for name, v in normed.items()}  # z-scores can be negative
-        scores = {i: math.fsum(used[name] * normed[name].get(i, floor[name]) for name in normed) for i in ids}
-    else:
-        scores = convex(normalized, alpha) if method == "convex" else relevance
-        if method == "convex" and len(normalized) == 2:
-            used = {"dense": alpha, "lexical": 1.0 - alpha}
+    legs = _Legs(normalized, ranked, raw, relevance, alpha, rrf_k, weights, norm, adaptive, conf_top)
+    scores, used = _ORDER[None if method is None else Fusion(method)](legs)
     return Fused(relevance=relevance, scores=scores, order=ranking(scores), weights=used)

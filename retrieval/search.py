@@ -32,6 +32,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import PurePath
 from typing import Any
 
@@ -42,7 +43,7 @@ from localrag.index.embedder import Embedder
 from localrag.index.indexes import CollectionIndexes
 from localrag.index.lexical import LexicalIndex
 from localrag.index.store import ChunkRow, DocumentRow, Store
-from localrag.index.vectors import VectorIndex
+from localrag.index.vector_index import VectorIndex
 from localrag.retrieval import fusion as fuse
 from localrag.retrieval.kg import expand
 from localrag.retrieval.rerank import Reranker, rerank_head
@@ -50,7 +51,21 @@ from localrag.retrieval.types import Filters, Hit, SearchResults
 
 log = logging.getLogger(__name__)
 
-MODES = ("hybrid", "dense", "lexical")
+
+
+class Mode(StrEnum):
+    """Which retrieval legs a search runs (`search_mode` setting)."""
+
+    HYBRID = "hybrid"
+    DENSE = "dense"
+    LEXICAL = "lexical"
+
+
+# the legs each mode runs; two are fused, one is ordered by its own fixed score (SearchParams.fusion_method)
+_LEGS: dict[Mode, tuple[str, ...]] = {
+    Mode.HYBRID: ("dense", "lexical"), Mode.DENSE: ("dense",), Mode.LEXICAL: ("lexical",),
+}
+MODES = tuple(Mode)
 FUSIONS = fuse.METHODS
 
 
@@ -69,8 +84,8 @@ class StaleIndex(RuntimeError):
 @dataclass
 class SearchParams:
     k: int = 5
-    mode: str = "hybrid"
-    fusion: str = "convex"
+    mode: str = "hybrid"  # Mode
+    fusion: str = "convex"  # fusion.Fusion
     candidates: int = 50  # N per leg
     rrf_k: float = 5.0
     weights: dict[str, float] = field(default_factory=lambda: {"dense": 1.0, "lexical": 1.0})
@@ -109,12 +124,12 @@ class SearchParams:
     @property
     def legs(self) -> tuple[str, ...]:
         """The retrieval legs the mode runs: ("dense", "lexical") for hybrid."""
-        return ("dense", "lexical") if self.mode == "hybrid" else (self.mode,)
+        return _LEGS[Mode(self.mode)]
 
     @property
     def fusion_method(self) -> str | None:
-        """The fusion that orders the candidates: the configured one for hybrid, none for a single leg."""
-        return self.fusion if self.mode == "hybrid" else None
+        """The fusion that orders the candidates: the configured one when the mode runs two legs, none for one."""
+        return self.fusion if len(self.legs) > 1 else None
 
 
 # --- stage: scope (kind and source filters, before ranking) -------------------------------------------------------
@@ -268,8 +283,9 @@ def candidates(
 
 # --- stage: scores ----------------------------------------------------------------------------------------------
 @dataclass
-class Scores:
-    """Raw and [0, 1] scores of every candidate for each leg that ran (None: the leg did not run)."""
+class StageScores:
+    """The scores stage's output: raw and [0, 1] scores of every candidate for each leg that ran (None: the leg did
+    not run). Not eval.metrics.Scores, which holds an answer's metric scores."""
 
     ids: list[int]
     dense: dict[int, float] | None = None  # cosine similarity
@@ -292,11 +308,11 @@ def normalize_dense(cosine: Mapping[int, float]) -> dict[int, float]:
     return {c: min(1.0, max(0.0, s)) for c, s in cosine.items()}
 
 
-def score_candidates(cands: Candidates, query: str, vectors: VectorIndex, lexical: LexicalIndex) -> Scores:
+def score_candidates(cands: Candidates, query: str, vectors: VectorIndex, lexical: LexicalIndex) -> StageScores:
     """Exact scores of both kinds for every candidate, also for those only the other leg found: a chunk BM25 found
     gets its cosine from its stored vector, a chunk FAISS found gets its BM25 (0 without a query word)."""
     ids = cands.ids
-    out = Scores(ids=ids)
+    out = StageScores(ids=ids)
     if cands.query_vector is not None:
         dense = {c: cands.dense_scores[c] for c in ids if c in cands.dense_scores}
         missing = [c for c in ids if c not in dense]
@@ -318,7 +334,7 @@ def score_candidates(cands: Candidates, query: str, vectors: VectorIndex, lexica
 
 
 # --- stage: fusion ----------------------------------------------------------------------------------------------
-def fuse_scores(cands: Candidates, scores: Scores, params: SearchParams) -> fuse.Fused:
+def fuse_scores(cands: Candidates, scores: StageScores, params: SearchParams) -> fuse.Fused:
     """The fusion stage with the search's parameters: RRF of the legs' rankings, or the convex mix of their
     `params.norm`-normalised scores weighted by `params.alpha` and, with `params.adaptive`, by each leg's
     confidence for this query."""
@@ -345,7 +361,7 @@ def apply_floor(
 
 # --- stage: record ----------------------------------------------------------------------------------------------
 def record_scores(
-    hits: Sequence[Hit], cands: Candidates, scores: Scores, fused: fuse.Fused,
+    hits: Sequence[Hit], cands: Candidates, scores: StageScores, fused: fuse.Fused,
     reranked: tuple[list[int], dict[int, float]] | None = None,
 ) -> None:
     """Write each stage's score and 1-based rank onto the hits, then `score` (what the order is by: rerank, else

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 KINDS = ("pdf", "text", "markdown", "rdf", "html", "docx")
 
@@ -19,6 +19,35 @@ def cite_location(section: str | None = None, page: int | None = None, ocr: bool
     if ocr:
         where = f"{where} (OCR)" if where else "OCR"
     return where
+
+
+class Located(Protocol):
+    """Anything that sits somewhere in a document: a hit, an answer source, a citation."""
+
+    section: str | None
+    page: int | None
+    ocr: bool
+    kg_uri: str | None
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a passage sits: its section path, page and OCR flag, or for a knowledge-graph unit its node URI. One
+    type for hits, answer sources and citations, so that they all show a place the same way."""
+
+    section: str | None = None
+    page: int | None = None
+    ocr: bool = False
+    kg_uri: str | None = None
+
+    @classmethod
+    def of(cls, item: Located) -> Location:
+        return cls(item.section, item.page, item.ocr, item.kg_uri)
+
+    @property
+    def text(self) -> str:
+        """Section and page ("Guide › Safety › Tides, p. 4", see `cite_location`), else the node URI, else ""."""
+        return cite_location(self.section, self.page, self.ocr) or self.kg_uri or ""
 
 
 @dataclass
@@ -54,8 +83,8 @@ class Hit:
 
     @property
     def location(self) -> str:
-        """Section and page ("Guide › Safety › Tides, p. 4", see `cite_location`), else the node URI, for display."""
-        return cite_location(self.section, self.page, self.ocr) or self.kg_uri or ""
+        """Section and page ("Guide › Safety › Tides, p. 4"), else the node URI, for display: `Location.text`."""
+        return Location.of(self).text
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -10,7 +10,9 @@ import pytest
 
 from localrag.app.rag import RagError
 from localrag.retrieval import fusion
+from localrag.retrieval.search import Mode, SearchParams
 from localrag.retrieval.snippet import snippet
+from localrag.retrieval.types import Hit, Location
 from tests.conftest import SAMPLE
 
 
@@ -38,6 +40,53 @@ def test_convex_combines_normalized_scores_and_counts_missing_as_zero():
     assert fusion.convex({"dense": {1: 0.3}}, alpha=0.9) == {1: 0.3}
     with pytest.raises(ValueError):
         fusion.convex({}, alpha=1.5)
+
+
+# --- vocabularies ---------------------------------------------------------------------------------------------
+def test_each_vocabulary_keeps_the_strings_settings_and_json_use():
+    assert [m.value for m in Mode] == ["hybrid", "dense", "lexical"]
+    assert [m.value for m in fusion.Fusion] == ["rrf", "convex"]
+    assert [m.value for m in fusion.Norm] == ["fixed", "minmax", "zscore", "rank", "txtai"]
+    assert [m.value for m in fusion.Adaptive] == ["none", "gap", "zgap", "entropy", "level", "lgap"]
+    assert fusion.NORMS == ("fixed", "minmax", "zscore", "rank", "txtai") and fusion.ADAPTIVE[1:][0] == "gap"
+    assert Mode.LEXICAL == "lexical" and f"{fusion.Norm.TXTAI}" == "txtai"  # members are the strings
+
+
+def test_every_member_dispatches_and_strings_work_as_members():
+    raw, ranked = {1: 3.0, 2: 1.0, 3: 0.0}, [1, 2]
+    for norm in fusion.Norm:
+        by_member = fusion.normalize(raw, norm, leg="lexical", ranked=ranked, fixed={1: 0.5, 2: 0.2, 3: 0.0})
+        assert set(by_member) == set(raw), norm
+        assert by_member == fusion.normalize(raw, norm.value, leg="lexical", ranked=ranked,
+                                             fixed={1: 0.5, 2: 0.2, 3: 0.0})
+    for adaptive in fusion.Adaptive:
+        assert 0.0 <= fusion.confidence([0.9, 0.5, 0.1], adaptive.value) <= 1.0, adaptive
+    assert fusion.confidence([0.9, 0.5, 0.1], "none") == 1.0 and fusion.confidence([0.9], "gap") == 1.0
+    for mode, legs in (("hybrid", ("dense", "lexical")), ("dense", ("dense",)), ("lexical", ("lexical",))):
+        p = SearchParams(mode=mode, fusion="rrf")
+        p.check()
+        assert p.legs == legs and p.fusion_method == ("rrf" if mode == "hybrid" else None)
+    with pytest.raises(ValueError, match="unknown normalisation 'softmax': use fixed, minmax, zscore, rank, txtai"):
+        fusion.normalize({}, "softmax")
+    with pytest.raises(ValueError, match="unknown adaptive weighting 'peak': use none, gap, zgap"):
+        fusion.confidence([], "peak")
+    with pytest.raises(ValueError, match="unknown fusion normalisation 'l2'"):
+        fusion.FusionConfig(norm="l2").check()
+
+
+# --- location ----------------------------------------------------------------------------------------------
+def test_location_is_one_frozen_type_whose_text_hits_show():
+    assert Location("Guide › Safety › Tides", 4, True).text == "Guide › Safety › Tides, p. 4 (OCR)"
+    assert Location(page=4, kg_uri="http://ex.org/a").text == "p. 4"  # a place in the document comes first
+    assert Location(kg_uri="http://ex.org/a").text == "http://ex.org/a" and Location().text == ""
+    with pytest.raises(AttributeError):
+        Location().page = 3  # type: ignore[misc]
+    hit = Hit(1, "t", "/d/guide.pdf", "pdf", page=4, section="Guide", ocr=True)
+    assert Location.of(hit) == Location("Guide", 4, True, None) and hit.location == "Guide, p. 4 (OCR)"
+    d = hit.to_dict()
+    assert d["location"] == hit.location and list(d) == [
+        "chunk_id", "text", "source", "kind", "page", "kg_uri", "label", "section", "ocr", "score", "relevance",
+        "scores", "ranks", "timings", "neighbours", "location"]
 
 
 # --- the pipeline ------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from localrag.index import lexical as lexmod
-from localrag.index.lexical import LexicalIndex, tokenize
+from localrag.index.lexical import BM25Index, tokenize
 
 QUERIES = ["w1 w2 w3", "w10 w10 w2999", "w500 w7", "w42", "nothing-here"]
 
@@ -23,8 +23,8 @@ def _corpus(n: int, seed: int = 0) -> list[str]:
     return [" ".join(rng.choice(words, size=int(rng.integers(0, 60)), p=p)) for _ in range(n)]
 
 
-def _full(ids: np.ndarray, texts: list[str]) -> LexicalIndex:
-    idx = LexicalIndex()
+def _full(ids: np.ndarray, texts: list[str]) -> BM25Index:
+    idx = BM25Index()
     idx.build(ids, texts)
     return idx
 
@@ -35,7 +35,7 @@ def test_incremental_adds_and_removes_equal_a_full_rebuild_and_bm25s():
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     texts = _corpus(3000)
     ids = np.arange(3000, dtype=np.int64) * 2 + 1
-    inc = LexicalIndex()
+    inc = BM25Index()
     for start in range(0, 3000, 100):  # 30 ingest runs: delta segments, then merges
         inc.add(ids[start : start + 100], texts[start : start + 100])
         if start == 1500:
@@ -62,7 +62,7 @@ def test_incremental_adds_and_removes_equal_a_full_rebuild_and_bm25s():
 
 def test_ids_out_of_order_and_readding_a_removed_id():
     texts = _corpus(200, seed=1)
-    inc = LexicalIndex()
+    inc = BM25Index()
     inc.add(np.arange(100, 200), texts[100:])
     inc.add(np.arange(0, 100), texts[:100])  # lower ids after higher ones
     inc.remove(np.array([150]))
@@ -79,7 +79,7 @@ def test_save_writes_only_what_changed_and_loads_back(tmp_path, monkeypatch):
     monkeypatch.setattr(lexmod, "MAX_DELTAS", 100)
     texts = _corpus(1200, seed=2)
     ids = np.arange(1200)
-    idx = LexicalIndex()
+    idx = BM25Index()
     idx.add(ids[:1000], texts[:1000])
     idx.save(tmp_path, {"corpus_version": 1})
     base_dir = next(tmp_path.glob("seg-*"))
@@ -89,7 +89,7 @@ def test_save_writes_only_what_changed_and_loads_back(tmp_path, monkeypatch):
     idx.save(tmp_path, {"corpus_version": 2})
     assert {p.name: p.stat().st_mtime_ns for p in base_dir.iterdir()} == base_files  # base not rewritten
     assert len(list(tmp_path.glob("seg-*"))) == 2
-    loaded, meta = LexicalIndex.load(tmp_path, "bm25s")
+    loaded, meta = BM25Index.load(tmp_path)
     assert meta["corpus_version"] == 2
     full = _full(ids[3:1100], texts[3:1100])
     for q in QUERIES:
@@ -97,7 +97,7 @@ def test_save_writes_only_what_changed_and_loads_back(tmp_path, monkeypatch):
     loaded.add(ids[1100:], texts[1100:])  # a loaded (memory-mapped) index keeps changing
     loaded.remove(ids[3:5])
     loaded.save(tmp_path, {"corpus_version": 3})
-    again, _ = LexicalIndex.load(tmp_path, "bm25s")
+    again, _ = BM25Index.load(tmp_path)
     full = _full(ids[5:], texts[5:])
     for q in QUERIES:
         np.testing.assert_array_equal(again.scores(q), full.scores(q))
@@ -106,7 +106,7 @@ def test_save_writes_only_what_changed_and_loads_back(tmp_path, monkeypatch):
 def test_older_format_is_refused_so_the_caller_rebuilds(tmp_path):
     (tmp_path / "current.json").write_text('{"backend": "bm25s", "folder": "v1-1", "corpus_version": 1}')
     with pytest.raises(ValueError, match="format"):
-        LexicalIndex.load(tmp_path, "bm25s")
+        BM25Index.load(tmp_path)
 
 
 def test_ingest_updates_bm25_without_a_rebuild(rag_factory, tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""FAISS past a size: flat -> IVF (index/vectors.py plan_index / VectorIndex.build), with ids, removal,
+"""FAISS past a size: flat -> IVF (index/vectors.py plan_index / FaissVectorIndex.build), with ids, removal,
 reconstruction, scoped search and persistence working as with the flat index, and recall@10 against flat."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from localrag.index.vectors import FLAT, VectorIndex, auto_nlist, check_spec, plan_index
+from localrag.index.indexes import VectorSettings, make_vector_backend
+from localrag.index.vectors import FLAT, FaissBackend, FaissVectorIndex, auto_nlist, check_spec, plan_index
 
 
 def clustered(n: int, dim: int = 64, centers: int = 200, seed: int = 0) -> np.ndarray:
@@ -17,19 +18,19 @@ def clustered(n: int, dim: int = 64, centers: int = 200, seed: int = 0) -> np.nd
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def recall_at_10(approx: VectorIndex, exact: VectorIndex, queries: np.ndarray) -> float:
+def recall_at_10(approx: FaissVectorIndex, exact: FaissVectorIndex, queries: np.ndarray) -> float:
     _, a = approx.search(queries, 10)
     _, e = exact.search(queries, 10)
     return float(np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a.tolist(), e.tolist(), strict=True)]))
 
 
 def test_auto_plan_switches_at_the_threshold_and_retrains_after_4x_growth():
-    flat = VectorIndex(8, use_gpu=False)
+    flat = FaissVectorIndex(8, use_gpu=False)
     assert plan_index("auto", 999, flat, threshold=1000) is None
     assert plan_index("auto", 1000, flat, threshold=1000) == f"IVF{auto_nlist(1000)},Flat"
     assert plan_index("flat", 10**6, flat) is None
     x = clustered(10000, dim=8)
-    ivf = VectorIndex.build(8, "IVF256,Flat", np.arange(10000), lambda ids: x[ids], template="IVF{nlist},Flat",
+    ivf = FaissVectorIndex.build(8, "IVF256,Flat", np.arange(10000), lambda ids: x[ids], template="IVF{nlist},Flat",
                             use_gpu=False)
     assert plan_index("auto", 10000, ivf, threshold=1000) is None
     assert plan_index("auto", 40000, ivf, threshold=1000) == f"IVF{auto_nlist(40000)},Flat"  # grown: retrain
@@ -56,8 +57,8 @@ def test_ivf_keeps_ids_removal_reconstruction_scope_and_persistence(tmp_path):
     def vecs(part: np.ndarray) -> np.ndarray:
         return x[[pos[int(i)] for i in part]]
 
-    flat = VectorIndex.build(dim, FLAT, ids, vecs, use_gpu=False)
-    ivf = VectorIndex.build(dim, f"IVF{auto_nlist(n)},Flat", ids, vecs, template="IVF{nlist},Flat", use_gpu=False)
+    flat = FaissVectorIndex.build(dim, FLAT, ids, vecs, use_gpu=False)
+    ivf = FaissVectorIndex.build(dim, f"IVF{auto_nlist(n)},Flat", ids, vecs, template="IVF{nlist},Flat", use_gpu=False)
     assert ivf.kind == "ivf" and ivf.ntotal == n and np.array_equal(np.sort(ivf.ids()), ids)
     queries = clustered(200, dim, seed=1)
     r = recall_at_10(ivf, flat, queries)
@@ -77,7 +78,7 @@ def test_ivf_keeps_ids_removal_reconstruction_scope_and_persistence(tmp_path):
     assert np.array_equal(got, want)
     # persistence keeps the kind, the template and the ids
     ivf.save(tmp_path / "v.faiss", {"corpus_version": 3})
-    back, meta = VectorIndex.load(tmp_path / "v.faiss", dim, use_gpu=False)
+    back, meta = FaissVectorIndex.load(tmp_path / "v.faiss", dim, use_gpu=False)
     assert meta["corpus_version"] == 3 and back.kind == "ivf" and back.template == "IVF{nlist},Flat"
     assert back.description == ivf.description and back.ntotal == ivf.ntotal
     assert recall_at_10(back, flat, queries) == pytest.approx(recall_at_10(ivf, flat, queries))
@@ -113,7 +114,7 @@ def test_small_changes_are_saved_as_a_delta_not_the_whole_index(tmp_path, factor
 
     x = clustered(3000, dim=16)
     ids = np.arange(3000, dtype=np.int64) + 1
-    vi = VectorIndex.build(16, factory, ids[:2000], lambda p: x[p - 1], use_gpu=False)
+    vi = FaissVectorIndex.build(16, factory, ids[:2000], lambda p: x[p - 1], use_gpu=False)
     path = tmp_path / "vectors.faiss"
     vi.save(path, {"corpus_version": 1})
     base = path.stat().st_mtime_ns, path.stat().st_size
@@ -124,21 +125,21 @@ def test_small_changes_are_saved_as_a_delta_not_the_whole_index(tmp_path, factor
     assert (path.stat().st_mtime_ns, path.stat().st_size) == base  # the base was not rewritten
     deltas = list(tmp_path.glob("vectors.delta-*.npz"))
     assert len(deltas) == 1
-    back, meta = VectorIndex.load(path, 16, use_gpu=False)
+    back, meta = FaissVectorIndex.load(path, 16, use_gpu=False)
     assert meta["corpus_version"] == 2 and meta["delta"] == deltas[0].name
     want = np.sort(np.concatenate([ids[5:2000], ids[2002:2010]]))
     assert np.array_equal(np.sort(back.ids()), want)
     np.testing.assert_allclose(back.vectors(ids[2005:2007]), x[2005:2007], rtol=1e-6)
     back.add(ids[2010:2020], x[2010:2020])  # the loaded index keeps adding to the same delta
     back.save(path, {"corpus_version": 3})
-    again, _ = VectorIndex.load(path, 16, use_gpu=False)
+    again, _ = FaissVectorIndex.load(path, 16, use_gpu=False)
     assert np.array_equal(np.sort(again.ids()), np.sort(np.concatenate([want, ids[2010:2020]])))
     assert len(list(tmp_path.glob("vectors.delta-*.npz"))) == 1
     monkeypatch.setattr(vmod, "DELTA_MAX", 100)  # many changes: a full save, the delta files go
     again.add(ids[2020:3000], x[2020:3000])
     again.save(path, {"corpus_version": 4})
     assert path.stat().st_size > base[1] and not list(tmp_path.glob("vectors.delta-*.npz"))
-    last, meta = VectorIndex.load(path, 16, use_gpu=False)
+    last, meta = FaissVectorIndex.load(path, 16, use_gpu=False)
     assert meta["delta"] is None and last.ntotal == 3000 - 5 - 2
 
 
@@ -146,7 +147,7 @@ def test_a_failing_gpu_search_falls_back_to_the_cpu_index(monkeypatch):
     """No GPU here: a stand-in GPU copy whose search fails (as an nprobe past the GPU's limit would) must leave the
     search answered by the CPU index, and later searches on the CPU."""
     x = clustered(2000, dim=16)
-    vi = VectorIndex.build(16, "IVF16,Flat", np.arange(2000), lambda p: x[p], use_gpu=False)
+    vi = FaissVectorIndex.build(16, "IVF16,Flat", np.arange(2000), lambda p: x[p], use_gpu=False)
     want = vi.search(x[:3], 5)
 
     class BrokenGpu:
@@ -157,3 +158,30 @@ def test_a_failing_gpu_search_falls_back_to_the_cpu_index(monkeypatch):
     monkeypatch.setattr(vi, "_gpu_index", lambda: BrokenGpu() if vi.use_gpu else None)
     got = vi.search(x[:3], 5)
     assert np.array_equal(got[1], want[1]) and vi.use_gpu is False
+
+
+def test_faiss_backend_keeps_its_collections_files_and_discards_anothers(tmp_path):
+    """The vector backend the settings pick (FAISS here): nothing saved, saved by this collection, saved by another
+    collection (its stamp differs: rebuilt, not reconciled), unreadable; and the flat/IVF switch it decides."""
+    x = clustered(800, dim=8)
+    backend = make_vector_backend(VectorSettings(), 8, tmp_path, use_gpu=False)
+    assert isinstance(backend, FaissBackend) and backend.path == tmp_path / "vectors.faiss"
+    never_counted = lambda: pytest.fail("FAISS files carry the stamp: the count is not needed")  # noqa: E731
+    nothing = backend.load("1@a", never_counted)
+    assert (nothing.version, nothing.discarded, nothing.index.ntotal) == (-1, None, 0)
+    vi = backend.new_index()
+    vi.add(np.arange(800), x)
+    backend.save(vi, 3, "1@a")
+    mine = backend.load("1@a", never_counted)
+    assert mine.version == 3 and mine.discarded is None and np.array_equal(np.sort(mine.index.ids()), np.arange(800))
+    other = backend.load("1@b", never_counted)
+    assert other.version == -1 and "another collection" in other.discarded and other.index.ntotal == 0
+    (tmp_path / "vectors.faiss").write_bytes(b"not an index")
+    broken = backend.load("1@a", never_counted)
+    assert broken.version == -1 and "unreadable" in broken.discarded and broken.index.ntotal == 0
+
+    assert backend.resized(vi, lambda ids: x[ids]) is None  # auto: flat below the threshold
+    ivf = make_vector_backend(VectorSettings(faiss_index="IVF16,Flat"), 8, tmp_path, use_gpu=False)
+    grown = ivf.resized(vi, lambda ids: x[ids])
+    assert grown is not None and grown.kind == "ivf" and grown.ntotal == 800
+    assert ivf.resized(grown, lambda ids: x[ids]) is None  # already what the setting asks for

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from localrag.index.lexical import LexicalIndex
-from localrag.index.vectors import VectorIndex
+from localrag.index.lexical import BM25Index, LexicalIndex
+from localrag.index.vectors import FaissVectorIndex
 from localrag.retrieval import fusion
 from localrag.retrieval.kg import Links, attach_neighbours, load_links
 from localrag.retrieval.rerank import rerank_head
 from localrag.retrieval.search import (
     Candidates,
-    Scores,
     SearchParams,
+    StageScores,
     StaleIndex,
     allowed_chunk_ids,
     apply_floor,
@@ -43,9 +43,9 @@ def unit(v: list[float]) -> np.ndarray:
 
 
 @pytest.fixture()
-def vectors() -> VectorIndex:
+def vectors() -> FaissVectorIndex:
     """Four chunks in 3-d: 10 along x, 11 along y, 12 between x and y, 13 pointing away from x."""
-    vi = VectorIndex(3, use_gpu=False)
+    vi = FaissVectorIndex(3, use_gpu=False)
     vi.add(np.array([10, 11, 12, 13]), np.stack([unit([1, 0, 0]), unit([0, 1, 0]), unit([1, 1, 0]),
                                                   unit([-1, 0, 0.2])]))
     return vi
@@ -61,7 +61,7 @@ TEXTS = {
 
 @pytest.fixture()
 def lexical() -> LexicalIndex:
-    li = LexicalIndex()
+    li = BM25Index()
     li.build(np.array(sorted(TEXTS)), [TEXTS[i] for i in sorted(TEXTS)])
     return li
 
@@ -129,7 +129,7 @@ def test_embed_query_notes_a_query_longer_than_the_model_reads(embedder):
 
 
 def test_candidates_runs_the_legs_the_mode_names(embedder, lexical):
-    vi = VectorIndex(embedder.dim, use_gpu=False)
+    vi = FaissVectorIndex(embedder.dim, use_gpu=False)
     ids = sorted(TEXTS)
     vi.add(np.array(ids), embedder.encode([TEXTS[i] for i in ids]))
     timings: dict[str, float] = {}
@@ -307,7 +307,7 @@ def _hits(*ids: int) -> list[Hit]:
 
 def test_record_scores_writes_each_stage_onto_the_hits():
     cands = Candidates(dense=[1, 2], lexical=[3, 1])
-    scores = Scores(ids=[1, 2, 3], dense={1: 0.8, 2: 0.6, 3: -0.1}, dense_norm={1: 0.8, 2: 0.6, 3: 0.0},
+    scores = StageScores(ids=[1, 2, 3], dense={1: 0.8, 2: 0.6, 3: -0.1}, dense_norm={1: 0.8, 2: 0.6, 3: 0.0},
                     lexical={1: 2.0, 2: 0.0, 3: 4.0}, lexical_norm={1: 0.25, 2: 0.0, 3: 0.5})
     fused = fusion.fuse(scores.normalized(), {"dense": cands.dense, "lexical": cands.lexical}, "rrf", rrf_k=1.0)
     hits = _hits(*fused.order)
@@ -325,7 +325,7 @@ def test_record_scores_writes_each_stage_onto_the_hits():
     assert [h.score for h in hits] == pytest.approx([0.7, 0.4]) and hits[0].relevance == pytest.approx(0.7)
     assert hits[0].ranks["fused"] == fused.order.index(3) + 1
 
-    lex_only = Scores(ids=[3, 1], lexical={1: 2.0, 3: 4.0}, lexical_norm={1: 0.25, 3: 0.5})
+    lex_only = StageScores(ids=[3, 1], lexical={1: 2.0, 3: 4.0}, lexical_norm={1: 0.25, 3: 0.5})
     fused = fusion.fuse(lex_only.normalized(), {"lexical": [3, 1]}, None)
     hits = _hits(3, 1)
     record_scores(hits, Candidates(lexical=[3, 1]), lex_only, fused)
