@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
 from localrag.app.answering import Answer
 from localrag.app.ask import AskEvent, AskOptions, answer_events, as_messages
 from localrag.app.config import Settings, load_settings
 from localrag.index.embedder import Embedder, resolve_model
 from localrag.index.indexes import CollectionIndexes, VectorSettings
-from localrag.index.store import (
-    ChunkRow,
-    CollectionRow,
-    DocumentRow,
-    IngestRunRow,
-    KgEdgeRow,
-    KgNodeRow,
-    Store,
-    StoreError,
-)
+from localrag.index.store import CollectionRow, Store, StoreError
 from localrag.ingest.job import CollectionLock, IngestJob, IngestLocked, IngestReport, ProgressFn
 from localrag.retrieval.rerank import Reranker, RerankerError
 from localrag.retrieval.search import Searcher, SearchError, SearchParams, StaleIndex
@@ -230,25 +218,11 @@ class Rag:
 
     # --- status --------------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
+        """The data directory, the database and, per collection, its model, chunking, row counts (the store's
+        `collection_stats`), index health and last ingest run."""
         out: dict[str, Any] = {"data_dir": str(self.data_dir), "database": self.store.display_url, "collections": []}
         for coll in self.store.collections():
-            with self.store.session() as s:
-                def count(q: Any) -> int:
-                    return int(s.scalar(q) or 0)
-
-                docs = count(select(func.count()).select_from(DocumentRow).where(
-                    DocumentRow.collection_id == coll.id, DocumentRow.status == "ok"))
-                dups = count(select(func.count()).select_from(DocumentRow).where(
-                    DocumentRow.collection_id == coll.id, DocumentRow.status == "duplicate"))
-                chunks = count(select(func.count()).select_from(ChunkRow).where(ChunkRow.collection_id == coll.id))
-                nodes = count(select(func.count()).select_from(KgNodeRow).where(KgNodeRow.collection_id == coll.id))
-                edges = count(select(func.count()).select_from(KgEdgeRow).where(KgEdgeRow.collection_id == coll.id))
-                kinds = dict(s.execute(
-                    select(DocumentRow.kind, func.count()).where(
-                        DocumentRow.collection_id == coll.id, DocumentRow.status == "ok"
-                    ).group_by(DocumentRow.kind)).all())
-                last = s.scalars(select(IngestRunRow).where(IngestRunRow.collection_id == coll.id)
-                                 .order_by(IngestRunRow.id.desc())).first()
+            stats = self.store.collection_stats(coll.id)
             idx = self._open_indexes(coll)
             out["collections"].append({
                 "name": coll.name,
@@ -257,17 +231,9 @@ class Rag:
                 "chunk_tokens": coll.chunk_tokens,
                 "chunk_overlap": coll.chunk_overlap,
                 "corpus_version": coll.corpus_version,
-                "documents": docs,
-                "duplicates": dups,
-                "kinds": kinds,
-                "chunks": chunks,
-                "kg_nodes": nodes,
-                "kg_edges": edges,
+                **{k: stats[k] for k in ("documents", "duplicates", "kinds", "chunks", "kg_nodes", "kg_edges")},
                 "index": idx.health(),
-                "last_run": None if last is None else {
-                    "id": last.id, "command": last.command, "status": last.status,
-                    "started": f"{last.started:%Y-%m-%d %H:%M:%S}",
-                },
+                "last_run": stats["last_run"],
             })
         return out
 
@@ -448,22 +414,7 @@ class Rag:
     def documents(self, collection: str = "default") -> list[dict[str, Any]]:
         """The documents of a collection, by source: kind, status ("ok", or "duplicate" of another file), chunks,
         pages (PDFs), title, size in bytes, when ingested, and warnings."""
-        coll = self._collection(collection, create=False)
-        with self.store.session() as s:
-            rows = s.scalars(select(DocumentRow).where(DocumentRow.collection_id == coll.id)
-                             .order_by(DocumentRow.source)).all()
-            by_id = {d.id: d.source for d in rows}
-        out = []
-        for d in rows:
-            meta = json.loads(d.meta) if d.meta else {}
-            out.append({
-                "source": d.source, "name": d.source.rsplit("/", 1)[-1], "kind": d.kind, "status": d.status,
-                "duplicate_of": by_id.get(d.duplicate_of) if d.duplicate_of else None, "chunks": d.n_chunks,
-                "pages": int(meta["pages"]) if str(meta.get("pages", "")).isdigit() else None,
-                "title": meta.get("title"), "size": d.size, "ingested": d.ingested,
-                "warnings": json.loads(d.warnings) if d.warnings else [],
-            })
-        return out
+        return self.store.document_list(self._collection(collection, create=False).id)
 
     @property
     def conversations(self) -> Conversations:
