@@ -10,7 +10,7 @@
 """
 
 from localrag.app.answering.answer import AbstainKind, Answer, Outcome, Replace, Restart
-from localrag.app.answering.answerer import Answerer, LLMLike
+from localrag.app.answering.answerer import Answerer
 from localrag.app.answering.citations import Citation, attribute, best_quote, make_citations, parse_citations
 from localrag.app.answering.guardrails import (
     Draft,
@@ -19,7 +19,7 @@ from localrag.app.answering.guardrails import (
     complete_sentences,
     default_validators,
 )
-from localrag.app.answering.prompt import PROMPT_VERSION, SYSTEM_PROMPT, build_messages, rewrite_question
+from localrag.app.answering.prompt import PROMPT_VERSION, SYSTEM_PROMPT, LLMLike, build_messages, rewrite_question
 from localrag.app.answering.sources import REMOVED_MARK, Source, assemble_context, sanitize_source
 from localrag.eval.answer_format import IDK, is_idk
 from localrag.retrieval.types import cite_location

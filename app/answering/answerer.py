@@ -7,13 +7,20 @@ is spent the answer abstains with the reason. A soft failure keeps the answer an
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from localrag.app.answering.answer import AbstainKind, Outcome, Restart
 from localrag.app.answering.citations import attribute, make_citations, normalize_citations, parse_citations
-from localrag.app.answering.guardrails import Draft, Validator, complete_sentences, default_validators
+from localrag.app.answering.guardrails import (
+    Draft,
+    Validator,
+    complete_sentences,
+    cut_to_supported,
+    default_validators,
+    drop_preamble,
+)
 from localrag.app.answering.prompt import LLMLike, build_messages
 from localrag.app.answering.sources import Source, assemble_context
 from localrag.eval.answer_format import is_idk
@@ -29,6 +36,7 @@ class _Attempt:
     found: list[tuple[int, int]]  # (source number, offset) of each valid citation marker in draft.text
     failures: list[tuple[Validator, str]]
     attributed: bool
+    cut: list[str]  # sentences its sources do not support, cut before the checks
     prompt_tokens: int
     completion_tokens: int
 
@@ -92,7 +100,7 @@ class Answerer:
                              {"prompt": prompt_tokens, "completion": completion_tokens})
 
     def _attempt(self, question: str, sources: list[Source], messages: list[dict[str, str]], stream: bool,
-                 timings: dict[str, float], first: bool, t_gen: float) -> Iterator[str]:
+                 timings: dict[str, float], first: bool, t_gen: float) -> Generator[str, None, _Attempt]:
         """One call of the model, its draft read (trimmed at the token limit, citations parsed or attributed) and
         validated. Yields the streamed pieces; returns the _Attempt."""
         kw = {k: v for k, v in self.sampling.items() if v is not None}
@@ -109,7 +117,7 @@ class Answerer:
             c = self.llm.generate(messages, **kw)
         if first and c.ttft_seconds is not None:
             timings["ttft"] = (t0 - t_gen) + c.ttft_seconds
-        raw = normalize_citations(c.text.strip())
+        raw = drop_preamble(normalize_citations(c.text.strip()))
         trimmed = False
         if c.finish_reason == "length":  # keep what was complete; the rest was cut mid-sentence (or rambling)
             cut = complete_sentences(raw, max_sentences=4)  # the prompt asks for one to four sentences
@@ -122,6 +130,9 @@ class Answerer:
             if fixed is not None:
                 text, found, _ = parse_citations(fixed, len(sources))
                 attributed = True
+        text, cut = cut_to_supported(text, sources, question)
+        if cut:
+            text, found, _ = parse_citations(text, len(sources))
         draft = Draft(question=question, raw=c.text, text=text, sources=sources,
                       cited=list(dict.fromkeys(n for n, _ in found)), invalid_markers=invalid,
                       finish_reason=c.finish_reason, completion_tokens=c.completion_tokens, max_tokens=max_tokens,
@@ -129,7 +140,7 @@ class Answerer:
         t_check = time.perf_counter()
         failures = [(v, msg) for v in self.validators if (msg := v.check(draft)) is not None]
         timings["guardrails"] = timings.get("guardrails", 0.0) + time.perf_counter() - t_check
-        return _Attempt(draft, found, failures, attributed, c.prompt_tokens or 0, c.completion_tokens or 0)
+        return _Attempt(draft, found, failures, attributed, cut, c.prompt_tokens or 0, c.completion_tokens or 0)
 
     def _conclude(self, last: _Attempt, sources: list[Source], guardrails: list[dict[str, Any]], attempts: int,
                   warnings: list[str], timings: dict[str, float], tokens: dict[str, int | None]) -> Outcome:
@@ -149,6 +160,9 @@ class Answerer:
         if last.draft.trimmed:
             warnings.append(f"the model's answer ran to the token limit ({last.draft.max_tokens}): it was cut after "
                             "its last complete sentence (four at most)")
+        if last.cut:
+            warnings.append(f"{len(last.cut)} sentence(s) that the cited sources do not support were cut: "
+                            + " ".join(repr(x[:80]) for x in last.cut))
         if last.attributed:
             warnings.append("the model cited no source: localrag added the citations, each to the source that "
                             "contains most of the sentence's words")

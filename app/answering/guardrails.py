@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from localrag.app.answering.citations import _content_words
 from localrag.app.answering.sources import Source
 from localrag.eval.answer_format import MARKER, MARKER_PATTERN, is_idk, marker_numbers
-from localrag.index.text import numbers, split_sentences, words
+from localrag.index.text import numbers, sentence_spans, split_sentences, words
 
 Severity = Literal["hard", "soft"]
 
@@ -124,27 +124,67 @@ def _injection_echo(d: Draft) -> str | None:
     return None
 
 
-def _citations_supported(d: Draft) -> str | None:
-    """Each sentence that cites sources shares content words with them: catches empty citations such as
-    'The answer is [1].' (a cheap lexical check; the scoring step measures support properly)."""
-    by_n = {s.n: _content_words(s.text) for s in d.sources}
-    nums_by_n = {s.n: numbers(s.text, spelled=True) for s in d.sources}
-    for sentence in split_sentences(d.text):
-        nums = [n for m in MARKER.finditer(sentence) for n in marker_numbers(m.group(1)) if n in by_n]
-        if not nums:
-            continue
-        said = _content_words(MARKER.sub("", sentence)) - {"answer", "question", "source", "sources"}
-        found = set().union(*(by_n[n] for n in nums))
-        cited = ", ".join(f"[{n}]" for n in nums)
-        plain = MARKER.sub("", sentence).strip()
-        if not said & found:
-            return (f"the sentence {plain[:80]!r} says nothing that its source {cited} states: answer with facts "
-                    "from the sources")
-        missing = numbers(plain) - set().union(*(nums_by_n[n] for n in nums)) - numbers(d.question, spelled=True)
-        if missing:
-            return (f"the number(s) {', '.join(sorted(missing))} in {plain[:80]!r} do not appear in source {cited}: "
-                    "copy numbers exactly as the sources give them")
+def unsupported(sentence: str, sources: Sequence[Source], question: str) -> str | None:
+    """Why a sentence that cites sources is not supported by them (None when it is, or cites nothing): it shares no
+    content word with its sources ('The answer is [1].'), or states a number they do not (a cheap lexical check;
+    the scoring step measures support properly)."""
+    by_n = {s.n: s for s in sources}
+    nums = [n for m in MARKER.finditer(sentence) for n in marker_numbers(m.group(1)) if n in by_n]
+    if not nums:
+        return None
+    said = _content_words(MARKER.sub("", sentence)) - {"answer", "question", "source", "sources"}
+    found = set().union(*(_content_words(by_n[n].text) for n in nums))
+    cited = ", ".join(f"[{n}]" for n in nums)
+    plain = MARKER.sub("", sentence).strip()
+    if not said & found:
+        return (f"the sentence {plain[:80]!r} says nothing that its source {cited} states: answer with facts "
+                "from the sources")
+    stated = set().union(*(numbers(by_n[n].text, spelled=True) for n in nums))
+    missing = numbers(plain) - stated - numbers(question, spelled=True)
+    if missing:
+        return (f"the number(s) {', '.join(sorted(missing))} in {plain[:80]!r} do not appear in source {cited}: "
+                "copy numbers exactly as the sources give them")
     return None
+
+
+def _citations_supported(d: Draft) -> str | None:
+    for sentence in split_sentences(d.text):
+        why = unsupported(sentence, d.sources, d.question)
+        if why:
+            return why
+    return None
+
+
+def cut_to_supported(text: str, sources: Sequence[Source], question: str) -> tuple[str, list[str]]:
+    """The answer without its cited sentences that the sources do not support, and those sentences. An answer
+    with no supported cited sentence is returned whole (the guardrails then reject it): cutting back comes before
+    'I don't know', never instead of checking."""
+    spans = [(a, b) for a, b in sentence_spans(text)]
+    bad = [(a, b) for a, b in spans if unsupported(text[a:b], sources, question)]
+    cited_ok = [(a, b) for a, b in spans if (a, b) not in bad and MARKER.search(text[a:b])]
+    if not bad or not cited_ok:
+        return text, []
+    out, pos = [], 0
+    for a, b in bad:
+        out.append(text[pos:a])
+        pos = b
+    out.append(text[pos:])
+    return re.sub(r"[ \t]{2,}", " ", "".join(out)).strip(), [text[a:b] for a, b in bad]
+
+
+_PREAMBLE = re.compile(
+    r"^\s*(?:according to|based on)\s+(?:the\s+)?(?:information|context|text|data)?\s*(?:provided|given)?\s*"
+    r"(?:in\s+)?(?:the\s+)?(?:numbered\s+)?(?:sources?|documents?)(?:\s+provided)?\s*,\s*", re.IGNORECASE)
+
+
+def drop_preamble(text: str) -> str:
+    """'According to the information provided in the sources, the light ...' → 'The light ...': small models open
+    with it; it says nothing and costs the reader a line."""
+    m = _PREAMBLE.match(text)
+    if not m or len(text) - m.end() < 8:
+        return text
+    rest = text[m.end():]
+    return rest[:1].upper() + rest[1:]
 
 
 def default_validators() -> list[Validator]:

@@ -46,11 +46,21 @@ def build_messages(question: str, sources: Sequence[Source], feedback: str | Non
 
 
 class LLMLike(Protocol):
-    model_id: str
+    """What answering needs of a model (app.llm's LLM protocol, restated: answering does not import app.llm).
+    generate returns a Completion; stream a StreamResult (text pieces, then its .completion)."""
 
-    def generate(self, messages: list[dict], **kw: Any) -> Any: ...
+    @property
+    def model_id(self) -> str: ...  # read-only here: an attribute or a property satisfies it
 
-    def stream(self, messages: list[dict], **kw: Any) -> Any: ...
+    def generate(
+        self, messages: list[dict[str, str]], *, temperature: float | None = None, top_p: float | None = None,
+        max_tokens: int | None = None, stop: Sequence[str] | None = None,
+    ) -> Any: ...
+
+    def stream(
+        self, messages: list[dict[str, str]], *, temperature: float | None = None, top_p: float | None = None,
+        max_tokens: int | None = None, stop: Sequence[str] | None = None,
+    ) -> Any: ...
 
     def count_tokens(self, text: str) -> int: ...
 

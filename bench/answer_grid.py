@@ -1,0 +1,195 @@
+"""Model x answer mode x compressed context on the dev (choose) or test (report) halves of the labelled QA sets
+(issue 22): which packaged model and mode answer best within the latency goal.
+
+    python -m bench.answer_grid --split dev --models qwen2.5-coder-0.5b,qwen2.5-coder-1.5b --compress 450
+    python -m bench.answer_grid --split test --models qwen2.5-coder-0.5b --compress 450 --json
+    python -m bench.answer_grid --evidence --split dev            # what compression costs in evidence (no LLM)
+
+One pass per (model, compress, question) runs the stages of `localrag.app.ask` directly: retrieval and the
+numbered sources, the extractive quote (its time is the **first words** of auto mode), then the model's answer
+over the same numbered sources (guardrails, retries). The three modes are read off that pass:
+
+* **extractive**: the quote (or its abstention);
+* **generative**: the model's answer (its abstention when it says "I don't know" or fails its checks);
+* **auto**: the model's answer when it passes its checks, else the quote, else the abstention (app.ask.auto).
+
+Grades are bench.answer_modes.grade: grounded (a cited chunk holds the evidence or the quotes state the key facts,
+every quote verbatim in its chunk), key facts, abstention on unanswerable questions; seconds per answer (to the
+quote, and to the full generated answer). `--evidence` reports, for each compression budget, the share of
+answerable questions whose evidence (the `relevant` spec) is still in what the model reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from bench.answer_modes import Graded, _Ctx, grade, load_set, log, summarize  # noqa: E402
+from localrag.app import ask  # noqa: E402
+from localrag.app.answering import Outcome  # noqa: E402
+from localrag.app.answering.compress import compress_sources  # noqa: E402
+from localrag.eval.retrieval_metrics import spec_matches  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SETS = {  # name: (QA file, corpus)
+    "sample": (ROOT / "data/eval/qa.jsonl", ROOT / "data/sample"),
+    "articles": (ROOT / "data/eval/qa_articles.jsonl", ROOT.parent / "shared/corpora/articles"),
+}
+MODES = ("extractive", "generative", "auto")
+
+
+def _answer(ctx: _Ctx, opts: ask.AskOptions, body: Outcome, item: dict[str, Any], secs: float,
+            extra: dict[str, Any]) -> Graded:
+    ans = ask.finish(opts, body, standalone=item["question"], corpus_version=0, clock=ask.Clock())
+    return grade(item, ans, secs, ctx.chunk_texts([c.chunk_id for c in ans.citations]), extra)
+
+
+def one_pass(ctx: _Ctx, item: dict[str, Any]) -> dict[str, Graded]:
+    """The three modes of one question from one run of the stages (see the module docstring)."""
+    rag = ctx.rag
+    t0 = time.perf_counter()
+    opts = rag.ask_options(item["question"], answer_mode="auto", cache=False)
+    got = ask.retrieve(rag, opts, item["question"], ask.Clock())
+    if not got.relevant:
+        idk = ask.no_sources(opts, got, "none")
+        secs = time.perf_counter() - t0
+        return {m: _answer(ctx, opts, idk, item, secs, {"first_words_s": secs}) for m in MODES}
+    quote = ask.extractive(rag, opts, item["question"], got.relevant, mode="extractive")
+    t_quote = time.perf_counter() - t0
+    gen: Outcome | None = None
+    if quote.sources:
+        for event in ask.answerer(rag, opts).write(item["question"], quote.sources, stream=False):
+            if isinstance(event, Outcome):
+                gen = event
+    t_gen = time.perf_counter() - t0
+    gen = gen or quote
+    gen.mode = "generative"
+    auto = gen if not gen.abstained else quote if not quote.abstained else gen
+    extra = {"first_words_s": t_quote, "generated_s": t_gen, "ttft_s": gen.timings.get("ttft"),
+             "attempts": gen.attempts, "gen_abstain": gen.abstain_reason,
+             "guardrails": [g["name"] for g in gen.guardrails], "prompt_tokens": gen.tokens.get("prompt")}
+    return {
+        "extractive": _answer(ctx, opts, quote, item, t_quote, extra),
+        "generative": _answer(ctx, opts, gen, item, t_gen, extra),
+        "auto": _answer(ctx, opts, auto, item, t_quote if auto is quote else t_gen, extra),
+    }
+
+
+def run_grid(sets: list[str], split: str, models: list[str], budgets: list[int], limit: int | None,
+             out: Any) -> dict[str, Any]:
+    res: dict[str, Any] = {"split": split, "cells": {}}
+    for model in models:
+        for budget in budgets:
+            rows: dict[str, list[Graded]] = {m: [] for m in MODES}
+            per_set: dict[str, dict[str, Any]] = {}
+            for name in sets:
+                qa, corpus = SETS[name]
+                items = load_set(qa, split)[:limit]
+                ctx = _Ctx(corpus, ROOT / f"bench-out/grid-{name}", generative=True)
+                ctx.rag.close()
+                from localrag.app.rag import Rag
+
+                ctx.rag = Rag.open(ctx.data_dir, score_answers=False, llm_model=model, answer_compress_tokens=budget,
+                                   embedder=ctx.embedder)
+                set_rows: dict[str, list[Graded]] = {m: [] for m in MODES}
+                for k, item in enumerate(items, 1):
+                    graded = one_pass(ctx, item)
+                    for m, g in graded.items():
+                        set_rows[m].append(g)
+                        rows[m].append(g)
+                        if out is not None:
+                            out.write(json.dumps({"model": model, "compress": budget, "set": name, "mode": m,
+                                                  **asdict(g)}, default=str) + "\n")
+                            out.flush()
+                    a = graded["auto"]
+                    log(f"  {model} c{budget} {name} [{k}/{len(items)}] {item['id']}: "
+                        f"{'IDK' if a.abstained else a.text[:70]!r} {a.extra.get('generated_s', 0):.1f} s")
+                per_set[name] = {m: summarize(r) for m, r in set_rows.items()}
+                ctx.rag.close()
+            cell = {m: summarize(r) for m, r in rows.items()}
+            for m, r in rows.items():
+                fw = [g.extra["first_words_s"] for g in r if "first_words_s" in g.extra]
+                cell[m]["median_first_words_s"] = statistics.median(fw) if fw else None
+            res["cells"][f"{model} · compress {budget}"] = {"all": cell, "sets": per_set}
+    return res
+
+
+def evidence(sets: list[str], split: str, budgets: list[int]) -> dict[str, Any]:
+    """Share of answerable questions whose evidence spec is in the sources the model reads, per budget (0 = whole
+    chunks, the reference), counted with the Qwen tokenizer's stand-in: the embedder's (no LLM is loaded)."""
+    out: dict[str, Any] = {}
+    for name in sets:
+        qa, corpus = SETS[name]
+        ctx = _Ctx(corpus, ROOT / f"bench-out/grid-{name}", generative=False)
+        items = [i for i in load_set(qa, split) if i["answerable"]]
+        counts = {b: 0 for b in budgets}
+        tokens = {b: [] for b in budgets}
+        for item in items:
+            sources, _ = ctx.sources(item["question"])
+            for b in budgets:
+                shown = sources if b == 0 else compress_sources(item["question"], sources, ctx.embedder,
+                                                                ctx.count_tokens, budget=b)
+                tokens[b].append(sum(ctx.count_tokens(s.text) for s in shown))
+                counts[b] += any(spec_matches(spec, s.source, s.text, s.page, s.kg_uri)
+                                 for spec in item["relevant"] for s in shown)
+        out[name] = {str(b): {"evidence_kept": counts[b] / len(items), "median_tokens": statistics.median(tokens[b])}
+                     for b in budgets} | {"answerable": len(items)}
+        ctx.rag.close()
+    return out
+
+
+def format_grid(res: dict[str, Any]) -> str:
+    lines = [f"split {res['split']}", "| cell | mode | grounded | key facts | abstain | answered | first words p50 | "
+             "answer p50 | p95 |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def pct(x: Any) -> str:
+        return "-" if x is None else f"{100 * x:.0f} %"
+
+    for cell, data in res["cells"].items():
+        for m, s in data["all"].items():
+            lines.append(f"| {cell} | {m} | {pct(s['grounded'])} | {pct(s['key_facts'])} | "
+                         f"{pct(s['abstain_unanswerable'])} | {pct(s['answered'])} | "
+                         f"{s.get('median_first_words_s') or 0:.2f} s | {s['median_s']:.2f} s | {s['p95_s']:.2f} s |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", choices=["dev", "test"], default="dev")
+    ap.add_argument("--sets", default="sample,articles", help=f"comma-separated: {', '.join(SETS)}")
+    ap.add_argument("--models", default="qwen2.5-coder-0.5b", help="model names or .gguf paths, comma-separated")
+    ap.add_argument("--compress", default="450", help="answer_compress_tokens values, comma-separated (0: off)")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N questions of each set")
+    ap.add_argument("--evidence", action="store_true", help="only what compression keeps of the evidence (no LLM)")
+    ap.add_argument("--out", type=Path, help="one JSON line per graded answer")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    sets = [s for s in args.sets.split(",") if s]
+    budgets = [int(b) for b in args.compress.split(",")]
+    if args.evidence:
+        res = evidence(sets, args.split, sorted(set([0, *budgets])))
+        print(json.dumps(res, indent=2))
+        return 0
+    out = args.out.open("w", encoding="utf-8") if args.out else None
+    try:
+        res = run_grid(sets, args.split, [m for m in args.models.split(",") if m], budgets, args.limit, out)
+    finally:
+        if out is not None:
+            out.close()
+    print(json.dumps(res, indent=2, default=str) if args.json else format_grid(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
