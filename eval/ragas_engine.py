@@ -163,6 +163,7 @@ class RagasEngine:
         from ragas.llms import LangchainLLMWrapper
 
         self.timeout_s = float(timeout_s)
+        self.base_url: str | None  # the OpenAI-compatible server the judge asks, when it was given one
         self.model = model or getattr(llm, "model_id", None) or getattr(llm, "model", None)
         if isinstance(llm, str) or (hasattr(llm, "base_url") and not hasattr(llm, "invoke")):
             base_url = llm if isinstance(llm, str) else str(llm.base_url)

@@ -71,7 +71,7 @@ def spec_matches(spec: dict[str, Any], source: str, text: str, page: int | None,
 def chunk_rows(store: Store, collection_id: int) -> list[ChunkFacts]:
     """(chunk id, source, text, page, kg_uri) of every chunk of a collection, read once to resolve all specs."""
     with store.session() as s:
-        return [tuple(r) for r in s.execute(
+        return [(cid, source, text, page, kg_uri) for cid, source, text, page, kg_uri in s.execute(
             select(ChunkRow.id, DocumentRow.source, ChunkRow.text, ChunkRow.page, ChunkRow.kg_uri)
             .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
             .where(ChunkRow.collection_id == collection_id)
@@ -129,7 +129,7 @@ def measure(
     measures = [ir_measures.parse_measure(m) for m in metrics]
     answerable = [q for q in queries if q.answerable]
     qrels = [ir_measures.Qrel(q.id, f"{q.id}/{n}", 1) for q in answerable for n in range(len(q.relevant))]
-    scored = []
+    scored: list[ir_measures.ScoredDoc] = []
     for q in answerable:
         ranked = unit_ranking(run.get(q.id, []), units[q.id])
         scored.extend(ir_measures.ScoredDoc(q.id, d, float(len(ranked) - r)) for r, d in enumerate(ranked))

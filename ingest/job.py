@@ -345,6 +345,7 @@ class IngestJob:
     def _finish_run(self, run_id: int, report: IngestReport) -> None:
         with self.store.session() as s:
             run = s.get(IngestRunRow, run_id)
+            assert run is not None, f"ingest run {run_id} vanished"  # made by _start_run in this job
             run.status = "finished"
             run.finished = utcnow()
             run.counts = dumps(report.counts)
@@ -572,6 +573,7 @@ class IngestJob:
     def _remove_document(self, doc_id: int) -> None:
         with self.store.session() as s:
             doc = s.get(DocumentRow, doc_id)
+            assert doc is not None, f"document {doc_id} vanished"  # the caller read it under the ingest lock
             removed = self._detach_content(s, doc) if doc.status == "ok" else []
             s.delete(doc)
             self._bump(s)

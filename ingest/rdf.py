@@ -298,10 +298,10 @@ class _TermConverter:
             return Literal(value, datatype=iri)
         if kind is ox.BlankNode:
             value = term.value  # type: ignore[attr-defined]
-            node = self.bnodes.get(value)
-            if node is None:
-                node = self.bnodes[value] = BNode(value)
-            return node
+            blank = self.bnodes.get(value)
+            if blank is None:
+                blank = self.bnodes[value] = BNode(value)
+            return blank
         return None  # RDF-star quoted triples: not a node a reader can use
 
 

@@ -249,16 +249,16 @@ def decode_bytes(data: bytes) -> tuple[str, str, list[str]]:
 
     nul_share = data.count(0) / len(data)
     if nul_share > UTF16_NUL_RATIO:
-        encoding = _guess_utf16(data)
-        if encoding is not None:
+        utf16 = _guess_utf16(data)
+        if utf16 is not None:
             try:
-                text = data.decode(encoding)
+                text = data.decode(utf16)
             except UnicodeDecodeError:
                 pass
             else:
                 share = len(_CONTROL_RE.findall(text)) / max(1, len(text))
                 if share <= BINARY_CONTROL_RATIO:
-                    return text, encoding, [f"no byte order mark; encoding guessed as {encoding.upper()}"]
+                    return text, utf16, [f"no byte order mark; encoding guessed as {utf16.upper()}"]
         raise _binary_error(f"{nul_share:.0%} NUL bytes")
 
     share = _control_share(data)
@@ -269,12 +269,13 @@ def decode_bytes(data: bytes) -> tuple[str, str, list[str]]:
     except UnicodeDecodeError:
         pass
 
+    western: str | None
     try:
-        text = data.decode("cp1252")
+        western = data.decode("cp1252")
     except UnicodeDecodeError:
-        text = None
-    if text is not None and _looks_western(text):
-        return text, "cp1252", [_guessed("cp1252 (Western European)")]
+        western = None
+    if western is not None and _looks_western(western):
+        return western, "cp1252", [_guessed("cp1252 (Western European)")]
     import charset_normalizer  # only legacy-encoded files need it
 
     best = charset_normalizer.from_bytes(data).best()

@@ -11,9 +11,9 @@ entries go first.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, or_, select, true
+from sqlalchemy import CursorResult, and_, delete, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from localrag.index.store import AnswerCacheRow
@@ -50,7 +50,9 @@ def prune_stale(session: Session, collection_id: int, corpus_version: int, model
              or_(AnswerCacheRow.model_id != model_id, AnswerCacheRow.prompt_version != prompt_version)),
         *([AnswerCacheRow.created < cutoff] if cutoff is not None else []),
     )
-    done = session.execute(delete(AnswerCacheRow).where(AnswerCacheRow.collection_id == collection_id, stale))
+    # a DELETE's result is a CursorResult (rowcount); Session.execute is typed as returning the plain Result
+    done = cast(CursorResult[Any], session.execute(
+        delete(AnswerCacheRow).where(AnswerCacheRow.collection_id == collection_id, stale)))
     return int(done.rowcount or 0)
 
 

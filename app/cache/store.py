@@ -16,9 +16,10 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import CursorResult, and_, delete, func, select, update
 
 from localrag.app.cache.equivalence import CorpusTerms, normalize_question, verify_equivalent
 from localrag.app.cache.invalidation import evict_over_cap, fresh, prune_stale, scope, ttl_cutoff
@@ -168,9 +169,11 @@ class SemanticCache:
     def _take(self, entry_id: int, question: str, now: datetime) -> tuple[dict, datetime] | None:
         """Count a hit on an entry and return its payload, or None if it vanished (or changed) meanwhile."""
         with self.store.session() as s:
-            done = s.execute(update(AnswerCacheRow)
-                             .where(AnswerCacheRow.id == entry_id, AnswerCacheRow.question == question)
-                             .values(hits=AnswerCacheRow.hits + 1, last_hit=now))
+            # an UPDATE's result is a CursorResult (rowcount); Session.execute is typed as returning a plain Result
+            done = cast(CursorResult[Any], s.execute(
+                update(AnswerCacheRow)
+                .where(AnswerCacheRow.id == entry_id, AnswerCacheRow.question == question)
+                .values(hits=AnswerCacheRow.hits + 1, last_hit=now)))
             if not done.rowcount:
                 return None
             payload, created = s.execute(select(AnswerCacheRow.payload, AnswerCacheRow.created)
@@ -280,7 +283,7 @@ class SemanticCache:
             stmt = delete(AnswerCacheRow)
             if collection_id is not None:
                 stmt = stmt.where(AnswerCacheRow.collection_id == collection_id)
-            removed = int(s.execute(stmt).rowcount or 0)
+            removed = int(cast(CursorResult[Any], s.execute(stmt)).rowcount or 0)
         with self._lock:
             self._vectors = {k: v for k, v in self._vectors.items()
                              if collection_id is not None and k[0] != collection_id}

@@ -122,7 +122,7 @@ def _plot_scores(result: dict[str, Any], path: Path) -> None:
     nrows = math.ceil(len(metrics) / cols)
     fig = Figure(figsize=(5.5 * cols, 3.6 * nrows), layout="constrained")
     FigureCanvasAgg(fig)
-    bins = np.linspace(0.0, 1.0, 11)
+    bins = np.linspace(0.0, 1.0, 11).tolist()
     for i, name in enumerate(metrics):
         ax = fig.add_subplot(nrows, cols, i + 1)
         plotted = False

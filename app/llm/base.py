@@ -127,7 +127,8 @@ class Sampling:
 class LLM(Protocol):
     """What the answering code needs from a language model. Parameters left as None take the configured defaults."""
 
-    model_id: str
+    @property
+    def model_id(self) -> str: ...  # read-only here: an attribute or a property satisfies it
 
     def generate(
         self, messages: list[dict], *, temperature: float | None = None, top_p: float | None = None,

@@ -47,6 +47,7 @@ class LlamaCppLLM(ChatLLM):
     """
 
     backend = "llama-cpp"
+    model_id: str  # the GGUF file's name
 
     def __init__(
         self, model_path: str | Path | None = None, *, n_ctx: int = 4096, n_threads: int | None = None,
@@ -167,7 +168,9 @@ class LlamaCppLLM(ChatLLM):
         self._restore_prefix(messages)
         try:
             return self._llm.create_chat_completion(
-                messages=messages, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
+                # plain {"role", "content"} dicts (check_messages); llama_cpp types each role as its own TypedDict
+                messages=messages,  # type: ignore[arg-type]
+                temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
                 stop=p.stop or None, **extra,
             )
         except ValueError as exc:

@@ -27,7 +27,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localrag.app.llm.base import Completion, LLMError, LLMUnavailable, Sampling, StreamResult, check_messages
 from localrag.app.llm.json_output import check_schema, parse_json
@@ -42,8 +42,13 @@ class ChatLLM(ABC):
 
     backend: str = ""
     sampling: Sampling
-    model_id: str
     _json_mode: str | None = None  # the JSON response format that worked, once known
+
+    if TYPE_CHECKING:
+        @property
+        def model_id(self) -> str:
+            """The model's name: a backend sets it as an attribute (llama.cpp: the file's name) or defines a
+            property (openai: the server's first model, asked once), so it is read-only here."""
 
     # -- transport: what a backend supplies -----------------------------------------------------------------------
     @property

@@ -56,9 +56,9 @@ class _SharedClient:
             )
 
         if transport is not None:  # a test's own transport: never shared
-            shared = cls((), new_client(), max_concurrency)
-            shared.users = 1
-            return shared
+            own = cls((), new_client(), max_concurrency)
+            own.users = 1
+            return own
         key = (base_url, model, hashlib.sha256((api_key or "").encode()).hexdigest(), float(timeout_s))
         with cls._registry_lock:
             shared = cls._registry.get(key)
