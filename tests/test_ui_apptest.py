@@ -310,6 +310,24 @@ def test_rejected_draft_restarts_visibly(fake_rag, serve):
     assert "1 draft(s) rejected" in caps
 
 
+def test_auto_shows_the_quote_then_the_answer_replaces_it(ui_rag, rag_factory, serve):
+    """Auto mode: the quote is on the page first (no model), then the model's checked answer replaces it with the
+    same citation numbers, and the turn says which writer it shows."""
+    llm = FakeScriptedLLM(["Gannet Head Lighthouse was designed by the civil engineer Elias Thornbury [1]."])
+    rag = rag_factory(ui_rag.data_dir, cache_enabled=False, score_answers=False, answer_mode="auto")
+    rag.set_llm(llm)
+    serve(rag)
+    at = new_app()
+    at.sidebar.selectbox(key="chat_answer_mode").set_value("auto").run()
+    ask(at, QUESTION)
+    ans = at.session_state["chat_messages"][-1]["answer"]
+    assert ans["mode"] == "auto:generative" and "civil engineer" in ans["text"]
+    assert ans["ui"]["quote_shown"] and "[1]" in ans["ui"]["quote_shown"]  # a cited quote came first
+    assert ans["ui"]["quote_shown"] != ans["text"]
+    caps = "\n".join(c.value for c in at.chat_message[-1].caption)
+    assert "replaced the quote shown first" in caps
+
+
 def test_follow_up_sends_the_history(fake_rag, serve):
     llm = FakeScriptedLLM(["Gannet Head Lighthouse was designed by Elias Thornbury [1].",
                            "When was Gannet Head Lighthouse first lit?",

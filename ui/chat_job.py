@@ -32,6 +32,7 @@ class AnswerJob:
     text: str = ""  # what has been streamed of the current draft
     restarts: list[str] = field(default_factory=list)  # reasons for rejected drafts, in order
     showing: str = ""  # auto mode: "quote" while the quote is shown, "answer" once the model's answer replaced it
+    quote_shown: str = ""  # auto mode: the quote that was shown until the model's answer replaced it
     answer: Answer | None = None
     error: BaseException | None = None
     stopped: bool = False
@@ -77,7 +78,7 @@ class AnswerJob:
                     if self.options.get("answer_mode") == "auto" and not self.showing:
                         self.showing = "quote"
                 elif isinstance(event, Replace):
-                    self.showing = "answer"
+                    self.showing, self.quote_shown = "answer", self.text
                     self.text = ""
                 elif isinstance(event, Restart):
                     self.restarts.append(event.reason)
@@ -118,7 +119,8 @@ class AnswerJob:
         assert self.answer is not None
         ans = self.answer.to_dict()
         ans["restarts"] = list(self.restarts)
-        ans["ui"] = {"first_piece_s": self.first_piece_s, "finished_s": self.finished_s}
+        ans["ui"] = {"first_piece_s": self.first_piece_s, "finished_s": self.finished_s,
+                     "quote_shown": self.quote_shown or None}
         return ans
 
     def message(self) -> dict[str, Any]:
