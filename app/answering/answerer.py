@@ -120,9 +120,9 @@ class Answerer:
         raw = drop_preamble(normalize_citations(c.text.strip()))
         trimmed = False
         if c.finish_reason == "length":  # keep what was complete; the rest was cut mid-sentence (or rambling)
-            cut = complete_sentences(raw, max_sentences=4)  # the prompt asks for one to four sentences
-            if cut and len(words(cut)) >= 3:
-                raw, trimmed = cut, True
+            complete = complete_sentences(raw, max_sentences=4)  # the prompt asks for one to four sentences
+            if complete and len(words(complete)) >= 3:
+                raw, trimmed = complete, True
         text, found, invalid = parse_citations(raw, len(sources))
         attributed = False
         if not found and not is_idk(text) and self.attribute:
