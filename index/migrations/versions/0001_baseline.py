@@ -20,7 +20,7 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-_CASCADE = {"ondelete": "CASCADE"}
+_CASCADE: dict[str, Any] = {"ondelete": "CASCADE"}
 
 
 def _create(name: str, *columns: Any, indexes: tuple[str, ...] = (), **kw: Any) -> None:
