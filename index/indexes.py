@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,9 @@ class VectorSettings:
         check_spec(self.faiss_index)
 
 
-def make_vector_backend(vs: VectorSettings, dim: int, folder: Path, use_gpu: bool = True) -> VectorBackend:
+def make_vector_backend(
+    vs: VectorSettings, dim: int, folder: Path, use_gpu: bool = True
+) -> VectorBackend[Any]:
     """The one place that picks the vector backend: FAISS files in the collection's `folder`, or a Milvus
     collection (pymilvus is imported only then)."""
     if vs.backend == "milvus":
@@ -89,7 +92,7 @@ class CollectionIndexes:
         self.lexical_kind = lexical_class(lexical_backend)
         self.use_gpu = use_gpu
         self.vs = vector_settings or VectorSettings()
-        self.vector_backend = make_vector_backend(self.vs, dim, folder, use_gpu)
+        self.vector_backend: VectorBackend[Any] = make_vector_backend(self.vs, dim, folder, use_gpu)
         self.vectors: VectorIndex = self.vector_backend.new_index()
         self.lexical: LexicalIndex = self.lexical_kind()
         self.version = -1  # corpus_version the in-memory indexes reflect

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -63,10 +63,14 @@ class SavedVectors:
     discarded: str | None = None  # why saved vectors were thrown away (the collection rebuilds them from the store)
 
 
-class VectorBackend(Protocol):
-    """Where one collection's vectors live, and how they are opened, saved and resized."""
+IndexT = TypeVar("IndexT", bound=VectorIndex)
 
-    def new_index(self) -> VectorIndex:
+
+class VectorBackend(Protocol[IndexT]):
+    """Where one collection's vectors live, and how they are opened, saved and resized (`IndexT`: the
+    VectorIndex class it keeps)."""
+
+    def new_index(self) -> IndexT:
         """The index to start from when nothing saved is usable: an empty one, or for a backend that keeps its
         vectors elsewhere (Milvus) the index as it stands there (the collection reconciles it by id)."""
         ...
@@ -77,11 +81,11 @@ class VectorBackend(Protocol):
         vectors it keeps."""
         ...
 
-    def save(self, index: VectorIndex, version: int, stamp: str) -> None:
+    def save(self, index: IndexT, version: int, stamp: str) -> None:
         """Persist `index` as reflecting `version` of the collection `stamp`."""
         ...
 
-    def resized(self, index: VectorIndex, embeddings: Callable[[np.ndarray], np.ndarray]) -> VectorIndex | None:
+    def resized(self, index: IndexT, embeddings: Callable[[np.ndarray], np.ndarray]) -> IndexT | None:
         """A rebuilt index when the collection's size calls for another structure (FAISS flat <-> IVF), made from
         `embeddings(ids)` (the store's fp16 vectors); None to keep `index` as it is."""
         ...

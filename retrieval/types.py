@@ -24,10 +24,17 @@ def cite_location(section: str | None = None, page: int | None = None, ocr: bool
 class Located(Protocol):
     """Anything that sits somewhere in a document: a hit, an answer source, a citation."""
 
-    section: str | None
-    page: int | None
-    ocr: bool
-    kg_uri: str | None
+    @property
+    def section(self) -> str | None: ...
+
+    @property
+    def page(self) -> int | None: ...
+
+    @property
+    def ocr(self) -> bool: ...
+
+    @property
+    def kg_uri(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
