@@ -103,20 +103,20 @@ class AskOptions:
         if not isinstance(question, str) or not question.strip():
             raise ValueError("empty question: type a question")
         try:
-            amode = AnswerMode(answer_mode or settings.answer_mode)
+            amode = AnswerMode(answer_mode or settings.answer.mode)
         except ValueError:
             raise ValueError(f"unknown answer mode {answer_mode!r}: use one of "
                              f"{', '.join(m.value for m in AnswerMode)}") from None
-        st = settings
+        st = settings.answer
         return cls(
-            question=question, collection=collection, collection_id=collection_id, k=k or st.answer_k,
+            question=question, collection=collection, collection_id=collection_id, k=k or st.k,
             answer_mode=amode, search_mode=mode, filters=Filters.coerce(filters), rerank=rerank, expand=expand,
             history=tuple(as_messages(history or ())), use_cache=st.cache_enabled if cache is None else cache,
-            temperature=temperature, top_p=top_p, max_tokens=max_tokens or st.answer_max_tokens,
-            stop=tuple(stop) if stop else None, min_relevance=st.answer_min_relevance,
-            context_tokens=st.answer_context_tokens, compress_tokens=st.answer_compress_tokens,
-            retries=st.answer_retries, score=st.score_answers,
-            default_search_mode=st.search_mode,
+            temperature=temperature, top_p=top_p, max_tokens=max_tokens or st.max_tokens,
+            stop=tuple(stop) if stop else None, min_relevance=st.min_relevance,
+            context_tokens=st.context_tokens, compress_tokens=st.compress_tokens,
+            retries=st.retries, score=st.score,
+            default_search_mode=settings.search.mode,
         )
 
     @property
@@ -316,7 +316,7 @@ def finish(opts: AskOptions, body: Outcome, *, standalone: str | None, corpus_ve
            cached_info: dict[str, Any] | None = None) -> Answer:
     """The Answer, built once: the writer's Outcome, the asked and the searched question, the collection and its
     version, the search's notes, the scores and the timings of every stage."""
-    fields = {f: getattr(body, f) for f in Outcome.__dataclass_fields__}
+    fields = body.answer_fields()
     fields["warnings"] = list(warnings) + body.warnings
     timings = {**clock.timings, **body.timings, "total": clock.total()}
     if cached_info is not None:

@@ -225,8 +225,8 @@ def search_latency(rag: Any, queries: list[str], kw: dict[str, Any], k: int = K)
 
 
 def bm25_compare(ids: np.ndarray, texts: list[str], queries: list[str], rank_queries: int) -> dict[str, Any]:
-    """bm25s and rank-bm25 through LexicalIndex (identical tokens): build time, queries/s, top-10 agreement."""
-    from localrag.index.lexical import LexicalIndex, tokenize
+    """bm25s and rank-bm25 through lexical_class (identical tokens): build time, queries/s, top-10 agreement."""
+    from localrag.index.lexical import lexical_class, tokenize
 
     t = time.perf_counter()
     for x in texts:
@@ -235,7 +235,7 @@ def bm25_compare(ids: np.ndarray, texts: list[str], queries: list[str], rank_que
     out: dict[str, Any] = {"chunks": len(texts), "tokenize_s": t_tok}
     tops: dict[str, list[list[int]]] = {}
     for backend, n_q in (("bm25s", len(queries)), ("rank-bm25", min(rank_queries, len(queries)))):
-        idx = LexicalIndex(backend)
+        idx = lexical_class(backend)()
         t = time.perf_counter()
         idx.build(ids, texts)
         build = time.perf_counter() - t
@@ -542,9 +542,10 @@ def run(sizes: Sequence[int] = (10_000,), n_queries: int = 200, peers: bool = Tr
         "config": {"sizes": sizes, "queries": n_queries, "k": K, "seed": seed, "corpora": names,
                    "max_questions": max_questions, "vocabulary": len(vocab),
                    "rank_bm25_full_up_to": RANK_BM25_FULL_UP_TO, "rank_bm25_few": RANK_BM25_FEW,
-                   "settings": {"fusion": st.fusion, "convex_alpha": st.convex_alpha, "fusion_norm": st.fusion_norm,
-                                "fusion_adaptive": st.fusion_adaptive, "candidates": st.candidates,
-                                "rrf_k": st.rrf_k, "lexical_backend": st.lexical_backend}},
+                   "settings": {"fusion": st.search.fusion, "convex_alpha": st.search.convex_alpha,
+                                "fusion_norm": st.search.fusion_norm, "fusion_adaptive": st.search.fusion_adaptive,
+                                "candidates": st.search.candidates, "rrf_k": st.search.rrf_k,
+                                "lexical_backend": st.storage.lexical_backend}},
         "machine": {"cpus": os.cpu_count(), "device": embedder.device, "python": sys.version.split()[0],
                     "loadavg_start": os.getloadavg()[0], "embed_probe_ms_start": embed_probe_ms(embedder)},
         "model_load_s": model_load_s,

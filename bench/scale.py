@@ -126,11 +126,11 @@ def bm25_part(n: int, ids: np.ndarray, texts: list[str], folder: Path, rebuild_m
     beside it up to `rebuild_max` chunks. Returns the index and its figures."""
     import bm25s
 
-    from localrag.index.lexical import LexicalIndex, tokenize
+    from localrag.index.lexical import BM25Index, tokenize
 
     base_t, file_t = texts[:n], texts[n:]
     res: dict[str, Any] = {}
-    lex = LexicalIndex()
+    lex = BM25Index()
     t0 = time.perf_counter()
     for s in range(0, n, 100_000):
         lex.add(ids[s : min(n, s + 100_000)], base_t[s : min(n, s + 100_000)])
@@ -155,17 +155,17 @@ def bm25_part(n: int, ids: np.ndarray, texts: list[str], folder: Path, rebuild_m
 
 def vector_part(n: int, ids: np.ndarray, x: np.ndarray, folder: Path) -> tuple[Any, Any, dict]:
     """Vectors: flat and IVF over the base, then add one file to each. Returns both indexes and their figures."""
-    from localrag.index.vectors import FLAT, VectorIndex, auto_nlist
+    from localrag.index.vectors import FLAT, FaissVectorIndex, auto_nlist
 
     res: dict[str, Any] = {}
     base_ids = ids[:n]
     t0 = time.perf_counter()
-    flat = VectorIndex.build(DIM, FLAT, base_ids, lambda part: x[part - 1], use_gpu=False)
+    flat = FaissVectorIndex.build(DIM, FLAT, base_ids, lambda part: x[part - 1], use_gpu=False)
     res["flat_build_s"] = round(time.perf_counter() - t0, 2)
     nlist = auto_nlist(n)
     t0 = time.perf_counter()
-    ivf = VectorIndex.build(DIM, f"IVF{nlist},Flat", base_ids, lambda part: x[part - 1], template="IVF{nlist},Flat",
-                            use_gpu=False)
+    ivf = FaissVectorIndex.build(DIM, f"IVF{nlist},Flat", base_ids, lambda part: x[part - 1],
+                                 template="IVF{nlist},Flat", use_gpu=False)
     res["ivf_build_s"] = round(time.perf_counter() - t0, 2)
     res["ivf"] = ivf.description
     for name, vi in (("flat", flat), ("ivf", ivf)):
@@ -301,7 +301,7 @@ def real_recall(n: int, queries: int) -> dict[str, Any]:
     """Recall@10 of IVF against flat on real MiniLM embeddings of n docstring paragraphs, per nprobe; the queries
     are other paragraphs (held out of the index)."""
     from localrag.index.embedder import Embedder
-    from localrag.index.vectors import FLAT, VectorIndex, auto_nlist
+    from localrag.index.vectors import FLAT, FaissVectorIndex, auto_nlist
 
     texts = docstring_paragraphs(n + queries)
     t0 = time.perf_counter()
@@ -309,9 +309,9 @@ def real_recall(n: int, queries: int) -> dict[str, Any]:
     embed_s = time.perf_counter() - t0
     base, q = emb[: len(texts) - queries], emb[len(texts) - queries :]
     ids = np.arange(len(base), dtype=np.int64)
-    flat = VectorIndex.build(DIM, FLAT, ids, lambda p: base[p], use_gpu=False)
+    flat = FaissVectorIndex.build(DIM, FLAT, ids, lambda p: base[p], use_gpu=False)
     nlist = auto_nlist(len(base))
-    ivf = VectorIndex.build(DIM, f"IVF{nlist},Flat", ids, lambda p: base[p], use_gpu=False)
+    ivf = FaissVectorIndex.build(DIM, f"IVF{nlist},Flat", ids, lambda p: base[p], use_gpu=False)
     _, e = flat.search(q, 10)
     out: dict[str, Any] = {"paragraphs": len(base), "queries": len(q), "nlist": nlist, "embed_s": round(embed_s, 1),
                            "recall_at_10": {}}

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 
-from localrag.index.lexical import LexicalIndex
+from localrag.index.lexical import BM25Index
 from localrag.index.store import ChunkRow, DocumentRow, Store
-from localrag.index.vectors import VectorIndex
+from localrag.index.vectors import FaissVectorIndex
 
 
 def saved_state(data_dir: Path, collection: str = "default") -> dict:
@@ -18,8 +18,8 @@ def saved_state(data_dir: Path, collection: str = "default") -> dict:
     coll = store.collection(collection)
     folder = data_dir / "collections" / f"{coll.id:04d}"
     db_ids = store.chunk_ids(coll.id)
-    vi, vmeta = VectorIndex.load(folder / "vectors.faiss", coll.embedding_dim, use_gpu=False)
-    lx, lmeta = LexicalIndex.load(folder / "bm25-bm25s", "bm25s")
+    vi, vmeta = FaissVectorIndex.load(folder / "vectors.faiss", coll.embedding_dim, use_gpu=False)
+    lx, lmeta = BM25Index.load(folder / "bm25-bm25s")
     with store.session() as s:
         dup_ordinals = s.execute(
             select(ChunkRow.document_id, ChunkRow.ordinal, func.count())

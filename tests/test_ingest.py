@@ -236,14 +236,14 @@ def test_failed_update_keeps_previous_version(rag_factory, tmp_path):
 
 
 def test_reconcile_repairs_indexes_without_reembedding(rag_factory, sample_copy, tmp_path):
-    from localrag.index.vectors import VectorIndex
+    from localrag.index.vectors import FaissVectorIndex
 
     data = tmp_path / "data"
     rag = rag_factory()
     rag.ingest([sample_copy])
     st = assert_consistent(data)
     folder = data / "collections" / "0001"
-    vi, meta = VectorIndex.load(folder / "vectors.faiss", 384, use_gpu=False)
+    vi, meta = FaissVectorIndex.load(folder / "vectors.faiss", 384, use_gpu=False)
     vi.remove(st["db_ids"][:5])  # chunks without vectors
     vi.add(np.array([10_000_000]), np.ones((1, 384), np.float32) / np.sqrt(384))  # a vector without a chunk
     vi.save(folder / "vectors.faiss", {"corpus_version": meta["corpus_version"] - 1, "collection": meta["collection"]})

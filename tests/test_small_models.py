@@ -51,6 +51,9 @@ class ReplayLLM:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
+    def close(self) -> None:
+        pass
+
 
 def _hit(n: int, text: str, source: str) -> Hit:
     return Hit(chunk_id=100 + n, text=text, source=f"/data/{source}", kind="text", relevance=0.6)

@@ -103,6 +103,7 @@ class Outcome:
     attributed: bool = False
     invalid_citations: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    support: float | None = None  # extractive: the best sentence's support score (not part of the Answer)
 
     @classmethod
     def abstain(cls, kind: AbstainKind, reason: str, **kw: Any) -> Outcome:
@@ -114,7 +115,11 @@ class Outcome:
     @classmethod
     def of_answer(cls, ans: Answer) -> Outcome:
         """The body of an existing Answer (a cached one)."""
-        return cls(**{f.name: getattr(ans, f.name) for f in fields(cls)})
+        return cls(**{f.name: getattr(ans, f.name) for f in fields(cls) if hasattr(ans, f.name)})
+
+    def answer_fields(self) -> dict[str, Any]:
+        """The fields an Answer takes from this body."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in Answer.__dataclass_fields__}
 
 
 @dataclass

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from localrag.app.answering.sources import REMOVED_MARK, Source
 from localrag.eval.answer_format import MARKER, marker_numbers, move_citations_before_stop
 from localrag.index.text import content_words, numbers, sentence_spans, split_sentences
-from localrag.retrieval.types import cite_location
+from localrag.retrieval.types import Location
 
 
 # --- citations -------------------------------------------------------------------------------------------------
@@ -33,7 +33,7 @@ class Citation:
     @property
     def location(self) -> str:
         """"Guide › Safety › Tides, p. 4" (retrieval.types.cite_location), else the node URI."""
-        return cite_location(self.section, self.page, self.ocr) or self.kg_uri or ""
+        return Location.of(self).text
 
 
 # the ways small models write a citation other than "[n]": "(source 2)", "[Source 2]", "(Sources 1 and 3)", "[^2]",

@@ -417,7 +417,8 @@ def to_outcome(sources: Sequence[Source], result: ExtractiveResult, mode: str = 
     timings = dict(result.timings)
     if result.abstained:
         return Outcome.abstain(AbstainKind.NO_SUPPORT, result.reason or "extractive: no supporting sentence",
-                               sources=list(sources), model_id=EXTRACTIVE_MODEL_ID, mode=mode, timings=timings)
+                               sources=list(sources), model_id=EXTRACTIVE_MODEL_ID, mode=mode, timings=timings,
+                               support=result.score)
     return Outcome(text=result.text, sources=list(sources), citations=result.citations(sources),
-                   model_id=EXTRACTIVE_MODEL_ID, mode=mode, timings=timings,
+                   model_id=EXTRACTIVE_MODEL_ID, mode=mode, timings=timings, support=result.score,
                    warnings=["extractive answer: sentences quoted from the sources, not written by a model"])

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from localrag.index.text import sentence_spans
-from localrag.retrieval.types import Hit, cite_location
+from localrag.retrieval.types import Hit, Location
 
 
 # --- sources ---------------------------------------------------------------------------------------------------
@@ -33,7 +33,7 @@ class Source:
     @property
     def location(self) -> str:
         """"Guide › Safety › Tides, p. 4" (retrieval.types.cite_location), else the node URI."""
-        return cite_location(self.section, self.page, self.ocr) or self.kg_uri or ""
+        return Location.of(self).text
 
     @property
     def name(self) -> str:
