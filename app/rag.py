@@ -45,7 +45,7 @@ class Rag:
         self.settings = settings
         self.data_dir = settings.data_dir.expanduser()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        url = settings.database_url or f"sqlite:///{self.data_dir / 'localrag.sqlite'}"
+        url = settings.storage.database_url or f"sqlite:///{self.data_dir / 'localrag.sqlite'}"
         try:
             self.store = Store(url)
         except StoreError as exc:
@@ -89,7 +89,7 @@ class Rag:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             s = self.settings
-            self._embedder = Embedder(s.embedding_model, device=s.device, batch_size=s.embed_batch_size)
+            self._embedder = Embedder(s.embedding_model, device=s.device, batch_size=s.ingest.embed_batch_size)
         return self._embedder
 
     def _folder(self, coll: CollectionRow) -> Path:
@@ -108,7 +108,7 @@ class Rag:
             with self.store.session() as s:
                 coll = CollectionRow(
                     name=name, embedding_model=model_id, embedding_dim=self.embedder.dim,
-                    chunk_tokens=self.settings.chunk_tokens, chunk_overlap=self.settings.chunk_overlap,
+                    chunk_tokens=self.settings.ingest.chunk_tokens, chunk_overlap=self.settings.ingest.chunk_overlap,
                 )
                 s.add(coll)
             return self.store.collection(name)
@@ -122,12 +122,12 @@ class Rag:
 
     def _new_indexes(self, coll: CollectionRow) -> CollectionIndexes:
         return CollectionIndexes(
-            self.store, coll.id, coll.embedding_dim, self._folder(coll), self.settings.lexical_backend,
-            use_gpu=self.settings.use_gpu, vector_settings=self._vector_settings(coll),
+            self.store, coll.id, coll.embedding_dim, self._folder(coll), self.settings.storage.lexical_backend,
+            use_gpu=self.settings.storage.use_gpu, vector_settings=self._vector_settings(coll),
         )
 
     def _vector_settings(self, coll: CollectionRow) -> VectorSettings:
-        st = self.settings
+        st = self.settings.storage
         return VectorSettings(
             backend=st.vector_backend, faiss_index=st.faiss_index, ann_threshold=st.faiss_ann_threshold,
             nprobe=st.faiss_nprobe, milvus_uri=st.milvus_uri or str(self.data_dir / "milvus.db"),
@@ -195,9 +195,10 @@ class Rag:
         return report
 
     def _job(self, coll: CollectionRow, idx: CollectionIndexes, progress: ProgressFn | None) -> IngestJob:
+        ing = self.settings.ingest
         return IngestJob(
             self.store, self.embedder, coll, idx, chunk_tokens=coll.chunk_tokens, chunk_overlap=coll.chunk_overlap,
-            file_timeout_s=self.settings.file_timeout_s, max_file_mb=self.settings.max_file_mb, progress=progress,
+            file_timeout_s=ing.file_timeout_s, max_file_mb=ing.max_file_mb, progress=progress,
         )
 
     def _add_notes(self, report: IngestReport, coll: CollectionRow, repair: Any) -> None:
@@ -210,10 +211,11 @@ class Rag:
                 f"indexes were out of step with the store and were repaired from stored embeddings "
                 f"(+{repair.vectors_added} / -{repair.vectors_removed} vectors, BM25 rebuilt: {repair.lexical_rebuilt})"
             )
-        if (coll.chunk_tokens, coll.chunk_overlap) != (self.settings.chunk_tokens, self.settings.chunk_overlap):
+        ing = self.settings.ingest
+        if (coll.chunk_tokens, coll.chunk_overlap) != (ing.chunk_tokens, ing.chunk_overlap):
             report.notes.append(
                 f"collection {coll.name!r} keeps its own chunking ({coll.chunk_tokens} tokens, overlap "
-                f"{coll.chunk_overlap}); the configured chunk_tokens/chunk_overlap apply to new collections"
+                f"{coll.chunk_overlap}); the configured ingest.chunk_tokens/chunk_overlap apply to new collections"
             )
 
     # --- status --------------------------------------------------------------------------------------------
@@ -240,10 +242,10 @@ class Rag:
     # --- search ------------------------------------------------------------------------------------------------
     @property
     def reranker(self) -> Reranker | None:
-        """The configured cross-encoder, or None: no reranker is active unless `reranker_model` is set."""
-        if self._reranker is None and self.settings.reranker_model:
-            s = self.settings
-            self._reranker = Reranker(s.reranker_model, device=s.device, batch_size=s.rerank_batch_size)
+        """The configured cross-encoder, or None: no reranker is active unless `search.reranker_model` is set."""
+        s = self.settings.search
+        if self._reranker is None and s.reranker_model:
+            self._reranker = Reranker(s.reranker_model, device=self.settings.device, batch_size=s.rerank_batch_size)
         return self._reranker
 
     def search(
@@ -258,9 +260,9 @@ class Rag:
         Other keyword arguments set SearchParams fields (rrf_k, weights, alpha, rerank_top)."""
         if not isinstance(query, str) or not query.strip():
             raise RagError("empty query: type a question or some keywords")
-        st = self.settings
+        st = self.settings.search
         p = SearchParams(
-            k=k, mode=mode or st.search_mode, fusion=fusion or st.fusion, candidates=candidates or st.candidates,
+            k=k, mode=mode or st.mode, fusion=fusion or st.fusion, candidates=candidates or st.candidates,
             rrf_k=st.rrf_k, weights={"dense": st.rrf_weight_dense, "lexical": st.rrf_weight_lexical},
             alpha=st.convex_alpha, norm=st.fusion_norm, adaptive=st.fusion_adaptive, conf_top=st.fusion_conf_top,
             min_relevance=st.min_relevance if min_relevance is None else min_relevance,
@@ -279,8 +281,8 @@ class Rag:
         if rerank is not False:
             reranker = self.reranker
             if reranker is None and rerank:
-                raise RagError("reranking was asked for, but no reranker is configured: set reranker_model "
-                               "(LOCALRAG_RERANKER_MODEL) to a sentence-transformers CrossEncoder id or folder")
+                raise RagError("reranking was asked for, but no reranker is configured: set search.reranker_model "
+                               "(LOCALRAG_SEARCH__RERANKER_MODEL) to a sentence-transformers CrossEncoder id or folder")
         coll = self._search_collection(collection)
         if p.mode != "lexical":
             _ = self.embedder.model  # load before the clock starts: stage timings measure searching, not loading
@@ -307,7 +309,7 @@ class Rag:
     # --- answering -------------------------------------------------------------------------------------------
     @property
     def llm(self) -> LlamaCppLLM | OpenAICompatLLM:
-        """The configured LLM, loaded on first use (llm_backend, llm_model, ...). Raises app.llm.LLMError."""
+        """The configured LLM, loaded on first use (llm.backend, llm.model, ...). Raises app.llm.LLMError."""
         if self._llm is None:
             from localrag.app.llm import make_llm
 
@@ -324,18 +326,18 @@ class Rag:
         """The model id without loading the model where possible (a cache hit should not cost a model load)."""
         if self._llm is not None:
             return self._llm.model_id
-        if self.settings.llm_backend == "llama-cpp":
+        if self.settings.llm.backend == "llama-cpp":
             from localrag.app.llm import resolve_gguf
 
-            return resolve_gguf(self.settings.llm_model).name
-        return self.settings.llm_model or self.llm.model_id
+            return resolve_gguf(self.settings.llm.model).name
+        return self.settings.llm.model or self.llm.model_id
 
     @property
     def cache(self) -> SemanticCache:
         if self._cache is None:
             from localrag.app.cache import SemanticCache
 
-            s = self.settings
+            s = self.settings.answer
             self._cache = SemanticCache(self.store, self.embedder, threshold=s.cache_threshold, ttl_s=s.cache_ttl_s)
         return self._cache
 
@@ -380,7 +382,7 @@ class Rag:
         guardrail and is being rewritten (discard what was shown), and the final `Answer` last.
 
         Keyword arguments (app.ask.AskOptions.build): answer_mode ("generative" | "extractive" | "auto"; None = the
-        answer_mode setting; extractive never loads the LLM, auto falls back to the extractive answer when the
+        answer.mode setting; extractive never loads the LLM, auto falls back to the extractive answer when the
         drafts fail a hard guardrail, after a `Restart`), k, mode, filters, rerank, expand (as for search; `mode` is
         the search mode), history (earlier turns, as [{"role": "user"|"assistant", "content": ...}] or
         [(question, answer)]), cache (False: bypass it), temperature, top_p, max_tokens, stop (sampling

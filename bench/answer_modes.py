@@ -255,12 +255,12 @@ class _Ctx:
     def sources(self, question: str) -> tuple[list[Any], str | None]:
         """The numbered sources `Rag.ask` would give the LLM (retrieval, relevance floor, context budget), or
         ([], why) when it would abstain before answering."""
-        st = self.rag.settings
-        res = self.rag.search(question, k=st.answer_k)
-        relevant = [h for h in res if h.relevance >= st.answer_min_relevance]
+        st = self.rag.settings.answer
+        res = self.rag.search(question, k=st.k)
+        relevant = [h for h in res if h.relevance >= st.min_relevance]
         if not relevant:
             return [], "no relevant sources"
-        sources, _ = assemble_context(relevant, self.count_tokens, st.answer_context_tokens)
+        sources, _ = assemble_context(relevant, self.count_tokens, st.context_tokens)
         return sources, None if sources else "no source fits the context budget"
 
     def extractive(self, item: dict[str, Any], params: ExtractiveParams) -> Graded:

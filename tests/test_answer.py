@@ -316,7 +316,7 @@ def test_the_stages_of_ask_run_one_by_one(answer_rag, llm):
 
     got = ask.retrieve(rag, opts, question, clock)
     assert 1 <= len(got.relevant) <= len(got.results) <= 2 and "retrieve" in clock.timings
-    assert all(h.relevance >= rag.settings.answer_min_relevance for h in got.relevant)
+    assert all(h.relevance >= rag.settings.answer.min_relevance for h in got.relevant)
     assert "31 m" in got.relevant[0].text and "Gannet Head" in got.relevant[0].text  # the markdown page or KG node
 
     rag.set_llm(FakeLLM(["The tower is 31 m tall [1]."], model_id=llm.model_id))

@@ -112,7 +112,7 @@ def _grounded(ans: Answer) -> bool:
 
 
 def test_the_default_mode_answers_test_questions_with_grounded_citations(rag, qa):
-    default = Settings().answer_mode
+    default = Settings().answer.mode
     answers = {i: rag.ask(qa[i]["question"]) for i in TEST_ANSWERABLE}
     assert all(a.mode in (default, f"{default}:generative", f"{default}:extractive") for a in answers.values())
     grounded = [i for i, a in answers.items() if _grounded(a)]
@@ -213,7 +213,7 @@ def test_chat_page_has_an_answer_mode_select_and_shows_the_mode(sample_rag):
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         select = next(s for s in at.sidebar.selectbox if s.label == "Answer mode")
-        assert select.value == Settings().answer_mode
+        assert select.value == Settings().answer.mode
         select.set_value("extractive").run()
         at.chat_input[0].set_value("Who designed Gannet Head Lighthouse?").run()
         assert not at.exception, [e.value for e in at.exception]

@@ -99,7 +99,7 @@ def test_unknown_corpus_split_or_missing_docs_are_clear_errors(tmp_path):
 
 def _chunk_texts(folder: Path, names: set[str], tokenizer: Tokenizer, max_tokens: int) -> dict[str, list[str]]:
     """name -> chunk texts of that file, cut as the default ingest cuts them."""
-    s = Settings()
+    s = Settings().ingest
     return {n: [c.text for c in chunk_units(load_file(folder / n).units, tokenizer, s.chunk_tokens, s.chunk_overlap,
                                             max_tokens)] for n in sorted(names)}
 

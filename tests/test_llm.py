@@ -215,7 +215,7 @@ def test_missing_model_package_says_what_to_install(monkeypatch):
 
 
 def test_make_llm_follows_the_settings(monkeypatch):
-    with pytest.raises(LLMConfigError, match="LOCALRAG_LLM_BASE_URL"):
+    with pytest.raises(LLMConfigError, match="LOCALRAG_LLM__BASE_URL"):
         make_llm(Settings(llm_backend="openai"))
     remote = make_llm(Settings(llm_backend="openai", llm_base_url="http://127.0.0.1:9", llm_model="m"))
     assert isinstance(remote, OpenAICompatLLM) and remote.base_url == "http://127.0.0.1:9/v1"

@@ -233,7 +233,7 @@ def test_cross_encoder_plumbing_with_a_real_model(tmp_path, rag_factory):
 
 
 def test_rerank_without_a_model_says_so(rag):
-    assert rag.settings.reranker_model is None
+    assert rag.settings.search.reranker_model is None
     with pytest.raises(RagError, match="no reranker is configured"):
         rag.search("lighthouse", rerank=True)
 

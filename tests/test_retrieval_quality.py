@@ -237,7 +237,7 @@ def test_the_fusion_study_ranks_exactly_as_the_search_does(sample_rag):
     from bench import fusion_study
     from localrag.retrieval.fusion import FusionConfig
 
-    st = sample_rag.settings
+    st = sample_rag.settings.search
     cfg = FusionConfig("convex", st.fusion_norm, st.convex_alpha, st.fusion_adaptive, st.fusion_conf_top)
     queries = load_split("sample", "dev")[:8]
     _, per_depth = fusion_study.prepare(sample_rag, queries)

@@ -372,7 +372,7 @@ def test_load_links_reads_uri_edges_without_rdf_type(sample_rag):
 def test_stages_composed_by_hand_give_what_rag_search_gives(sample_rag, fusion_name):
     rag = sample_rag
     query = "Who built the research vessel RV Kittiwake?"
-    st = rag.settings
+    st = rag.settings.search
     idx = rag._open_indexes(rag.store.collection("default"))
     params = SearchParams(fusion=fusion_name, rrf_k=st.rrf_k, alpha=st.convex_alpha, candidates=st.candidates,
                           weights={"dense": st.rrf_weight_dense, "lexical": st.rrf_weight_lexical},

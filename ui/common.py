@@ -115,7 +115,7 @@ def advice(exc: BaseException) -> str:
     msg = str(exc).lower()
     name = type(exc).__name__
     if name in ("LLMUnavailable", "LLMError") or "llm" in msg or "server" in msg or "connect" in msg:
-        return ("Check the LLM settings (llm_backend, llm_model, llm_base_url in localrag.toml or LOCALRAG_* "
+        return ("Check the LLM settings (backend, model, base_url under [llm] in localrag.toml, or LOCALRAG_LLM__* "
                 "variables): is the model file there, is the server running? `localrag llm info` tests it.")
     if "locked" in msg or "another ingest" in msg or "is running" in msg:
         return "Another ingest is running on this collection: wait for it to finish, then try again."

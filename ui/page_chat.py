@@ -85,12 +85,12 @@ def _sidebar(rag: Rag, names: list[str]) -> dict[str, Any]:
     if st.session_state.get("chat_collection") not in names:
         st.session_state["chat_collection"] = "default" if "default" in names else names[0]
     collection = sb.selectbox("Collection", names, key="chat_collection")
-    default_mode = s.answer_mode if s.answer_mode in ANSWER_MODES else ANSWER_MODES[0]
+    default_mode = s.answer.mode if s.answer.mode in ANSWER_MODES else ANSWER_MODES[0]
     answer_mode = sb.selectbox("Answer mode", ANSWER_MODES, index=ANSWER_MODES.index(default_mode),
                                key="chat_answer_mode", help=ANSWER_MODE_HELP)
     with sb.expander("Retrieval", expanded=False):
-        k = st.slider("Sources per answer (k)", 1, 12, int(s.answer_k), key="chat_k")
-        mode = st.selectbox("Search mode", MODES, index=MODES.index(s.search_mode), key="chat_mode")
+        k = st.slider("Sources per answer (k)", 1, 12, int(s.answer.k), key="chat_k")
+        mode = st.selectbox("Search mode", MODES, index=MODES.index(s.search.mode), key="chat_mode")
         kinds = st.multiselect("Kinds", common.KINDS, key="chat_kinds")
         glob = st.text_input("Source glob", key="chat_glob", placeholder="*.md, notes/*",
                              help="Only files whose name or path matches (comma-separated globs).")
@@ -104,10 +104,10 @@ def _sidebar(rag: Rag, names: list[str]) -> dict[str, Any]:
         expand = st.toggle("Knowledge-graph expansion", value=False, key="chat_expand",
                            help="Add the linked nodes of knowledge-graph hits to the sources.")
     with sb.expander("Generation", expanded=False):
-        temperature = st.slider("Temperature", 0.0, 1.0, float(min(s.llm_temperature, 1.0)), 0.05,
+        temperature = st.slider("Temperature", 0.0, 1.0, float(min(s.llm.temperature, 1.0)), 0.05,
                                 key="chat_temperature")
-        max_tokens = st.number_input("Max tokens", 16, 2048, int(s.answer_max_tokens), 16, key="chat_max_tokens")
-        cache = st.toggle("Answer cache", value=bool(s.cache_enabled), key="chat_cache",
+        max_tokens = st.number_input("Max tokens", 16, 2048, int(s.answer.max_tokens), 16, key="chat_max_tokens")
+        cache = st.toggle("Answer cache", value=bool(s.answer.cache_enabled), key="chat_cache",
                           help="Reuse the answer to the same (or an equivalent) earlier question.")
     _past_conversations(rag)
     return {"collection": collection, "k": int(k), "mode": mode, "filters": common.filters(kinds, glob, chosen),

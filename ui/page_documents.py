@@ -90,7 +90,7 @@ def _save_uploads(rag: Rag, collection: str, files: list[Any]) -> tuple[list[Pat
     """Write the uploads into the data directory; returns the saved paths and outcome rows for refused files."""
     folder = (rag.data_dir / common.UPLOADS / common.safe_filename(collection, "default")).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    limit = rag.settings.max_file_mb
+    limit = rag.settings.ingest.max_file_mb
     saved: list[Path] = []
     refused: list[dict[str, Any]] = []
     taken: set[str] = set()
@@ -124,7 +124,7 @@ def _save_uploads(rag: Rag, collection: str, files: list[Any]) -> tuple[list[Pat
 
 def _upload_section(rag: Rag, collection: str) -> None:
     st.subheader("Add files")
-    limit = max(1, math.ceil(rag.settings.max_file_mb))
+    limit = max(1, math.ceil(rag.settings.ingest.max_file_mb))
     files = st.file_uploader(
         "PDF, text, Markdown, HTML, Word (.docx) and RDF files", type=list(common.SUPPORTED_TYPES),
         accept_multiple_files=True,

@@ -16,13 +16,13 @@ STAGES = ("dense", "lexical", "fused", "rerank")
 
 
 def _form(rag: Rag, names: list[str]) -> dict[str, Any] | None:
-    s = rag.settings
+    s = rag.settings.search
     with st.form("search_form"):
         query = st.text_input("Query", key="search_query", placeholder="keywords or a question")
         c1, c2, c3, c4 = st.columns(4)
         collection = c1.selectbox("Collection", names, key="search_collection")
         mode = c2.selectbox("Mode", ("hybrid", "dense", "lexical"), index=("hybrid", "dense", "lexical").index(
-            s.search_mode), key="search_mode")
+            s.mode), key="search_mode")
         fusion = c3.selectbox("Fusion", ("convex", "rrf"), index=("convex", "rrf").index(s.fusion), key="search_fusion",
                               help="How dense and BM25 results are combined in hybrid mode.")
         k = c4.number_input("k", 1, 50, 5, key="search_k")
@@ -34,7 +34,7 @@ def _form(rag: Rag, names: list[str]) -> dict[str, Any] | None:
         has_reranker = bool(s.reranker_model)
         rerank = c8.toggle("Rerank", value=has_reranker, disabled=not has_reranker, key="search_rerank",
                            help="Rescore with the configured cross-encoder." if has_reranker else
-                           "No reranker is configured (set reranker_model to a CrossEncoder id or folder).")
+                           "No reranker is configured (set search.reranker_model to a CrossEncoder id or folder).")
         expand = c9.toggle("Knowledge-graph expansion", value=False, key="search_expand")
         go = st.form_submit_button("Search", type="primary")
     if not go:

@@ -26,9 +26,9 @@ def _sampling_opts(temperature: float | None, top_p: float | None, max_tokens: i
 
 
 TemperatureOpt = Annotated[
-    float | None, typer.Option(help="Sampling temperature (default llm_temperature, 0.1; 0 = greedy).", min=0, max=2)
+    float | None, typer.Option(help="Sampling temperature (default llm.temperature, 0.1; 0 = greedy).", min=0, max=2)
 ]
-TopPOpt = Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling (default llm_top_p).", min=0.01,
+TopPOpt = Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling (default llm.top_p).", min=0.01,
                                                max=1)]
 MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", help="Longest answer in tokens (default "
                                                   "answer_max_tokens, 256).", min=16)]
@@ -37,7 +37,7 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor w
 
 ModeOpt = Annotated[AnswerMode | None, typer.Option(
     "--mode", help="Answer mode: generative (the LLM writes), extractive (quotes the best source sentences, no LLM), "
-    "auto (generative, falling back to extractive when the drafts fail a guardrail). Default: answer_mode.")]
+    "auto (generative, falling back to extractive when the drafts fail a guardrail). Default: answer.mode.")]
 
 
 def _print_answer_tail(ans: Any, streamed: bool) -> None:
@@ -145,7 +145,7 @@ def ask(
 
     The answer streams as it is written; a draft that fails a check (no citations, a number not in the sources,
     a cut-off answer) is rewritten once, then the answer abstains with the reason. --mode extractive quotes the
-    best supporting source sentences instead, without the LLM (the default answer_mode); generative lets the LLM
+    best supporting source sentences instead, without the LLM (the default answer.mode); generative lets the LLM
     write; auto lets it write and quotes the sources when its drafts are rejected. Exit code 0 for an answer,
     3 when it abstained, 1 for errors, 2 for usage errors."""
     if not question.strip():

