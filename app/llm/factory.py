@@ -27,6 +27,17 @@ def make_llm(settings: Settings) -> LlamaCppLLM | OpenAICompatLLM:
         return OpenAICompatLLM(s.base_url, s.model, api_key_env=s.api_key_env, timeout_s=s.timeout_s,
                                sampling=sampling, max_concurrency=s.max_concurrency)
     return LlamaCppLLM(
-        s.model, n_ctx=s.n_ctx, n_threads=s.threads, n_gpu_layers=s.gpu_layers, seed=s.seed,
+        s.model, n_ctx=s.n_ctx, n_threads=s.threads or usable_cores(), n_gpu_layers=s.gpu_layers, seed=s.seed,
         prompt_lookup=s.prompt_lookup, sampling=sampling,
     )
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, else the machine's count): one answer at a time runs
+    on all of them."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
