@@ -76,8 +76,9 @@ def one_pass(ctx: _Ctx, item: dict[str, Any]) -> dict[str, Graded]:
     gen = gen or quote
     gen.mode = "generative"
     auto = gen if not gen.abstained else quote if not quote.abstained else gen
-    extra = {"first_words_s": t_quote, "generated_s": t_gen, "ttft_s": gen.timings.get("ttft"),
-             "attempts": gen.attempts, "gen_abstain": gen.abstain_reason,
+    extra = {"first_words_s": t_quote, "generated_s": t_gen, "quote_score": quote.support,
+             "abstain_p": gen.abstain_p, "ttft_s": gen.timings.get("ttft"), "attempts": gen.attempts,
+             "gen_abstain": gen.abstain_reason,
              "guardrails": [g["name"] for g in gen.guardrails], "prompt_tokens": gen.tokens.get("prompt")}
     return {
         "extractive": _answer(ctx, opts, quote, item, t_quote, extra),

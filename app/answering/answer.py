@@ -104,6 +104,7 @@ class Outcome:
     invalid_citations: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     support: float | None = None  # extractive: the best sentence's support score (not part of the Answer)
+    abstain_p: float | None = None  # generative: the model's probability of starting "I don't know" (first draft)
 
     @classmethod
     def abstain(cls, kind: AbstainKind, reason: str, **kw: Any) -> Outcome:

@@ -39,6 +39,7 @@ class _Attempt:
     cut: list[str]  # sentences its sources do not support, cut before the checks
     prompt_tokens: int
     completion_tokens: int
+    abstain_p: float | None = None
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Answerer:
         guardrails: list[dict[str, Any]] = []
         feedback: str | None = None
         last: _Attempt | None = None
+        abstain_p: float | None = None
         prompt_tokens = completion_tokens = 0
         shown = sources
         if self.compress is not None:
@@ -87,6 +89,7 @@ class Answerer:
             messages = build_messages(question, shown, feedback, last.draft.raw if last else None)
             last = yield from self._attempt(question, sources, messages, stream, timings, first=attempt == 1,
                                             t_gen=t_gen)
+            abstain_p = last.abstain_p if attempt == 1 else abstain_p
             prompt_tokens += last.prompt_tokens
             completion_tokens += last.completion_tokens
             guardrails += [{"attempt": attempt, "name": v.name, "severity": v.severity, "message": msg,
@@ -96,8 +99,10 @@ class Answerer:
             feedback = "; ".join(m for _, m in last.failures)
         assert last is not None
         timings["generate"] = time.perf_counter() - t_gen - timings.get("guardrails", 0.0)
-        yield self._conclude(last, sources, guardrails, attempt, list(warnings or []), timings,
+        out = self._conclude(last, sources, guardrails, attempt, list(warnings or []), timings,
                              {"prompt": prompt_tokens, "completion": completion_tokens})
+        out.abstain_p = abstain_p
+        yield out
 
     def _attempt(self, question: str, sources: list[Source], messages: list[dict[str, str]], stream: bool,
                  timings: dict[str, float], first: bool, t_gen: float) -> Generator[str, None, _Attempt]:
@@ -140,7 +145,8 @@ class Answerer:
         t_check = time.perf_counter()
         failures = [(v, msg) for v in self.validators if (msg := v.check(draft)) is not None]
         timings["guardrails"] = timings.get("guardrails", 0.0) + time.perf_counter() - t_check
-        return _Attempt(draft, found, failures, attributed, cut, c.prompt_tokens or 0, c.completion_tokens or 0)
+        return _Attempt(draft, found, failures, attributed, cut, c.prompt_tokens or 0, c.completion_tokens or 0,
+                        getattr(c, "abstain_p", None))
 
     def _conclude(self, last: _Attempt, sources: list[Source], guardrails: list[dict[str, Any]], attempts: int,
                   warnings: list[str], timings: dict[str, float], tokens: dict[str, int | None]) -> Outcome:

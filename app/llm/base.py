@@ -47,6 +47,9 @@ class Completion:
     seconds: float  # wall time of the generation itself (waiting for the model lock not included)
     ttft_seconds: float | None = None  # time to the first text piece (streams; servers that report timings)
     model: str = ""
+    # the model's own probability that its reply starts with "I" (as "I don't know" does): its judgement of whether
+    # the sources answer the question, read from the first token's distribution (llama.cpp in process only)
+    abstain_p: float | None = None
 
     @property
     def tokens_per_s(self) -> float | None:

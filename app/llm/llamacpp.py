@@ -177,8 +177,28 @@ class LlamaCppLLM(ChatLLM):
             raise _overflow(exc) or exc from None
 
     def _send_chat(self, messages: list[dict], p: Sampling, response_format: dict | None) -> dict[str, Any]:
-        extra = {"response_format": response_format} if response_format is not None else {}
-        return dict(self._call(messages, p, **extra)) | {"model": self.model_id}  # llama.cpp names the file path
+        extra: dict[str, Any] = {"response_format": response_format} if response_format is not None else {}
+        first: dict[str, float] = {}
+        if response_format is None:
+            extra["logits_processor"] = self._llama_cpp.LogitsProcessorList([self._first_token_watch(first)])
+        body = dict(self._call(messages, p, **extra)) | {"model": self.model_id}  # llama.cpp names the file path
+        return body | ({"abstain_p": first["p"]} if "p" in first else {})
+
+    def _first_token_watch(self, out: dict[str, float]) -> Any:
+        """A pass-through logits processor that reads, at the first sampled token, the probability that the reply
+        starts with "I" (the start of "I don't know"): the model's own judgement, for free."""
+        import numpy as np
+
+        ids = {t[0] for t in (self._llm.tokenize(w.encode(), add_bos=False, special=False) for w in ("I", " I")) if t}
+
+        def watch(input_ids: Any, scores: Any) -> Any:
+            if "p" not in out:
+                z = np.asarray(scores, dtype=np.float64)
+                e = np.exp(z - z.max())
+                out["p"] = float(sum(e[i] for i in ids) / e.sum())
+            return scores
+
+        return watch
 
     @contextmanager
     def _open_chat_stream(self, messages: list[dict], p: Sampling) -> Iterator[Iterator[dict]]:

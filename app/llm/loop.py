@@ -152,6 +152,7 @@ class ChatLLM(ABC):
                 text=(choice.get("message") or {}).get("content") or "", prompt_tokens=usage.get("prompt_tokens"),
                 completion_tokens=usage.get("completion_tokens"), finish_reason=choice.get("finish_reason"),
                 seconds=seconds, ttft_seconds=ttft, model=str(body.get("model") or self.model_id),
+                abstain_p=body.get("abstain_p"),
             )
         except (KeyError, IndexError, TypeError, AttributeError):
             raise LLMError(f"{self._where} sent an answer that is not an OpenAI chat completion: "
