@@ -87,6 +87,8 @@ class AskOptions:
     min_relevance: float
     context_tokens: int
     compress_tokens: int  # 0: the model reads whole chunks
+    doubt_p: float  # verified abstention: the model's P("I don't know") at which its answer is not used
+    min_support: float  # verified abstention: the extractive support below which a generated answer is not used
     retries: int
     score: bool
     default_search_mode: str
@@ -114,7 +116,8 @@ class AskOptions:
             history=tuple(as_messages(history or ())), use_cache=st.cache_enabled if cache is None else cache,
             temperature=temperature, top_p=top_p, max_tokens=max_tokens or st.max_tokens,
             stop=tuple(stop) if stop else None, min_relevance=st.min_relevance,
-            context_tokens=st.context_tokens, compress_tokens=st.compress_tokens,
+            context_tokens=st.context_tokens, compress_tokens=st.compress_tokens, doubt_p=st.doubt_p,
+            min_support=st.min_support,
             retries=st.retries, score=st.score,
             default_search_mode=settings.search.mode,
         )
@@ -134,7 +137,8 @@ class AskOptions:
         return json.dumps({"prompt": PROMPT_VERSION, "answer_mode": self.answer_mode.value, "k": self.k,
                            "mode": self.search_mode or self.default_search_mode, "filters": self.filters.__dict__,
                            "expand": self.expand, "rerank": self.rerank, "floor": self.min_relevance,
-                           "sampling": self.sampling, "compress": self.compress_tokens}, sort_keys=True)
+                           "sampling": self.sampling, "compress": self.compress_tokens,
+                           "verify": [self.doubt_p, self.min_support]}, sort_keys=True)
 
 
 @dataclass
@@ -259,12 +263,48 @@ def generative(parts: AskParts, opts: AskOptions, question: str, relevant: list[
         yield event
 
 
+def doubt(gen: Outcome, quote: Outcome, opts: AskOptions) -> str | None:
+    """Why a generated answer that passed its checks is still not used (verified abstention), or None: the model
+    itself leans to "I don't know" (its first-token probability), or no source sentence supports an answer well
+    (the extractive score)."""
+    if gen.abstain_p is not None and gen.abstain_p >= opts.doubt_p:
+        return (f"the model leaned to 'I don't know' (P = {gen.abstain_p:.2f} >= answer.doubt_p {opts.doubt_p:.2f})")
+    if quote.support is not None and quote.support < opts.min_support:
+        return (f"no source sentence supports an answer well (support {quote.support:.2f} < answer.min_support "
+                f"{opts.min_support:.2f})")
+    return None
+
+
+def choose(quote: Outcome, gen: Outcome, opts: AskOptions) -> Outcome:
+    """Auto's choice between the quote and the generated answer over the same numbered sources: the generated
+    answer when it passed its checks and its verification; else the quote when there is one (marked as a quote);
+    else "I don't know", with why."""
+    gen.mode = "auto:generative"
+    gen.timings = {**quote.timings, **gen.timings}
+    why = gen.abstain_reason if gen.abstained else doubt(gen, quote, opts)
+    if why is None:
+        gen.warnings = [w for w in quote.warnings if not w.startswith("extractive answer:")] + gen.warnings
+        return gen
+    if not quote.abstained:
+        quote.warnings = [f"the generated answer was not used ({why}); this answer quotes the sources"] + quote.warnings
+        quote.guardrails, quote.attempts, quote.tokens = gen.guardrails, gen.attempts, gen.tokens
+        quote.timings = gen.timings
+        return quote
+    if not gen.abstained:
+        return Outcome.abstain(AbstainKind.NO_SUPPORT, why, sources=gen.sources, model_id=gen.model_id,
+                               mode="auto:generative", guardrails=gen.guardrails, attempts=gen.attempts,
+                               tokens=gen.tokens, timings=gen.timings, warnings=quote.warnings,
+                               abstain_p=gen.abstain_p)
+    gen.warnings = quote.warnings + gen.warnings + [f"no extractive answer either ({quote.abstain_reason})"]
+    return gen
+
+
 def auto(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],
          stream: bool) -> Iterator[str | Replace | Outcome]:
     """Auto mode: the quote first, then the answer. The extractive answer is ready at once (no LLM) and streamed;
-    the LLM then writes an answer over the same numbered sources, and when it passes its checks it replaces the
-    quote (a `Replace` event, then its text). When the model abstains or fails its checks, the quote stays, marked
-    as a quote; when there is no quote either, the model's abstention is the answer."""
+    the LLM then writes an answer over the same numbered sources, and when it passes its checks and its
+    verification (`doubt`) it replaces the quote (a `Replace` event, then its text). Otherwise the quote stays,
+    marked as a quote, or the answer is "I don't know" (`choose`)."""
     out = extractive(parts, opts, question, relevant, mode="auto:extractive")
     if out.abstain_kind == AbstainKind.CONTEXT_BUDGET:
         yield out
@@ -276,25 +316,14 @@ def auto(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],
         if isinstance(event, Outcome):
             gen = event
     assert gen is not None
-    gen.mode = "auto:generative"
-    gen.timings = {**out.timings, **gen.timings}
-    if not gen.abstained:
-        gen.warnings = [w for w in out.warnings if not w.startswith("extractive answer:")] + gen.warnings
-        if stream:
+    final = choose(out, gen, opts)
+    if stream and final is not out:
+        if final.abstained:
+            yield Replace("auto", final.abstain_reason or "")
+        else:
             yield Replace("auto:generative", "the generated answer passed its checks")
-            yield gen.text
-        yield gen
-    elif not out.abstained:
-        why = gen.abstain_reason or ""
-        out.warnings = [f"the generated answer was not used ({why}); this answer quotes the sources"] + out.warnings
-        out.guardrails, out.attempts, out.tokens = gen.guardrails, gen.attempts, gen.tokens
-        out.timings = gen.timings
-        yield out
-    else:
-        gen.warnings = out.warnings + gen.warnings + [f"no extractive answer either ({out.abstain_reason})"]
-        if stream:
-            yield gen.text
-        yield gen
+        yield final.text
+    yield final
 
 
 def write(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],

@@ -215,6 +215,15 @@ class AnswerSettings(_Group):
         "neighbour each side) up to this many tokens instead of whole chunks (app/answering/compress.py); 0 = whole "
         "chunks"
     )
+    doubt_p: float = Field(
+        default=1.0, ge=0, le=1, description="verified abstention: a generated answer is not used when the model's own "
+        "probability of starting 'I don't know' (read from its first token) reaches this; then the quote stands, or "
+        "'I don't know'. 1 = off. Calibrated on the dev halves (BENCHMARKS.md)"
+    )
+    min_support: float = Field(
+        default=0.0, ge=0, description="verified abstention: a generated answer is not used when the best supporting "
+        "source sentence (the extractive score) scores below this. 0 = off. Calibrated on the dev halves"
+    )
     max_tokens: int = Field(default=256, ge=16, description="most tokens in an answer (a draft cut off there "
                             "fails the runaway guardrail)")
     retries: int = Field(default=1, ge=0, le=5, description="retries after a failed guardrail")

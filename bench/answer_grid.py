@@ -22,6 +22,7 @@ answerable questions whose evidence (the `relevant` spec) is still in what the m
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -75,7 +76,7 @@ def one_pass(ctx: _Ctx, item: dict[str, Any]) -> dict[str, Graded]:
     t_gen = time.perf_counter() - t0
     gen = gen or quote
     gen.mode = "generative"
-    auto = gen if not gen.abstained else quote if not quote.abstained else gen
+    auto = ask.choose(copy.deepcopy(quote), copy.deepcopy(gen), opts)  # the product's rule, its settings
     extra = {"first_words_s": t_quote, "generated_s": t_gen, "quote_score": quote.support,
              "abstain_p": gen.abstain_p, "ttft_s": gen.timings.get("ttft"), "attempts": gen.attempts,
              "gen_abstain": gen.abstain_reason,
@@ -83,7 +84,7 @@ def one_pass(ctx: _Ctx, item: dict[str, Any]) -> dict[str, Graded]:
     return {
         "extractive": _answer(ctx, opts, quote, item, t_quote, extra),
         "generative": _answer(ctx, opts, gen, item, t_gen, extra),
-        "auto": _answer(ctx, opts, auto, item, t_quote if auto is quote else t_gen, extra),
+        "auto": _answer(ctx, opts, auto, item, t_quote if auto.mode == "auto:extractive" else t_gen, extra),
     }
 
 

@@ -187,3 +187,40 @@ def test_the_small_models_preamble_is_dropped():
     draft = "According to the information provided in the sources, Mistral NeMo uses the Tekken tokenizer [1]."
     out = list(Answerer(ReplayLLM([draft]), retries=0).run("Which tokenizer?", [_hit(1, NEMO, "nemo.txt")]))[-1]
     assert out.text == "Mistral NeMo uses the Tekken tokenizer [1]."
+
+
+# --- verified abstention --------------------------------------------------------------------------------------------
+def _opts(rag_factory, sample_rag, **kw):
+    return rag_factory(sample_rag.data_dir, **kw).ask_options("Who designed the lighthouse?", answer_mode="auto")
+
+
+def test_a_doubtful_generated_answer_gives_way_to_the_quote_or_to_i_dont_know(rag_factory, sample_rag):
+    opts = _opts(rag_factory, sample_rag, answer={"doubt_p": 0.5, "min_support": 1.0})
+    src = [Source(n=1, chunk_id=1, source="/d/a.md", kind="text", text="x", tokens=1, relevance=0.5)]
+
+    def gen(p: float) -> Outcome:
+        return Outcome(text="Ann Lee designed it [1].", sources=src, abstain_p=p)
+
+    quote = Outcome(text="It was designed by Ann Lee [1].", sources=src, support=1.4, mode="auto:extractive")
+    assert ask.choose(quote, gen(0.2), opts).mode == "auto:generative"  # confident and supported: the answer
+    kept = ask.choose(quote, gen(0.7), opts)  # the model leans to "I don't know": the quote stands
+    assert kept is quote and any("leaned to 'I don't know'" in w for w in kept.warnings)
+    weak = Outcome.abstain(AbstainKind.NO_SUPPORT, "extractive: no sentence", sources=src, support=0.8)
+    out = ask.choose(weak, gen(0.2), opts)  # no quote, and nothing supports the answer: "I don't know"
+    assert out.abstained and out.abstain_kind == AbstainKind.NO_SUPPORT and "support 0.80" in out.abstain_reason
+
+
+def test_the_packaged_model_says_how_likely_it_is_to_abstain(sample_rag, rag_factory):
+    """The real default model, once: its P("I don't know") is low for a question the sources answer and higher for
+    a near miss they do not (the coxswain is not named anywhere)."""
+    rag = rag_factory(sample_rag.data_dir, answer={"mode": "auto", "cache_enabled": False, "score": False})
+    opts = rag.ask_options("Who designed Gannet Head Lighthouse?")
+    got = ask.retrieve(rag, opts, opts.question, ask.Clock())
+    quote = ask.extractive(rag, opts, opts.question, got.relevant)
+    answered = list(ask.answerer(rag, opts).write(opts.question, quote.sources))[-1]
+    opts2 = rag.ask_options("Who is the coxswain of the Port Wren lifeboat?")
+    got2 = ask.retrieve(rag, opts2, opts2.question, ask.Clock())
+    quote2 = ask.extractive(rag, opts2, opts2.question, got2.relevant)
+    near_miss = list(ask.answerer(rag, opts2).write(opts2.question, quote2.sources))[-1]
+    assert answered.abstain_p is not None and near_miss.abstain_p is not None
+    assert answered.abstain_p < near_miss.abstain_p, (answered.abstain_p, near_miss.abstain_p, near_miss.text)
