@@ -64,6 +64,7 @@ def _hit(n: int, text: str, source: str) -> Hit:
 QWEN15_DRAFTS = [
     "The tokenizer used by Mistral NeMo is Tekken, based on Tiktoken. [1]",
     "The token vocabulary of GPT-3 is approximately 50,000 tokens. [2]",
+    "[1] Mistral NeMo uses a new tokenizer, Tekken, based on Tiktoken.",  # the 1.5B model's other habit (grid run)
 ]
 
 
@@ -86,6 +87,7 @@ def test_a_marker_after_the_full_stop_belongs_to_the_sentence_before(draft):
     ("Tekken is the tokenizer [1][2].", [1, 2]),
     ("Tekken is the tokenizer [1, 2].", [1, 2]),
     ("Tekken is the tokenizer. [1] Its vocabulary has 50,000 tokens. [2]", [1, 2]),
+    ("[1] Tekken is the tokenizer. [2] Its vocabulary has 50,000 tokens.", [1, 2]),
 ])
 def test_each_citation_habit_is_read(draft, cited):
     text, found, invalid = parse_citations(normalize_citations(draft), 2)

@@ -49,12 +49,18 @@ _HABITS = [
 ]
 
 
+# a marker written before its sentence ("[1] Med-Gemini outperforms ... tasks.") goes to the sentence's end
+_LEADING = re.compile(r"(^|(?<=[.!?])\s+)(\[\d{1,4}(?:\s*[,;]\s*\d{1,4})*\])\s+([^\[\]\n]*?[^\s.!?])([.!?])(?=\s|$)")
+
+
 def normalize_citations(text: str) -> str:
     """A draft's citations in the one format the rest reads: the habits above become "[n]" ("[2][3]" and "[2, 3]"
-    already are: each marker is read), and markers written after a sentence's full stop ("... paper. [3]") move
-    before it ("... paper [3].") so that they stay with the sentence they cite."""
+    already are: each marker is read); markers written after a sentence's full stop ("... paper. [3]") or before
+    the sentence ("[3] The paper ...") move before its full stop ("... paper [3].") so that they stay with the
+    sentence they cite."""
     for rx in _HABITS:
         text = rx.sub(lambda m: "[" + re.sub(r"\s*&\s*", " and ", m.group(1)) + "]", text)
+    text = _LEADING.sub(lambda m: f"{m.group(1)}{m.group(3)} {m.group(2)}{m.group(4)}", text)
     return move_citations_before_stop(text)
 
 
