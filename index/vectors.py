@@ -113,7 +113,7 @@ class FaissVectorIndex:
 
     def __init__(self, dim: int, use_gpu: bool = True, nprobe: int | None = None) -> None:
         self.dim = dim
-        self.cpu = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.cpu: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))  # flat; build/load may set an IVF index
         self.use_gpu = use_gpu and gpu_count() > 0
         self.template = FLAT  # the faiss_index setting this index was built for ("{nlist}" not filled in)
         self.nprobe_setting = nprobe  # None: auto_nprobe(nlist)
@@ -158,7 +158,7 @@ class FaissVectorIndex:
             sample = ids[np.linspace(0, len(ids) - 1, min(len(ids), train_max)).astype(np.int64)]
             index.train(np.ascontiguousarray(batches(sample), dtype=np.float32))
             ivf = faiss.extract_index_ivf(index)
-            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # not in faiss's stubs
             vi.cpu = index
             vi.template = template or factory
             ivf.nprobe = vi.nprobe
@@ -206,9 +206,10 @@ class FaissVectorIndex:
         return int(self.cpu.ntotal)
 
     def ids(self) -> np.ndarray:
-        if self.kind == FLAT:
+        if isinstance(self.cpu, faiss.IndexIDMap2):  # kind FLAT
             return faiss.vector_to_array(self.cpu.id_map).astype(np.int64)
         inv = faiss.extract_index_ivf(self.cpu).invlists
+        assert inv is not None  # an IVF index owns its inverted lists
         parts = [faiss.rev_swig_ptr(inv.get_ids(i), inv.list_size(i)).copy() for i in range(inv.nlist)
                  if inv.list_size(i)]
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
@@ -235,11 +236,13 @@ class FaissVectorIndex:
         if allowed_ids is not None:
             sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64))
             if self.kind == FLAT:
-                return self.cpu.search(queries, k, params=faiss.SearchParameters(sel=sel))
+                # faiss's class_wrappers give SearchParameters* keyword constructors; its stubs do not
+                return self.cpu.search(queries, k, params=faiss.SearchParameters(sel=sel))  # type: ignore[call-arg]
             # a narrow scope (under a tenth of the collection) may sit in lists the query is far from: probe all
             # lists then (only the scope's vectors are scored, so it stays cheap)
             nprobe = self.nlist if len(allowed_ids) * 10 < self.ntotal else self.nprobe
-            return self.cpu.search(queries, k, params=faiss.SearchParametersIVF(sel=sel, nprobe=nprobe))
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)  # type: ignore[call-arg]  # as above
+            return self.cpu.search(queries, k, params=params)
         gpu = self._gpu_index()
         if gpu is not None:
             try:
@@ -320,7 +323,7 @@ class FaissVectorIndex:
                 ivf = faiss.extract_index_ivf(vi.cpu)
             except Exception:
                 raise ValueError(f"unexpected index type {type(vi.cpu).__name__}") from None
-            if ivf.direct_map.type != faiss.DirectMap.Hashtable:
+            if ivf.direct_map.type != faiss.DirectMap.Hashtable:  # type: ignore[attr-defined]  # not in the stubs
                 raise ValueError("saved IVF index has no id hashtable; rebuild it")
             vi.template = meta.get("template") or "IVF{nlist},Flat"
             ivf.nprobe = vi.nprobe

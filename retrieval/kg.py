@@ -67,8 +67,9 @@ def load_links(store: Store, collection_id: int, uris: set[str]) -> Links:
         )
     first_chunk: dict[str, tuple[int, str | None, str]] = {}
     for cid, uri, label, text in chunk_rows:
-        first_chunk.setdefault(uri, (cid, label, text))
-    return Links(edges=[tuple(e) for e in edges], first_chunk=first_chunk, labels=labels)
+        if uri is not None:  # always: the query asks for kg_uri in `linked`
+            first_chunk.setdefault(uri, (cid, label, text))
+    return Links(edges=[(sub, pred, obj) for sub, pred, obj in edges], first_chunk=first_chunk, labels=labels)
 
 
 def attach_neighbours(hits: list[Hit], links: Links, max_neighbours: int = 8) -> None:

@@ -11,9 +11,12 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +53,10 @@ class Reranker:
         self.device = device
         self.batch_size = batch_size
         self.max_length = max_length
-        self._model = None
+        self._model: CrossEncoder | None = None  # loaded on first use
         self._lock = threading.Lock()  # one tokenizer: not safe to call from several threads at once
 
-    def _load(self):  # noqa: ANN202 - CrossEncoder, imported lazily
+    def _load(self) -> CrossEncoder:
         if Path(self.model_id).exists():
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import CrossEncoder
