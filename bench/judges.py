@@ -1,7 +1,7 @@
 """How far to trust a judge: the proxy judge (and with `--llm` the packaged SmolLM2-135M GGUF as LLM judge) against
 the hand-labelled statements of data/eval/judge_statements.jsonl.
 
-    python -m bench.judges [--llm] [--json] [--path FILE] [--threads N]
+    python -m bench.judges [--llm [--model qwen2.5-coder-1.5b]] [--json] [--path FILE] [--threads N]
 
 The measuring (accuracy, precision/recall/F1 for "unsupported", Cohen's kappa, agreement between judges) is
 localrag.eval.judge_accuracy; this entry point builds the judges, the LLM through localrag.app.llm.
@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the full report as JSON")
     ap.add_argument("--path", type=Path, default=STATEMENTS, help="statements file (JSON lines)")
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads for --llm")
+    ap.add_argument("--model", default=None, help="the LLM judge's model for --llm: a packaged name "
+                    "(qwen2.5-coder-1.5b, ...) or a .gguf path (default: the packaged SmolLM2)")
     args = ap.parse_args(argv)
 
     from localrag.eval.scoring import LLMJudge, ProxyScorer
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.llm:
         from localrag.app.llm import LlamaCppLLM
 
-        llm_judge = LLMJudge(LlamaCppLLM(n_ctx=2048, n_threads=args.threads), embedder)
+        llm_judge = LLMJudge(LlamaCppLLM(args.model, n_ctx=2048, n_threads=args.threads), embedder)
     report = evaluate_judges(statements, ProxyScorer(embedder), llm_judge)
     if llm_judge is not None:
         report["llm_stats"] = dict(llm_judge.stats)
