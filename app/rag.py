@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from localrag.app.cache import SemanticCache
     from localrag.app.conversations import Conversations
     from localrag.app.llm import LlamaCppLLM, OpenAICompatLLM
+    from localrag.eval.scoring import ProxyScorer
 
 __all__ = ["Filters", "Hit", "ModelMismatch", "Neighbour", "Rag", "RagError", "SearchResults"]
 
@@ -60,7 +61,7 @@ class Rag:
         self._llm: LlamaCppLLM | OpenAICompatLLM | None = None
         self._llm_lock = threading.Lock()
         self._cache: SemanticCache | None = None
-        self._scorer: Any = None
+        self._scorer: ProxyScorer | None = None
 
     @classmethod
     def open(
@@ -111,7 +112,9 @@ class Rag:
                     chunk_tokens=self.settings.ingest.chunk_tokens, chunk_overlap=self.settings.ingest.chunk_overlap,
                 )
                 s.add(coll)
-            return self.store.collection(name)
+            created = self.store.collection(name)
+            assert created is not None  # committed just above
+            return created
         if coll.embedding_model != model_id:
             raise ModelMismatch(
                 f"collection {name!r} was built with the embedding model {coll.embedding_model} "
@@ -159,7 +162,7 @@ class Rag:
 
     # --- ingestion -----------------------------------------------------------------------------------------
     def ingest(
-        self, paths: list[str | Path], collection: str = "default", progress: ProgressFn | None = None,
+        self, paths: Sequence[str | Path], collection: str = "default", progress: ProgressFn | None = None,
         sync: bool = False,
     ) -> IngestReport:
         """Ingest files and folders. With `sync=True`, documents under the given folders whose files are gone are
@@ -377,7 +380,7 @@ class Rag:
         assert isinstance(final, Answer)
         return final
 
-    def ask_stream(self, question: str, collection: str = "default", **kw: Any) -> Iterator[AskEvent]:
+    def ask_stream(self, question: str, collection: str = "default", **kw: Any) -> Generator[AskEvent, None, None]:
         """Like `ask`, streaming: yields text pieces as the model writes them, a `Restart` when a draft failed a
         guardrail and is being rewritten (discard what was shown), and the final `Answer` last.
 
@@ -399,7 +402,9 @@ class Rag:
         except ValueError as exc:
             raise RagError(str(exc)) from None
 
-    def _answer_events(self, question: str, collection: str, *, stream: bool, **kw: Any) -> Iterator[AskEvent]:
+    def _answer_events(
+        self, question: str, collection: str, *, stream: bool, **kw: Any
+    ) -> Generator[AskEvent, None, None]:
         from localrag.app.llm import LLMError
 
         opts = self.ask_options(question, collection, **kw)
@@ -421,7 +426,7 @@ class Rag:
     @property
     def conversations(self) -> Conversations:
         """Saved chats and 👍/👎 feedback, in this data directory's database (app/conversations.py)."""
-        conv = self.__dict__.get("_conversations")
+        conv: Conversations | None = self.__dict__.get("_conversations")
         if conv is None:
             from localrag.app.conversations import Conversations
 

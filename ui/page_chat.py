@@ -6,7 +6,7 @@ A Streamlit page script (run by ui/app.py's navigation); `render()` draws it.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import streamlit as st
 
@@ -137,7 +137,7 @@ def _badge(name: str, value: float | None) -> None:
     if value is None:
         st.badge(f"{name}: unscored", color="gray")
         return
-    color = "green" if value >= 0.7 else "orange" if value >= 0.4 else "red"
+    color: Literal["green", "orange", "red"] = "green" if value >= 0.7 else "orange" if value >= 0.4 else "red"
     st.badge(f"{name} {value:.2f}", color=color)
 
 

@@ -98,7 +98,7 @@ def pull_cmd(
     target = (name or "").strip()
     if not target:  # the model the settings name when it is a name or an hf: id, else the default
         configured = _in_use()
-        target = configured if is_model_name(configured) or is_hf_ref(configured) else DEFAULT_MODEL
+        target = configured if configured and (is_model_name(configured) or is_hf_ref(configured)) else DEFAULT_MODEL
     _known(target)
     stages: list[str] = []
     progress = Progress(
