@@ -106,15 +106,8 @@ class Rag:
             if not name.strip() or len(name) > MAX_COLLECTION_NAME or "\x00" in name:
                 raise RagError(f"a collection name must be 1 to {MAX_COLLECTION_NAME} characters (no NUL); got "
                                f"{len(name)}: choose a shorter --collection")
-            with self.store.session() as s:
-                coll = CollectionRow(
-                    name=name, embedding_model=model_id, embedding_dim=self.embedder.dim,
-                    chunk_tokens=self.settings.ingest.chunk_tokens, chunk_overlap=self.settings.ingest.chunk_overlap,
-                )
-                s.add(coll)
-            created = self.store.collection(name)
-            assert created is not None  # committed just above
-            return created
+            ing = self.settings.ingest
+            return self.store.add_collection(name, model_id, self.embedder.dim, ing.chunk_tokens, ing.chunk_overlap)
         if coll.embedding_model != model_id:
             raise ModelMismatch(
                 f"collection {name!r} was built with the embedding model {coll.embedding_model} "

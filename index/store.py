@@ -271,6 +271,16 @@ class Store:
         with self._sessions() as s:
             return s.scalars(select(CollectionRow).where(CollectionRow.name == name)).first()
 
+    def add_collection(self, name: str, embedding_model: str, embedding_dim: int, chunk_tokens: int,
+                       chunk_overlap: int) -> CollectionRow:
+        """Create a collection (its embedding model and chunking are fixed from now on) and return it."""
+        with self.session() as s:
+            s.add(CollectionRow(name=name, embedding_model=embedding_model, embedding_dim=embedding_dim,
+                                chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap))
+        created = self.collection(name)
+        assert created is not None  # committed just above
+        return created
+
     def collections(self) -> list[CollectionRow]:
         with self._sessions() as s:
             return list(s.scalars(select(CollectionRow).order_by(CollectionRow.name)))
