@@ -36,7 +36,8 @@ from localrag.app.llm.base import LLMUnavailable
 __all__ = [
     "BUNDLED_MODEL", "DEFAULT_MODEL", "HF_PREFIX", "MODELS", "MODELS_DIR_ENV", "ModelError", "ModelStatus",
     "PackagedModel", "Part", "PullProgress", "Verification", "fetch_hf", "get_model", "identify", "is_hf_ref",
-    "is_model_name", "list_models", "locate", "model_path", "models_dir", "pull", "remove", "resolve_model", "sha256_file", "verify",
+    "is_model_name", "list_models", "locate", "model_path", "models_dir", "pull", "remove", "resolve_model",
+    "sha256_file", "verify",
 ]
 
 MODELS_DIR_ENV = "LOCALRAG_MODELS_DIR"
