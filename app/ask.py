@@ -393,6 +393,8 @@ def answer_events(parts: AskParts, opts: AskOptions, *, stream: bool) -> Iterato
         if isinstance(event, Outcome):
             body = event
         else:
+            if isinstance(event, str) and event:
+                clock.timings.setdefault("first_words", clock.total())  # what a reader waits for (streaming)
             yield event
     assert body is not None
     scores = score(parts, opts, question, body, clock)

@@ -150,6 +150,8 @@ def _details(ans: dict[str, Any]) -> str:
         bits.append("from cache" + (f" ({c.get('kind')}, similarity {sim:.2f})" if sim is not None else ""))
     if "retrieve" in t:
         bits.append(f"retrieval {common.seconds(t['retrieve'])}")
+    if "first_words" in t:
+        bits.append(f"first words {common.seconds(t['first_words'])}")
     if "ttft" in t:
         bits.append(f"first token {common.seconds(t['ttft'])}")
     if "total" in t:
