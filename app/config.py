@@ -218,11 +218,12 @@ class AnswerSettings(_Group):
     doubt_p: float = Field(
         default=1.0, ge=0, le=1, description="verified abstention: a generated answer is not used when the model's own "
         "probability of starting 'I don't know' (read from its first token) reaches this; then the quote stands, or "
-        "'I don't know'. 1 = off. Calibrated on the dev halves (BENCHMARKS.md)"
+        "'I don't know'. 1 = off: on the dev halves no threshold helped (BENCHMARKS.md, Answers for small models)"
     )
     min_support: float = Field(
-        default=0.0, ge=0, description="verified abstention: a generated answer is not used when the best supporting "
-        "source sentence (the extractive score) scores below this. 0 = off. Calibrated on the dev halves"
+        default=1.194, ge=0, description="verified abstention (auto): a generated answer is not used when the best "
+        "supporting source sentence (the extractive score) scores below this; 0 = off. 1.194, the extractive "
+        "threshold, was the best of a grid on the dev halves (BENCHMARKS.md, Answers for small models)"
     )
     max_tokens: int = Field(default=256, ge=16, description="most tokens in an answer (a draft cut off there "
                             "fails the runaway guardrail)")
