@@ -4,7 +4,7 @@ the hand-labelled statements of data/eval/judge_statements.jsonl.
     python -m bench.judges [--llm [--model qwen2.5-coder-1.5b]] [--json] [--path FILE] [--threads N]
 
 The measuring (accuracy, precision/recall/F1 for "unsupported", Cohen's kappa, agreement between judges) is
-localrag.eval.judge_accuracy; this entry point builds the judges, the LLM through localrag.app.llm.
+bench.judge_accuracy; this entry point builds the judges, the LLM through localrag.app.llm.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from localrag.eval.judge_accuracy import STATEMENTS, evaluate_judges, format_report, load_statements
+from bench.judge_accuracy import STATEMENTS, evaluate_judges, format_report, load_statements
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.cache import load_pairs
-from localrag.eval.judge_accuracy import load_statements
+from bench.judge_accuracy import load_statements
 from localrag.eval.retrieval_metrics import load_queries
 from localrag.index.jsonl import JsonlError, read_jsonl
 

@@ -1,4 +1,4 @@
-"""RAGAS-style scoring (eval/scoring.py) and the judge check (eval/judge_accuracy.py), with the real packaged MiniLM
+"""RAGAS-style scoring (eval/scoring.py) and the judge check (bench/judge_accuracy.py), with the real packaged MiniLM
 and, for a few LLM-judge tests, the real SmolLM2 GGUF. Fake LLMs (named FakeLLM...) only drive the retry/unscored
 control flow, which a real model cannot be made to fail on cue."""
 
@@ -9,8 +9,8 @@ import math
 
 import pytest
 
+from bench.judge_accuracy import STATEMENTS, evaluate_judges, format_report, load_statements
 from localrag.app.llm import ContextOverflow, LlamaCppLLM, LLMError
-from localrag.eval.judge_accuracy import STATEMENTS, evaluate_judges, format_report, load_statements
 from localrag.eval.scoring import (
     METRICS,
     LLMJudge,
