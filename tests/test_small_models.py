@@ -226,3 +226,15 @@ def test_the_packaged_model_says_how_likely_it_is_to_abstain(sample_rag, rag_fac
     near_miss = list(ask.answerer(rag, opts2).write(opts2.question, quote2.sources))[-1]
     assert answered.abstain_p is not None and near_miss.abstain_p is not None
     assert answered.abstain_p < near_miss.abstain_p, (answered.abstain_p, near_miss.abstain_p, near_miss.text)
+
+
+def test_a_citation_quotes_the_sentence_with_the_claims_distinctive_words():
+    """'Elias Thornbury designed Gannet Head Lighthouse [1]' quotes the sentence naming Thornbury, not the opening
+    one that shares more of the subject's words (every sentence of the page names the lighthouse)."""
+    from pathlib import Path
+
+    from localrag.app.answering.citations import best_quote
+
+    page = (Path(__file__).resolve().parent.parent / "data/sample/gannet-head-lighthouse.md").read_text()[:3000]
+    assert "Thornbury" in best_quote("Elias Thornbury designed Gannet Head Lighthouse", page)
+    assert "31 metres" in best_quote("The tower is 31 metres tall", page)

@@ -179,6 +179,7 @@ def test_chat_streams_and_a_citation_expands(ui_page, server):
     assert "faithfulness" in final and "first words" in final
     # auto: the quote was on the page first; the turn says which writer it shows now
     assert ("replaced the quote shown first" in final) or ("the quote stays" in final), final
+    ui_page.wait_for_timeout(800)  # the expander's opening animation, so the screenshot shows the quote
     path = shot(ui_page, server, "chat")
     if os.environ.get("LOCALRAG_UPDATE_SCREENSHOTS") == "1" or not README_SHOT.exists():
         README_SHOT.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,14 +95,19 @@ def _content_words(text: str) -> set[str]:
 
 
 def best_quote(claim: str, source_text: str, max_chars: int = 300) -> str:
-    """The source sentence sharing the most content words with the claim (lexical: cheap, explainable)."""
-    words = _content_words(claim)
+    """The source sentence that shares the most of the claim's distinctive words: stemmed content words, each
+    weighted by how rare it is among the source's sentences (a name the claim adds outweighs the subject that every
+    sentence of the source repeats). Lexical: cheap and explainable."""
+    sents = [x for x in split_sentences(source_text) if x != REMOVED_MARK]
+    if not sents:
+        return ""
+    claim_words = set(content_words(claim, stemmed=True))
+    sent_words = [set(content_words(x, stemmed=True)) for x in sents]
+    weight = {w: math.log(1 + len(sents) / (1 + sum(w in sw for sw in sent_words))) for w in claim_words}
+    total = sum(weight.values()) or 1.0
     best, best_score = "", -1.0
-    for sent in split_sentences(source_text):
-        if sent == REMOVED_MARK:
-            continue
-        sw = _content_words(sent)
-        score = len(words & sw) / (len(words) or 1) + 1e-3 * min(len(sw), 20)
+    for sent, sw in zip(sents, sent_words, strict=True):
+        score = sum(weight[w] for w in claim_words & sw) / total + 1e-3 * min(len(sw), 20)
         if score > best_score:
             best, best_score = sent, score
     return best if len(best) <= max_chars else best[: max_chars - 1].rstrip() + "…"
