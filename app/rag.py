@@ -376,12 +376,13 @@ class Rag:
 
     def ask_stream(self, question: str, collection: str = "default", **kw: Any) -> Generator[AskEvent, None, None]:
         """Like `ask`, streaming: yields text pieces as the model writes them, a `Restart` when a draft failed a
-        guardrail and is being rewritten (discard what was shown), and the final `Answer` last.
+        guardrail and is being rewritten (discard what was shown), a `Replace` when auto mode's generated answer
+        replaces the quote shown first (discard what was shown), and the final `Answer` last.
 
         Keyword arguments (app.ask.AskOptions.build): answer_mode ("generative" | "extractive" | "auto"; None = the
-        answer.mode setting; extractive never loads the LLM, auto falls back to the extractive answer when the
-        drafts fail a hard guardrail, after a `Restart`), k, mode, filters, rerank, expand (as for search; `mode` is
-        the search mode), history (earlier turns, as [{"role": "user"|"assistant", "content": ...}] or
+        answer.mode setting; extractive never loads the LLM, auto streams the quote at once and then the
+        model's answer over the same sources when it passes its checks), k, mode, filters, rerank, expand (as for
+        search; `mode` is the search mode), history (earlier turns, as [{"role": "user"|"assistant", "content": ...}] or
         [(question, answer)]), cache (False: bypass it), temperature, top_p, max_tokens, stop (sampling
         overrides)."""
         return self._answer_events(question, collection, stream=True, **kw)

@@ -404,7 +404,7 @@ def server():
     port = _free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     cmd = [sys.executable, "-m", "localrag.app.cli", "llm", "serve", "--port", str(port), "--n-ctx", "2048",
-           "--threads", "2"]
+           "--threads", "2", "--model", "smollm2-135m"]  # the small bundled model: these tests are plumbing
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"

@@ -37,7 +37,7 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor w
 
 ModeOpt = Annotated[AnswerMode | None, typer.Option(
     "--mode", help="Answer mode: generative (the LLM writes), extractive (quotes the best source sentences, no LLM), "
-    "auto (generative, falling back to extractive when the drafts fail a guardrail). Default: answer.mode.")]
+    "auto (the quote at once, then the model's checked answer replaces it). Default: answer.mode.")]
 
 
 def _print_answer_tail(ans: Any, streamed: bool) -> None:

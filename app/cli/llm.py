@@ -17,7 +17,7 @@ __all__ = ["llm_app", "register"]
 
 llm_app = typer.Typer(
     help="The language model that writes answers: in process (llama-cpp: llm.model is a model name from "
-    "`localrag models list`, a .gguf file or hf:owner/repo/file.gguf; default: the packaged SmolLM2-135M GGUF) or "
+    "`localrag models list`, a .gguf file or hf:owner/repo/file.gguf; default: qwen2.5-coder-0.5b) or "
     "any OpenAI-compatible server (llm.backend=openai + llm.base_url). `llm serve` runs such a server.",
     short_help="The LLM that writes answers: which model answers and does it load (info), serve it over HTTP.",
     no_args_is_help=True,
@@ -33,13 +33,12 @@ def register(app: typer.Typer) -> None:
 def llm_serve(
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Model to serve: a name (`localrag models list`), a .gguf "
-                                 "file or hf:owner/repo/file.gguf (default: llm.model, else the packaged "
-                                 "SmolLM2-135M-Instruct).")
+                                 "file or hf:owner/repo/file.gguf (default: llm.model, else qwen2.5-coder-0.5b).")
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     n_ctx: Annotated[int | None, typer.Option("--n-ctx", help="Context window in tokens (default: llm.n_ctx).")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads (default: llm.threads, else llama.cpp's).")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: llm.threads, else every core).")] = None,
     gpu_layers: Annotated[
         int | None, typer.Option("--gpu-layers", help="Layers offloaded to a GPU, -1 = all (default: llm.gpu_layers).")
     ] = None,
@@ -52,6 +51,8 @@ def llm_serve(
     Point localrag (or any OpenAI client) at it with LOCALRAG_LLM__BACKEND=openai and the printed
     LOCALRAG_LLM__BASE_URL. Needs llama-cpp-python's server extra (fastapi, uvicorn, sse-starlette)."""
     from localrag.app.llm import LLAMA_CPP_PIP, LLMConfigError, LLMError, resolve_gguf
+    from localrag.app.llm.factory import usable_cores
+    from localrag.app.llm.models import DEFAULT_MODEL
     from localrag.app.llm.server import LlamaServer, missing_server_modules
 
     s = settings()
@@ -59,10 +60,11 @@ def llm_serve(
     if missing:
         fail(f"the server needs {', '.join(missing)}: run `{LLAMA_CPP_PIP}`")
     try:
-        gguf = resolve_gguf(model if model is not None else s.llm.model if s.llm.backend == "llama-cpp" else None)
+        configured = s.llm.model if s.llm.backend == "llama-cpp" else None
+        gguf = resolve_gguf(model if model is not None else configured or DEFAULT_MODEL)
     except LLMError as exc:
         fail(exc, 2 if isinstance(exc, LLMConfigError) else 1)
-    threads = threads if threads is not None else s.llm.threads
+    threads = threads if threads is not None else s.llm.threads or usable_cores()
     gpu_layers = gpu_layers if gpu_layers is not None else s.llm.gpu_layers
     server = LlamaServer(gguf, host=host, port=port, n_ctx=n_ctx or s.llm.n_ctx, n_threads=threads,
                          n_gpu_layers=gpu_layers, prompt_lookup=s.llm.prompt_lookup, api_key=api_key)
