@@ -211,7 +211,7 @@ def no_sources(opts: AskOptions, got: Retrieved, model: str) -> Outcome:
 
 
 def extractive(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],
-               mode: str = "extractive") -> Outcome:
+               mode: str = "extractive", vectors: dict[str, Any] | None = None) -> Outcome:
     """The extractive answer (app.answering.extractive): the same numbered sources as for the LLM (its context
     budget, counted with the embedder's tokenizer), the best supporting sentence(s) quoted and cited, or 'I don't
     know'. The LLM is not loaded."""
@@ -223,20 +223,22 @@ def extractive(parts: AskParts, opts: AskOptions, question: str, relevant: list[
         return Outcome.abstain(AbstainKind.CONTEXT_BUDGET, "no source fits the context budget",
                                model_id=EXTRACTIVE_MODEL_ID, warnings=notes, mode=mode,
                                timings={"assemble": t_assemble})
-    out = quote(parts, question, sources, mode)
+    out = quote(parts, question, sources, mode, vectors)
     out.warnings = notes + out.warnings
     out.timings = {"assemble": t_assemble, **out.timings}
     return out
 
 
-def quote(parts: AskParts, question: str, sources: Sequence[Source], mode: str) -> Outcome:
-    """The extractive answer over numbered sources already assembled."""
-    return to_outcome(sources, extract_answer(question, sources, parts.embedder), mode=mode)
+def quote(parts: AskParts, question: str, sources: Sequence[Source], mode: str,
+          vectors: dict[str, Any] | None = None) -> Outcome:
+    """The extractive answer over numbered sources already assembled (`vectors`: sentence embeddings to reuse)."""
+    return to_outcome(sources, extract_answer(question, sources, parts.embedder, cache=vectors), mode=mode)
 
 
-def answerer(parts: AskParts, opts: AskOptions) -> Answerer:
+def answerer(parts: AskParts, opts: AskOptions, vectors: dict[str, Any] | None = None) -> Answerer:
     """The generative answerer for these options: a context budget that leaves room for the instructions, the
-    question, the answer and a retry's draft; the sources compressed to `compress_tokens` when that is set."""
+    question, the answer and a retry's draft; the sources compressed to `compress_tokens` when that is set
+    (`vectors`: sentence embeddings the quote already computed, reused)."""
     llm = parts.llm
     budget = opts.context_tokens
     n_ctx = getattr(llm, "n_ctx", None)
@@ -247,7 +249,7 @@ def answerer(parts: AskParts, opts: AskOptions) -> Answerer:
         embedder, count = parts.embedder, llm.count_tokens
 
         def squeeze(question: str, sources: list[Source]) -> list[Source]:
-            return compress_sources(question, sources, embedder, count, budget=opts.compress_tokens)
+            return compress_sources(question, sources, embedder, count, budget=opts.compress_tokens, cache=vectors)
 
     return Answerer(llm, retries=opts.retries, context_tokens=budget, sampling=opts.sampling,
                     max_tokens=opts.max_tokens, compress=squeeze)
@@ -305,14 +307,15 @@ def auto(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],
     the LLM then writes an answer over the same numbered sources, and when it passes its checks and its
     verification (`doubt`) it replaces the quote (a `Replace` event, then its text). Otherwise the quote stays,
     marked as a quote, or the answer is "I don't know" (`choose`)."""
-    out = extractive(parts, opts, question, relevant, mode="auto:extractive")
+    vectors: dict[str, Any] = {}  # the sentences the quote embeds, reused by the compression
+    out = extractive(parts, opts, question, relevant, mode="auto:extractive", vectors=vectors)
     if out.abstain_kind == AbstainKind.CONTEXT_BUDGET:
         yield out
         return
     if stream and not out.abstained:
         yield out.text
     gen: Outcome | None = None
-    for event in answerer(parts, opts).write(question, out.sources, stream=False):
+    for event in answerer(parts, opts, vectors).write(question, out.sources, stream=False):
         if isinstance(event, Outcome):
             gen = event
     assert gen is not None

@@ -10,8 +10,10 @@ with " … " where sentences were left out. What it costs in recall of the evide
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import replace
+
+import numpy as np
 
 from localrag.app.answering.extractive import (
     EncoderLike,
@@ -31,6 +33,7 @@ GAP = " … "
 def compress_sources(
     question: str, sources: Sequence[Source], embedder: EncoderLike, count_tokens: Callable[[str], int],
     budget: int = 450, neighbours: int = 1, params: ExtractiveParams | None = None,
+    cache: MutableMapping[str, np.ndarray] | None = None,
 ) -> list[Source]:
     """The sources as the model reads them: the best-scoring sentences (each with `neighbours` sentences either
     side) until `budget` tokens, at least the best sentence of each source, in reading order per source. A source
@@ -41,7 +44,7 @@ def compress_sources(
     cands = candidate_sentences(sources, p)
     if not cands:
         return list(sources)
-    scored = _score_candidates(question, cands, sources, _dense_scores(question, cands, embedder, p, None, {}), p)
+    scored = _score_candidates(question, cands, sources, _dense_scores(question, cands, embedder, p, cache, {}), p)
     by_source: dict[int, list[int]] = {}
     for i, c in enumerate(cands):
         by_source.setdefault(c.n, []).append(i)
