@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from localrag.app.llm.base import ContextOverflow, LLMError, LLMUnavailable, Sampling
 from localrag.app.llm.gguf import resolve_gguf
 from localrag.app.llm.loop import ChatLLM
@@ -29,6 +31,9 @@ def _overflow(exc: ValueError) -> ContextOverflow | None:
         return None
     return ContextOverflow(f"the prompt has {m.group(1)} tokens, more than the context window of {m.group(2)}: "
                            "shorten it or raise llm_n_ctx", int(m.group(1)), int(m.group(2)))
+
+
+MAX_PREFIXES = 4  # system prompts whose KV state is kept (about 1.7 MB each for Qwen2.5-0.5B's answer prompt)
 
 
 class LlamaCppLLM(ChatLLM):
@@ -158,7 +163,14 @@ class LlamaCppLLM(ChatLLM):
                 return
             self._llm.reset()
             self._llm.eval(tokens)
-            self._prefixes[system] = (tokens, self._llm.save_state())
+            state = self._llm.save_state()
+            # the prefix's logits are never read again (the user's message follows it): keep a zero view instead
+            # of n_tokens x vocabulary floats (83 MB for Qwen2.5's 151k vocabulary)
+            state.scores = np.broadcast_to(np.zeros(state.scores.shape[1], dtype=state.scores.dtype),
+                                           state.scores.shape)
+            if len(self._prefixes) >= MAX_PREFIXES:  # a few system prompts: answer, rewrite, judge
+                self._prefixes.pop(next(iter(self._prefixes)))
+            self._prefixes[system] = (tokens, state)
         tokens, state = self._prefixes[system]
         if state is not None:
             self._llm.load_state(state)
