@@ -42,7 +42,7 @@ import unicodedata
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar
@@ -60,6 +60,11 @@ FORMAT = "segments-1"
 MAX_DELTAS = 8  # small segments before they are merged into one
 DELTA_MERGE_RATIO = 0.25  # small segments merged into the base once they hold this share of its rows
 DEAD_MERGE_RATIO = 0.25  # everything rewritten without dead rows once this share of rows is dead
+LONG_POSTINGS = 256  # a term's postings in a segment from which a top-k query reads them best-first (`_Impact`)
+IMPACT_BLOCK = 64  # postings per block of an impact-ordered list (one score bound per block)
+FIRST_DEPTH = 256  # postings of each long list a top-k query reads first (then twice as many per round)
+DENSE_SHARE = 0.5  # a query about to read more postings than this share of a segment's rows scores them all
+BOUND_SLACK = 1.0001  # float32 rounding headroom on score bounds (a bound never stops a query early)
 
 
 def tokenize(text: str) -> list[str]:
@@ -80,6 +85,7 @@ class _Segment:
     data: np.ndarray  # float32 term frequencies
     alive: np.ndarray  # bool per row
     saved_alive: str | None = None  # file holding `alive` as last saved (None: not saved yet)
+    impacts: dict[int, _Impact] = field(default_factory=dict, repr=False)  # long lists best-first, made on use
 
     @property
     def width(self) -> int:
@@ -87,7 +93,8 @@ class _Segment:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.ids, self.dl, self.indptr, self.indices, self.data, self.alive))
+        arrays = sum(a.nbytes for a in (self.ids, self.dl, self.indptr, self.indices, self.data, self.alive))
+        return arrays + sum(i.nbytes for i in list(self.impacts.values()))
 
     def postings(self, tid: int) -> tuple[np.ndarray, np.ndarray]:
         if tid >= self.width:
@@ -95,12 +102,82 @@ class _Segment:
         a, b = int(self.indptr[tid]), int(self.indptr[tid + 1])
         return self.indices[a:b], self.data[a:b]
 
+    def impact(self, tid: int, k1: float, b: float, avgdl: np.float32) -> _Impact:
+        """Term `tid`'s postings best-first (by their BM25 term part at this `avgdl`; any order would be exact,
+        a good one stops queries early), made on first use and kept (the segment never changes)."""
+        got = self.impacts.get(tid)
+        if got is None:
+            rows, tf = self.postings(tid)
+            dl = self.dl[rows]
+            order = np.argsort(-_tf_part(tf, dl, k1, b, avgdl), kind="stable")
+            starts = np.arange(0, len(rows), IMPACT_BLOCK)
+            got = _Impact(rows=np.ascontiguousarray(rows[order]), tf_max=np.maximum.reduceat(tf[order], starts),
+                          dl_min=np.minimum.reduceat(dl[order], starts))
+            self.impacts[tid] = got  # threads may both make it: the same arrays, one kept
+        return got
+
     def terms_of_rows(self, rows: np.ndarray) -> np.ndarray:
         """Term ids of every (row, term) entry whose row is in `rows` (one pass over this segment's postings)."""
         mask = np.zeros(len(self.ids), bool)
         mask[rows] = True
         hit = np.flatnonzero(mask[self.indices])
         return np.searchsorted(self.indptr, hit, side="right") - 1
+
+
+@dataclass
+class _Impact:
+    """One long posting list best-first, in blocks of IMPACT_BLOCK postings, each with the largest term frequency
+    and the smallest document length in it: the term part of any posting in a block is at most
+    `_tf_part(tf_max, dl_min)` (it grows with tf and falls with dl), whatever the collection's average length."""
+
+    rows: np.ndarray  # int32
+    tf_max: np.ndarray  # float32 per block
+    dl_min: np.ndarray  # float32 per block
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows.nbytes + self.tf_max.nbytes + self.dl_min.nbytes
+
+    def bounds_after(self, k1: float, b: float, avgdl: np.float32) -> np.ndarray:
+        """[j]: the largest term part among the postings from block j on ([blocks]: 0)."""
+        ub = _tf_part(self.tf_max, self.dl_min, k1, b, avgdl)
+        out = np.zeros(len(ub) + 1, np.float32)
+        out[:-1] = np.maximum.accumulate(ub[::-1])[::-1]
+        return out
+
+
+def _tf_part(tf: np.ndarray, dl: np.ndarray, k1: float, b: float, avgdl: np.float32) -> np.ndarray:
+    """BM25's term-frequency part (float32), the one expression every scoring path uses (same bits)."""
+    norm = k1 * ((1.0 - b) + b * dl / avgdl)
+    return tf / (norm + tf)
+
+
+def _distinct(rows: np.ndarray) -> np.ndarray:
+    """The distinct values, ascending (a sort: faster than np.unique's hashing for these few thousand ints)."""
+    rows = np.sort(rows)
+    return rows[np.concatenate(([True], rows[1:] != rows[:-1]))] if len(rows) else rows
+
+
+def _best(s: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best entries with a score above 0, best first, ties by lower chunk id."""
+    pos = np.flatnonzero(s > 0)
+    if len(pos) > k:
+        kth = np.partition(s[pos], len(pos) - k)[len(pos) - k]
+        pos = pos[s[pos] >= kth]
+    order = np.lexsort((ids[pos], -s[pos]))[:k]
+    return s[pos][order].astype(np.float32), ids[pos][order]
+
+
+class QueryScores:
+    """One query's BM25 score of any chunk, computed when asked (`of`): what the scores stage needs of the
+    lexical leg, without scoring every chunk."""
+
+    def __init__(self, index: LexicalIndex, query: str) -> None:
+        self.index, self.query = index, query
+
+    def of(self, chunk_ids: np.ndarray) -> np.ndarray:
+        """BM25 of these chunk ids (float32, 0 for chunks without a query word or not indexed)."""
+        return self.index.scores_of(self.query, np.asarray(chunk_ids, dtype=np.int64))
 
 
 def _build_segment(ids: np.ndarray, term_ids: list[np.ndarray], width: int) -> _Segment:
@@ -294,13 +371,26 @@ class LexicalIndex(ABC):
         s = self.scores(query) if scores is None else scores
         if allowed is not None:
             s = np.where(allowed, s, 0.0)
-        nz = np.flatnonzero(s > 0)
-        if len(nz) == 0:
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        k = min(k, len(nz))
-        top = nz[np.argpartition(-s[nz], k - 1)[:k]]
-        top = top[np.lexsort((self.ids[top], -s[top]))]  # ties: lower chunk id first
-        return s[top], self.ids[top]
+        return _best(np.asarray(s, np.float32), self.ids, k)
+
+    def top(self, query: str, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, chunk ids) by BM25 above 0, best first (ties: lower id first), within `allowed_ids`
+        (chunk ids; None: all). This one scores every chunk; BM25Index reads only the query terms' postings."""
+        mask = None if allowed_ids is None else np.isin(self.ids, np.asarray(allowed_ids, np.int64))
+        return self.search(query, k, allowed=mask)
+
+    def scores_of(self, query: str, chunk_ids: np.ndarray) -> np.ndarray:
+        """BM25 of these chunk ids (float32; 0 where not indexed). This one scores every chunk; BM25Index only
+        these."""
+        chunk_ids = np.asarray(chunk_ids, dtype=np.int64)
+        pos = self.positions(chunk_ids)
+        if len(chunk_ids) == 0 or len(self.ids) == 0:
+            return np.zeros(len(chunk_ids), np.float32)
+        return np.where(pos >= 0, self.scores(query)[np.maximum(pos, 0)], 0.0).astype(np.float32)
+
+    def query_scores(self, query: str) -> QueryScores:
+        """The query's scores of any chunk, computed on demand (the scores stage asks for its candidates')."""
+        return QueryScores(self, query)
 
     # --- persistence helpers -------------------------------------------------------------------------------
     @classmethod
@@ -414,26 +504,122 @@ class BM25Index(LexicalIndex):
             return np.log(1.0 + (n - df + 0.5) / (df + 0.5))
         return np.log((n - df + 0.5) / (df + 0.5))
 
-    def scores(self, query: str) -> np.ndarray:
-        q = tokenize(query)
+    def _query_terms(self, query: str) -> tuple[list[tuple[int, np.float32]], np.float32]:
+        """The query's known terms in query order, repeats kept (each counts, as in bm25s), with their IDF; and the
+        average document length (float32). No terms: an empty list."""
         n = len(self.ids)
-        tids = [self.vocab[t] for t in q if t in self.vocab and self.df[self.vocab[t]] > 0]
+        tids = [self.vocab[t] for t in tokenize(query) if t in self.vocab and self.df[self.vocab[t]] > 0]
         if not tids or n == 0:
-            return np.zeros(n, dtype=np.float32)
-        avgdl = self.total_len / n
-        k1, b = self.k1, self.b
+            return [], np.float32(0)
+        return [(t, np.float32(self._idf(float(self.df[t])))) for t in tids], np.float32(self.total_len / n)
+
+    def scores(self, query: str) -> np.ndarray:
+        """Every chunk's score (aligned with `ids`): O(chunks), for callers that need them all; a search uses
+        `top` and `scores_of`, which read only the query terms' postings."""
+        terms, avgdl = self._query_terms(query)
+        if not terms:
+            return np.zeros(len(self.ids), dtype=np.float32)
         parts = []
         for seg in self.segments:
             s = np.zeros(len(seg.ids), np.float32)
-            for tid in tids:  # a repeated query word counts each time, as in bm25s
+            for tid, idf in terms:
                 rows, tf = seg.postings(tid)
                 if len(rows):
-                    idf = np.float32(self._idf(float(self.df[tid])))
-                    norm = k1 * ((1.0 - b) + b * seg.dl[rows] / np.float32(avgdl))
-                    s[rows] += idf * (tf / (norm + tf))
+                    s[rows] += idf * _tf_part(tf, seg.dl[rows], self.k1, self.b, avgdl)
             parts.append(s)
         every = np.concatenate(parts)
         return every if self._gather is None else every[self._gather]
+
+    def _score_rows(self, seg: _Segment, rows: np.ndarray, terms: list[tuple[int, np.float32]],
+                    avgdl: np.float32) -> np.ndarray:
+        """Scores of these rows of `seg` (any order): per query term, the rows found in its postings by binary
+        search, added in query order as `scores` adds them (the same float32 values)."""
+        acc = np.zeros(len(rows), np.float32)
+        for tid, idf in terms:
+            prow, tf = seg.postings(tid)
+            if not len(prow) or not len(rows):
+                continue
+            p = np.minimum(np.searchsorted(prow, rows), len(prow) - 1)
+            hit = prow[p] == rows
+            if hit.any():
+                acc[hit] += idf * _tf_part(tf[p[hit]], seg.dl[rows[hit]], self.k1, self.b, avgdl)
+        return acc
+
+    def scores_of(self, query: str, chunk_ids: np.ndarray) -> np.ndarray:
+        chunk_ids = np.asarray(chunk_ids, dtype=np.int64)
+        out = np.zeros(len(chunk_ids), np.float32)
+        terms, avgdl = self._query_terms(query)
+        if not terms or not len(chunk_ids):
+            return out
+        for seg in self.segments:
+            if not len(seg.ids):
+                continue
+            pos = np.minimum(np.searchsorted(seg.ids, chunk_ids), len(seg.ids) - 1)
+            hit = (seg.ids[pos] == chunk_ids) & seg.alive[pos]
+            if hit.any():
+                out[hit] = self._score_rows(seg, pos[hit], terms, avgdl)
+        return out
+
+    def search(
+        self, query: str, k: int, allowed: np.ndarray | None = None, scores: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if scores is not None:
+            return super().search(query, k, allowed=allowed, scores=scores)
+        return self.top(query, k, None if allowed is None else self.ids[np.asarray(allowed, bool)])
+
+    def top(self, query: str, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k by BM25, reading only the query terms' postings: short lists whole, long ones best-first
+        (`_Impact`) until the k-th best exact score beats what any unread posting could add (the threshold
+        algorithm), so a query's cost follows the postings it needs, not the collection's size. A small
+        `allowed_ids` is scored directly."""
+        terms, avgdl = self._query_terms(query)
+        if not terms or k <= 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        allowed = None if allowed_ids is None else np.unique(np.asarray(allowed_ids, np.int64))
+        if allowed is not None and len(allowed) <= 4 * LONG_POSTINGS:
+            return _best(self.scores_of(query, allowed), allowed, k)
+        found = [self._segment_top(seg, terms, avgdl, k, allowed) for seg in self.segments]
+        if not found:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        return _best(np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found]), k)
+
+    def _segment_top(self, seg: _Segment, terms: list[tuple[int, np.float32]], avgdl: np.float32, k: int,
+                     allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """One segment's top-k (the `top` docstring says how). Terms with IDF <= 0 (Robertson, very common words)
+        add nothing positive: they are scored, not read for candidates."""
+        k1, b = self.k1, self.b
+        pos_terms = {tid for tid, idf in terms if idf > 0}
+        lists = {tid: seg.postings(tid)[0] for tid in pos_terms}
+        short = [r for r in lists.values() if len(r) <= LONG_POSTINGS]
+        longs = {tid: seg.impact(tid, k1, b, avgdl) for tid, r in lists.items() if len(r) > LONG_POSTINGS}
+        bounds = {tid: imp.bounds_after(k1, b, avgdl) for tid, imp in longs.items()}
+        depth = max(1, FIRST_DEPTH // IMPACT_BLOCK) * IMPACT_BLOCK  # whole blocks: `block` is the first unread
+        while True:
+            parts = short + [imp.rows[:depth] for imp in longs.values()]
+            if sum(len(r) for r in parts) > DENSE_SHARE * len(seg.ids):  # no cheaper than scoring every row
+                return self._segment_dense(seg, terms, avgdl, k, allowed)
+            rows = _distinct(np.concatenate(parts)) if parts else np.zeros(0, np.int32)
+            rows = rows[seg.alive[rows]]
+            if allowed is not None:
+                rows = rows[np.isin(seg.ids[rows], allowed)]
+            s, ids = _best(self._score_rows(seg, rows, terms, avgdl), seg.ids[rows], k)
+            block = depth // IMPACT_BLOCK
+            unread = sum(float(idf) * float(bounds[tid][min(block, len(bounds[tid]) - 1)])
+                         for tid, idf in terms if tid in bounds)
+            if unread == 0.0 or (len(s) == k and float(s[-1]) > unread * BOUND_SLACK):
+                return s, ids
+            depth *= 2
+
+    def _segment_dense(self, seg: _Segment, terms: list[tuple[int, np.float32]], avgdl: np.float32, k: int,
+                       allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """One segment's top-k from every row's score (as `scores`), for queries whose postings cover most rows."""
+        s = np.zeros(len(seg.ids), np.float32)
+        for tid, idf in terms:
+            rows, tf = seg.postings(tid)
+            if len(rows):
+                s[rows] += idf * _tf_part(tf, seg.dl[rows], self.k1, self.b, avgdl)
+        keep = seg.alive if allowed is None else seg.alive & np.isin(seg.ids, allowed)
+        return _best(np.where(keep, s, 0.0), seg.ids, k)
 
     def doc_freq(self, token: str) -> int:
         tid = self.vocab.get(token)

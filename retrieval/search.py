@@ -41,7 +41,7 @@ from sqlalchemy import select
 
 from localrag.index.embedder import Embedder
 from localrag.index.indexes import CollectionIndexes
-from localrag.index.lexical import LexicalIndex
+from localrag.index.lexical import LexicalIndex, QueryScores
 from localrag.index.store import ChunkRow, DocumentRow, Store
 from localrag.index.vector_index import VectorIndex
 from localrag.retrieval import fusion as fuse
@@ -191,7 +191,7 @@ class Candidates:
     lexical: list[int] = field(default_factory=list)  # lexical leg, best first
     dense_scores: dict[int, float] = field(default_factory=dict)  # cosine of the dense leg's chunks
     query_vector: np.ndarray | None = None  # the embedded query (dim,), when the dense leg ran
-    lexical_all: np.ndarray | None = None  # BM25 of every indexed chunk (aligned with LexicalIndex.ids), when run
+    lexical_all: QueryScores | None = None  # the query's BM25 of any chunk (computed on demand), when run
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -244,13 +244,11 @@ def one_faiss_thread() -> Iterator[None]:
 
 def lexical_leg(
     lexical: LexicalIndex, query: str, n: int, allowed: np.ndarray | None = None
-) -> tuple[list[int], np.ndarray]:
-    """The top-n chunks by BM25 with a score above 0 (ids best first) within `allowed` ids, and the BM25 score of
-    every indexed chunk (aligned with `lexical.ids`, for the scores stage)."""
-    every = lexical.scores(query)
-    mask = None if allowed is None else np.isin(lexical.ids, allowed, assume_unique=True)
-    _, top = lexical.search(query, n, allowed=mask, scores=every)
-    return [int(i) for i in top], every
+) -> tuple[list[int], QueryScores]:
+    """The top-n chunks by BM25 with a score above 0 (ids best first) within `allowed` ids, and the query's BM25 of
+    any chunk on demand (for the scores stage). Reads the query terms' postings, not every chunk."""
+    _, top = lexical.top(query, n, allowed)
+    return [int(i) for i in top], lexical.query_scores(query)
 
 
 def candidates(
@@ -325,8 +323,7 @@ def score_candidates(cands: Candidates, query: str, vectors: VectorIndex, lexica
         out.dense = {c: dense[c] for c in ids}
         out.dense_norm = normalize_dense(out.dense)
     if cands.lexical_all is not None:
-        pos = lexical.positions(np.array(ids, dtype=np.int64))
-        raw = np.where(pos >= 0, cands.lexical_all[np.maximum(pos, 0)], 0.0) if len(ids) else np.zeros(0)
+        raw = cands.lexical_all.of(np.array(ids, dtype=np.int64))
         out.lexical = {c: float(v) for c, v in zip(ids, raw, strict=True)}
         norm = lexical.normalized(query, raw)
         out.lexical_norm = {c: float(v) for c, v in zip(ids, norm, strict=True)}

@@ -131,3 +131,123 @@ def test_ingest_updates_bm25_without_a_rebuild(rag_factory, tmp_path, monkeypatc
     for q in ("lighthouse wick", "kelp divers"):
         np.testing.assert_array_equal(idx.lexical.scores(q), full.scores(q))
     assert rag.status()["collections"][0]["index"]["in_step"]
+
+
+# --- posting lists: `top` and `scores_of` read only the query terms' postings, with the scores `scores` gives ---
+def _dense_reference(idx: BM25Index, query: str) -> tuple[np.ndarray, np.ndarray]:
+    """(live chunk ids ascending, their BM25) as BM25Index.scores computed them before posting-list search: a
+    float32 array per segment, every query term's postings added in query order. Written out plainly."""
+    q = tokenize(query)
+    n = len(idx.ids)
+    tids = [idx.vocab[t] for t in q if t in idx.vocab and idx.df[idx.vocab[t]] > 0]
+    parts = []
+    for seg in idx.segments:
+        s = np.zeros(len(seg.ids), np.float32)
+        for tid in tids:
+            rows, tf = seg.postings(tid)
+            if len(rows):
+                df = float(idx.df[tid])
+                ratio = (n - df + 0.5) / (df + 0.5)
+                idf = np.float32(np.log(1.0 + ratio) if idx.method == "lucene" else np.log(ratio))
+                norm = idx.k1 * ((1.0 - idx.b) + idx.b * seg.dl[rows] / np.float32(idx.total_len / n))
+                s[rows] += idf * (tf / (norm + tf))
+        parts.append(s)
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    ids = np.concatenate([seg.ids for seg in idx.segments])
+    alive = np.concatenate([seg.alive for seg in idx.segments])
+    every = np.concatenate(parts)[alive]
+    order = np.argsort(ids[alive], kind="stable")
+    return ids[alive][order], every[order]
+
+
+def _reference_top(ids: np.ndarray, s: np.ndarray, k: int) -> tuple[list[int], list[float]]:
+    keep = s > 0
+    order = np.lexsort((ids[keep], -s[keep]))[:k]
+    return ids[keep][order].tolist(), s[keep][order].tolist()
+
+
+def _check_postings_path(idx: BM25Index, queries: list[str], rng: np.random.Generator) -> None:
+    for q in queries:
+        ids, want = _dense_reference(idx, q)
+        assert np.array_equal(idx.ids, ids)
+        np.testing.assert_array_equal(idx.scores(q), want)  # the full-array API: the same bits
+        np.testing.assert_array_equal(idx.scores_of(q, ids), want)
+        np.testing.assert_array_equal(idx.query_scores(q).of(ids[::-1]), want[::-1])
+        assert idx.scores_of(q, np.array([-5, 10**9])).tolist() == [0.0, 0.0]  # not indexed
+        for k in (1, 10, 50):
+            got_s, got_i = idx.top(q, k)
+            assert (got_i.tolist(), got_s.tolist()) == _reference_top(ids, want, k), (q, k)
+            assert idx.search(q, k)[1].tolist() == got_i.tolist()
+        for share in (0.02, 0.5):  # a small scope (scored directly) and a large one (threshold algorithm)
+            allowed = np.sort(rng.choice(ids, max(1, int(share * len(ids))), replace=False)) if len(ids) else ids
+            inside = np.isin(ids, allowed)
+            got_s, got_i = idx.top(q, 20, allowed)
+            assert (got_i.tolist(), got_s.tolist()) == _reference_top(ids[inside], want[inside], 20), (q, share)
+
+
+def _paragraphs(folder) -> list[str]:
+    from pathlib import Path
+
+    out = []
+    for f in sorted(Path(folder).iterdir()):
+        if f.suffix in (".txt", ".md"):
+            out += [p.strip() for p in f.read_text(encoding="utf-8").split("\n") if p.strip()]
+    return out
+
+
+def _word_queries(texts: list[str], rng: np.random.Generator, n: int) -> list[str]:
+    """Queries of 1 to 4 words drawn from the texts (common words often), plus repeats and unknown words."""
+    words = [w for t in texts for w in t.split()]
+    qs = [" ".join(rng.choice(words, int(rng.integers(1, 5)))) for _ in range(n)]
+    return qs + [f"{words[3]} {words[3]} {words[9]}", "zzzunknown", "the of and", ""]
+
+
+@pytest.fixture(params=["default", "tiny-blocks"])
+def postings_consts(request, monkeypatch):
+    """Default thresholds, and tiny ones so that small corpora take the best-first path with many rounds."""
+    if request.param == "tiny-blocks":
+        monkeypatch.setattr(lexmod, "LONG_POSTINGS", 3)
+        monkeypatch.setattr(lexmod, "IMPACT_BLOCK", 2)
+        monkeypatch.setattr(lexmod, "FIRST_DEPTH", 2)
+    return request.param
+
+
+@pytest.mark.parametrize("method", ["lucene", "robertson"])
+def test_posting_search_equals_dense_scores_on_the_labelled_corpora(postings_consts, method):
+    from pathlib import Path
+
+    rng = np.random.default_rng(5)
+    root = Path(__file__).resolve().parents[1]
+    for folder in (root / "data" / "sample", root.parent / "shared" / "corpora" / "articles"):
+        texts = _paragraphs(folder)
+        assert len(texts) > 20, folder
+        idx = BM25Index(method=method)
+        ids = rng.permutation(len(texts)).astype(np.int64) * 3 + 7
+        for part in np.array_split(np.arange(len(texts)), 5):  # five ingests, ids out of order: five segments
+            idx.add(ids[part], [texts[i] for i in part])
+        idx.remove(ids[::11])
+        _check_postings_path(idx, _word_queries(texts, rng, 40), rng)
+
+
+def test_posting_search_equals_dense_scores_on_random_segmented_indexes(postings_consts):
+    rng = np.random.default_rng(11)
+    for trial in range(3):
+        n = 5000 if postings_consts == "default" else 800  # default: common words hold > LONG_POSTINGS postings
+        texts = _corpus(n, seed=trial)
+        ids = rng.permutation(n).astype(np.int64) + 1
+        idx = BM25Index(method="lucene" if trial != 1 else "robertson")
+        start = 0
+        while start < n:  # ingests of random sizes, with removes (and re-adds) between them
+            size = int(rng.integers(1, n // 4))
+            idx.add(ids[start : start + size], texts[start : start + size])
+            start += size
+            live = idx.ids
+            gone = rng.choice(live, int(rng.integers(0, max(1, len(live) // 10))), replace=False)
+            idx.remove(gone)
+            if len(gone) and rng.random() < 0.5:
+                idx.add(gone[:3], ["w1 w2 w2 w3"] * len(gone[:3]))
+        assert len(idx.segments) >= 1
+        queries = [" ".join(f"w{int(w)}" for w in rng.zipf(1.3, int(rng.integers(1, 5))) if w < 3000)
+                   for _ in range(25)]
+        _check_postings_path(idx, queries + QUERIES, rng)

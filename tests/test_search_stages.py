@@ -113,11 +113,12 @@ def test_dense_leg_ranks_by_cosine_within_the_allowed_ids(vectors):
 def test_lexical_leg_keeps_chunks_with_a_query_word_within_the_allowed_ids(lexical):
     ranked, every = lexical_leg(lexical, "mercury bath rollers", n=10)
     assert ranked == [11, 10]  # 11 also has "rollers"; 12 and 13 have no query word
+    every = every.of(np.array([10, 11, 12, 13]))  # scores on demand
     assert every.shape == (4,) and every[2] == 0 and every[3] == 0 and every[1] > every[0] > 0
     assert lexical_leg(lexical, "mercury bath rollers", n=1)[0] == [11]
     assert lexical_leg(lexical, "mercury bath rollers", n=10, allowed=np.array([10, 12]))[0] == [10]
     ranked, every = lexical_leg(lexical, "what is the", n=10)  # stopwords only
-    assert ranked == [] and not every.any()
+    assert ranked == [] and not every.of(np.array([10, 11, 12, 13])).any()
 
 
 def test_embed_query_notes_a_query_longer_than_the_model_reads(embedder):
@@ -157,7 +158,8 @@ def test_scores_fill_in_the_other_legs_score_for_every_candidate(vectors, lexica
     q = unit([0, 1, 0])
     query = "mercury rollers"
     every = lexical.scores(query)
-    cands = Candidates(dense=[11], lexical=[11, 10], dense_scores={11: 1.0}, query_vector=q, lexical_all=every)
+    cands = Candidates(dense=[11], lexical=[11, 10], dense_scores={11: 1.0}, query_vector=q,
+                       lexical_all=lexical.query_scores(query))
     cands.dense.append(13)  # a dense candidate without any query word
     cands.dense_scores[13] = float(q @ unit([-1, 0, 0.2]))
     s = score_candidates(cands, query, vectors, lexical)
@@ -169,7 +171,8 @@ def test_scores_fill_in_the_other_legs_score_for_every_candidate(vectors, lexica
     top = lexical.max_score(query)
     assert s.lexical_norm[11] == pytest.approx(float(every[1]) / top, rel=1e-5) and 0 < s.lexical_norm[11] < 1
     assert s.normalized() == {"dense": s.dense_norm, "lexical": s.lexical_norm}
-    only_lex = score_candidates(Candidates(lexical=[11, 10], lexical_all=every), query, vectors, lexical)
+    only_lex = score_candidates(Candidates(lexical=[11, 10], lexical_all=lexical.query_scores(query)), query,
+                                vectors, lexical)
     assert only_lex.dense is None and only_lex.normalized().keys() == {"lexical"}
 
 
