@@ -14,7 +14,12 @@ No model runs. Per size it reports:
 - memory per chunk: text (UTF-8), fp16 vector as stored, the chunks row in SQLite (same columns and indexes as
   index/store.py) and, with --pg, in PostgreSQL (pgserver); BM25; flat and IVF indexes; and the process RSS.
 
-    python -m bench.scale [--chunks 1000000] [--sizes 10000,100000] [--smoke] [--json]
+    python -m bench.scale [--chunks 1000000] [--sizes 10000,100000] [--smoke] [--json] [--only lexical|vectors]
+
+`--only lexical`: BM25 alone (build, add one file, the lexical leg by posting lists against the dense scoring of
+every chunk it replaced, both in this process); `--only vectors`: FAISS flat / IVF and Milvus HNSW (milvus-lite)
+alone, each searched as the search stage does (its `ntotal`, then the dense leg), Milvus also with the per-search
+count(*) it used to run.
     (or: localrag bench scale ...)
 """
 
@@ -211,9 +216,85 @@ def query_part(n: int, x: np.ndarray, texts: list[str], flat: Any, ivf: Any, lex
     return qv, {"latency": {k: pct(v) for k, v in lat.items()}, "ivf_recall_at_10": round(float(np.mean(hits)), 4)}
 
 
+def lexical_queries(n: int, texts: list[str], lex: Any, queries: int) -> dict[str, Any]:
+    """The lexical leg as retrieval/search.py runs it (top 50 by posting lists, then the BM25 of 100 candidates),
+    and the way it replaced (every chunk scored, top 50 of that array, candidates looked up in it): p50/p95 of
+    each over the same queries (3 words of a chunk), in this process. The posting-list path is timed on a first
+    pass over the queries (it orders each long list on its first use) and on a second."""
+    from localrag.retrieval.search import lexical_leg
+
+    rng = np.random.default_rng(7)
+    picks = rng.integers(0, n, queries)
+    qt = [" ".join(rng.choice(texts[p].split(), 3)) for p in picks]
+    others = rng.integers(1, n + 1, (queries, 50))  # stand-ins for the dense leg's candidates
+    lat: dict[str, list[float]] = {"bm25_postings_first": [], "bm25_postings": [], "bm25_dense_all": []}
+    for first in (True, False):  # the first pass orders the long lists it reads (kept for later queries)
+        for q, extra in zip(qt, others, strict=True):
+            t = time.perf_counter()
+            top, scores = lexical_leg(lex, q, 50)
+            scores.of(np.concatenate([np.array(top, np.int64), extra]))
+            lat["bm25_postings_first" if first else "bm25_postings"].append(time.perf_counter() - t)
+    for q, extra in zip(qt, others, strict=True):
+        t = time.perf_counter()
+        every = lex.scores(q)
+        _, old_top = lex.search(q, 50, scores=every)
+        every[np.maximum(lex.positions(np.concatenate([old_top, extra])), 0)]
+        lat["bm25_dense_all"].append(time.perf_counter() - t)
+    out = {k: pct(v) for k, v in lat.items()}
+    return {"latency": out, "bm25_postings_vs_dense_p50": round(out["bm25_postings"]["p50_ms"]
+                                                                 / out["bm25_dense_all"]["p50_ms"], 3)}
+
+
+def run_lexical(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """`--only lexical`: BM25 of n synthetic chunks (plus one file), then its queries."""
+    res: dict[str, Any] = {"chunks": n}
+    t0 = time.perf_counter()
+    texts = make_texts(n + FILE_CHUNKS, seed=n)
+    ids = np.arange(1, n + FILE_CHUNKS + 1, dtype=np.int64)
+    res["generate_s"] = round(time.perf_counter() - t0, 1)
+    folder = work / f"n{n}"
+    folder.mkdir(parents=True, exist_ok=True)
+    lex, bm25_res = bm25_part(n, ids, texts, folder, args.rebuild_max)
+    res.update(bm25_res)
+    res.update(lexical_queries(n, texts, lex, args.queries))
+    res["rss_mb"] = round(rss_mb(), 0)
+    return res
+
+
+def run_vectors(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """`--only vectors`: FAISS flat and IVF and Milvus HNSW over n synthetic vectors, searched as the search
+    stage searches (`ntotal`, then the dense leg's top 50)."""
+    from localrag.retrieval.search import dense_leg
+
+    res: dict[str, Any] = {"chunks": n}
+    x = make_vectors(n + FILE_CHUNKS, args.vectors, seed=n)
+    ids = np.arange(1, n + FILE_CHUNKS + 1, dtype=np.int64)
+    folder = work / f"n{n}"
+    folder.mkdir(parents=True, exist_ok=True)
+    flat, ivf, vec_res = vector_part(n, ids, x, folder)
+    res.update(vec_res)
+    rng = np.random.default_rng(7)
+    qv = x[rng.integers(0, n, args.queries)] + 0.03 * rng.standard_normal((args.queries, DIM), dtype=np.float32)
+    qv /= np.linalg.norm(qv, axis=1, keepdims=True)
+    times = []
+    for v in qv:
+        t = time.perf_counter()
+        if ivf.ntotal:
+            dense_leg(ivf, v, 50)
+        times.append(time.perf_counter() - t)
+    res["ivf_stage_latency"] = pct(times)
+    res.update(milvus_hnsw(x[:n], ids[:n], qv, flat, folder))
+    res["milvus_vs_ivf_p50"] = round(res["milvus_stage_latency"]["p50_ms"] / res["ivf_stage_latency"]["p50_ms"], 2)
+    return res
+
+
 def run_size(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """One collection size: generate n chunks plus one file's worth, then BM25, vectors, queries, Milvus and the
     stores' bytes per chunk (the last two as `args` asks)."""
+    if args.only == "lexical":
+        return run_lexical(n, args, work)
+    if args.only == "vectors":
+        return run_vectors(n, args, work)
     res: dict[str, Any] = {"chunks": n}
     t0 = time.perf_counter()
     texts = make_texts(n + FILE_CHUNKS, seed=n)
@@ -245,8 +326,11 @@ def run_size(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def milvus_hnsw(x: np.ndarray, ids: np.ndarray, qv: np.ndarray, flat: Any, folder: Path) -> dict[str, Any]:
     """Milvus HNSW (milvus-lite, index/milvus.py defaults) over the same vectors: insert time, p50/p95 of one
-    query, recall@10 against FAISS flat."""
+    query, of the search stage's use of it (`ntotal`, then the dense leg's top 50) and of that with the count(*)
+    query it ran per search before the count was kept (`milvus_stage_count_latency`), recall@10 against FAISS
+    flat."""
     from localrag.index.milvus import MilvusVectorIndex
+    from localrag.retrieval.search import dense_leg
 
     t0 = time.perf_counter()
     mv = MilvusVectorIndex.open(str(folder / "milvus.db"), "bench", DIM, index_type="HNSW")
@@ -260,8 +344,19 @@ def milvus_hnsw(x: np.ndarray, ids: np.ndarray, qv: np.ndarray, flat: Any, folde
         times.append(time.perf_counter() - t)
         _, want = flat.search(v, 10)
         hits.append(len(set(got[0].tolist()) & set(want[0].tolist())) / 10)
+    stage, counted = [], []
+    for v in qv:
+        t = time.perf_counter()
+        if mv.ntotal:
+            dense_leg(mv, v, 50)
+        stage.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        if int(mv.client.query(mv.name, filter="", output_fields=["count(*)"])[0]["count(*)"]):
+            dense_leg(mv, v, 50)
+        counted.append(time.perf_counter() - t)
     mv.drop()
     return {"milvus_insert_s": round(insert_s, 1), "milvus_hnsw_latency": pct(times),
+            "milvus_stage_latency": pct(stage), "milvus_stage_count_latency": pct(counted),
             "milvus_hnsw_recall_at_10": round(float(np.mean(hits)), 4)}
 
 
@@ -342,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real", type=int, default=0, help="also: IVF recall@10 per nprobe on real MiniLM embeddings "
                     "of this many docstring paragraphs of the installed packages (embeds them: minutes)")
     ap.add_argument("--json", action="store_true", help="print JSON only")
+    ap.add_argument("--only", choices=["lexical", "vectors"], help="measure BM25 alone, or FAISS and Milvus alone")
     args = ap.parse_args(argv)
     if args.real:
         rr = real_recall(args.real, 200)
@@ -363,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
             r = run_size(n, args, Path(tmp))
             results.append(r)
             if not args.json:
-                print_size(r)
+                print(json.dumps(r, indent=1)) if args.only else print_size(r)
             else:
                 print(json.dumps(r), file=sys.stderr, flush=True)  # each size as it finishes
     out = {"synthetic": f"texts: Zipf words; vectors: {args.vectors} random unit vectors (no model)",

@@ -9,11 +9,13 @@ manual edit) is reconciled from the store: vectors are added from the stored fp1
 them and removed for chunks that are gone; BM25 un-indexes the chunks that are gone and indexes the missing ones
 from their texts (rebuilt from every text only when its files are unreadable). Nothing is re-embedded.
 
-An ingest changes both indexes incrementally (`apply`); `save` then lets the vector backend restructure the index
-when the collection crossed a size (FAISS: flat <-> IVF, `faiss_index`, index/vectors.py `plan_index`) and persists
-both. With Milvus the vectors are written to Milvus at `apply` and the corpus_version they reflect is a collection
-property written at `save` (index/milvus.py); a crash in between leaves an older version there, so the next open
-reconciles.
+An ingest changes both indexes incrementally (`apply`) and persists them as they are (`save`); then, as a separate
+step after that save, `maintain` restructures them when their size calls for it (FAISS: flat <-> IVF or IVF
+retraining, `faiss_index`, index/vectors.py `plan_index`; BM25: merging segments into the base), writing new files
+and switching to them atomically, so searches read the consistent files of the ingest meanwhile and a kill during
+maintenance loses nothing (tests/test_maintenance.py). With Milvus the vectors are written to Milvus at `apply` and
+the corpus_version they reflect is a collection property written at `save` (index/milvus.py); a crash in between
+leaves an older version there, so the next open reconciles.
 """
 
 from __future__ import annotations
@@ -217,7 +219,7 @@ class CollectionIndexes:
     def maybe_switch_vectors(self) -> str | None:
         """Rebuild the vector index when the collection crossed a size (or the setting changed), as the backend
         decides (FAISS: flat or IVF, from the store's fp16 embeddings, trained on a sample). Returns the new index's
-        description, or None."""
+        description, or None. In memory only: `maintain` saves it."""
         resized = self.vector_backend.resized(self.vectors, lambda part: self.store.embeddings(part, self.dim))
         if resized is None:
             return None
@@ -226,19 +228,48 @@ class CollectionIndexes:
         return self.vectors.description
 
     def save(self, version: int) -> None:
-        """Persist both indexes as reflecting `version` (switching flat/IVF first when the size calls for it)."""
-        self.maybe_switch_vectors()
+        """Persist both indexes as reflecting `version`, as they are (restructuring them is `maintain`'s)."""
         self.vector_backend.save(self.vectors, version, self.stamp)
         self.lexical.save(self.lexical_path, {"corpus_version": version, "collection": self.stamp})
         self.version = version
 
+    def maintain(self) -> list[str]:
+        """Restructure the saved indexes when their size calls for it: the FAISS flat <-> IVF switch or IVF
+        retraining (`VectorBackend.resized`) and the BM25 merges into the base (`LexicalIndex.maintained`). Run
+        after an ingest has committed and saved (`save`), under the collection lock; the new structures are built
+        aside while this object's indexes keep serving searches, each is written to new files and switched to
+        atomically by its save (FAISS: the index file, then its metadata; BM25: `current.json`), and only then
+        replaces the one in use. A kill at any point leaves the previous files or the new ones, both reflecting the
+        same corpus_version (or the FAISS metadata marking the vectors in flux, which the next open reconciles by
+        id from the store). Returns what was done (empty: nothing due)."""
+        if self.version < 0:
+            raise RuntimeError("maintain() needs the indexes opened or saved first")
+        done = []
+        resized = self.vector_backend.resized(self.vectors, lambda part: self.store.embeddings(part, self.dim))
+        if resized is not None:
+            self.vector_backend.save(resized, self.version, self.stamp)
+            self.vectors = resized
+            done.append(f"vector index is now {resized.description}")
+        lexical = self.lexical.maintained()
+        if lexical is not None:
+            lexical.save(self.lexical_path, {"corpus_version": self.version, "collection": self.stamp})
+            self.lexical = lexical
+            done.append(f"BM25 segments merged: {lexical.segment_count} left")
+        if done:
+            log.info("collection %s maintained: %s", self.collection_id, "; ".join(done))
+        return done
+
     def health(self) -> dict:
+        """Counts, kinds and whether both indexes hold exactly the store's chunks. A vector index whose ids live
+        elsewhere (Milvus: `remote_ids`) is checked by its version and count instead of reading every id back."""
         db_version = self.store.corpus_version(self.collection_id)
         db_ids = self.store.chunk_ids(self.collection_id)
-        ix_ids = self.vectors.ids()
-        in_step = bool(
-            len(db_ids) == len(ix_ids) and np.array_equal(np.sort(ix_ids), db_ids) and len(self.lexical) == len(db_ids)
-        )
+        if getattr(self.vectors, "remote_ids", False):
+            vectors_in_step = self.version == db_version and self.vectors.ntotal == len(db_ids)
+        else:
+            ix_ids = self.vectors.ids()
+            vectors_in_step = len(db_ids) == len(ix_ids) and np.array_equal(np.sort(ix_ids), db_ids)
+        in_step = bool(vectors_in_step and np.array_equal(self.lexical.ids, db_ids))
         return {
             "corpus_version": db_version,
             "index_version": self.version,

@@ -18,20 +18,34 @@ How `BM25Index` stays exact while it changes:
   are kept up to date on every change, and the score of a query is computed from them at search time. Scores
   are therefore exactly those of a full rebuild over the live documents (tests/test_scale_lexical.py), unlike
   per-segment IDF (Lucene before merge, Milvus' BM25 function);
-- segments are merged when there are many small ones or when the small ones grow past a quarter of the base
-  (tiered merging, amortized O(1) per added row), and dead rows are dropped at the merge.
+- an add or remove merges only small new segments itself (`_merge_newest`: at most FOREGROUND_MERGE_ROWS rows,
+  never the base); the merges into the base (when the deltas grow past a quarter of it, or a quarter of the rows
+  are dead: tiered merging, amortized O(1) per added row, dead rows dropped) are *maintenance*: `maintained()`
+  makes a merged copy after the ingest has saved its changes, while searches keep reading the index as it was
+  (CollectionIndexes.maintain, called by the ingest job after its save).
+
+How a query is scored without touching every chunk: `top(query, k)` reads each query term's postings per segment
+(a segment of at most SMALL_SEGMENT rows is scored whole). Short lists are read whole; a long list is read
+best-first (`_Impact`: its postings ordered by their term part, in blocks with a bound on any posting's score)
+until the k-th best exact score of the rows seen beats the most any unseen row could score (the threshold
+algorithm), so the cost follows the postings a query needs rather than the collection's size. `scores_of` (and
+`QueryScores`, what the search's scores stage holds) scores given chunks by binary search in the postings. All
+paths add the same float32 terms in the same order as `scores`, so the scores are the same bits
+(tests/test_scale_lexical.py).
 
 Adding one file to a collection of N chunks costs tokenizing the file plus a few O(N) numpy passes over
 8-byte arrays (milliseconds at 1M chunks), instead of re-tokenizing all N chunk texts (BENCHMARKS.md, "Scale").
 
 On disk, each segment is an immutable folder; `current.json` (written last, atomically) names the segments,
 their live-row masks, the vocabulary files (append-only) and the document frequencies, so a crash mid-save
-leaves the previous version readable. Its folder and saved metadata still say "bm25s" (`saved_name`), so indexes
-saved before the rename load as they are.
+leaves the previous version readable. A save deletes only files that neither it nor the `current.json` it
+replaces names, so a reader that read the previous `current.json` still finds its files. Its folder and saved
+metadata still say "bm25s" (`saved_name`), so indexes saved before the rename load as they are.
 """
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import logging
@@ -60,9 +74,11 @@ FORMAT = "segments-1"
 MAX_DELTAS = 8  # small segments before they are merged into one
 DELTA_MERGE_RATIO = 0.25  # small segments merged into the base once they hold this share of its rows
 DEAD_MERGE_RATIO = 0.25  # everything rewritten without dead rows once this share of rows is dead
+FOREGROUND_MERGE_ROWS = 50_000  # the largest merge an add or remove makes itself (bigger ones: `maintained`)
 LONG_POSTINGS = 256  # a term's postings in a segment from which a top-k query reads them best-first (`_Impact`)
 IMPACT_BLOCK = 64  # postings per block of an impact-ordered list (one score bound per block)
 FIRST_DEPTH = 256  # postings of each long list a top-k query reads first (then twice as many per round)
+SMALL_SEGMENT = 4096  # a segment of at most this many rows is scored whole (faster than reading lists best-first)
 DENSE_SHARE = 0.5  # a query about to read more postings than this share of a segment's rows scores them all
 BOUND_SLACK = 1.0001  # float32 rounding headroom on score bounds (a bound never stops a query early)
 
@@ -305,6 +321,11 @@ class LexicalIndex(ABC):
         """Separately stored parts of the index (0: kept whole)."""
         return 0
 
+    def maintained(self) -> LexicalIndex | None:
+        """A restructured copy (segments merged, dead rows dropped) when one is due, else None; this index stays
+        as it is. Run after an ingest has saved its changes (CollectionIndexes.maintain), not during it."""
+        return None
+
     @property
     def term_weight_max(self) -> float:
         """The most a query term can score per unit of IDF (1 when the term-frequency part saturates at 1)."""
@@ -448,7 +469,7 @@ class BM25Index(LexicalIndex):
         self.df = df + np.diff(seg.indptr)  # each (row, term) entry is one document containing the term
         self.total_len += float(seg.dl.sum())
         self.segments.append(seg)
-        self._maybe_merge()
+        self._merge_newest()
         self._refresh_ids()
 
     def _remove_ids(self, ids: np.ndarray) -> int:
@@ -465,24 +486,54 @@ class BM25Index(LexicalIndex):
             self.total_len -= float(seg.dl[rows].sum())
             removed += len(rows)
         if removed:
-            self._maybe_merge()
+            self._merge_newest()
             self._refresh_ids()
         return removed
 
-    def _maybe_merge(self) -> None:
+    def _merge_newest(self) -> None:
+        """The merges an add or remove makes in the foreground, never rewriting the base: segments without a live
+        row are dropped, and the two newest deltas are merged while the older is at most twice the newer (sizes
+        then fall geometrically: O(log n) deltas, each row merged O(log n) times) and together hold at most
+        FOREGROUND_MERGE_ROWS rows. Merging into the base and dropping dead rows wait for `maintained`."""
+        segs = [seg for seg in self.segments if seg.alive.any()]
+        width = len(self._terms)
+        while len(segs) > 2:
+            older, newer = segs[-2], segs[-1]
+            if len(older.ids) > 2 * len(newer.ids) or len(older.ids) + len(newer.ids) > FOREGROUND_MERGE_ROWS:
+                break
+            segs = segs[:-2] + [_merge([older, newer], width)]
+            self.merges += 1
+        self.segments = segs
+
+    def _merge_plan(self) -> list[_Segment] | None:
+        """The segments after the maintenance merges, or None when none is due: everything rewritten without dead
+        rows once DEAD_MERGE_RATIO of the rows are dead or the deltas hold DELTA_MERGE_RATIO of the base's rows
+        (tiered: amortized O(1) rewrites per row), else the deltas merged into one past MAX_DELTAS of them."""
         if not self.segments:
-            return
+            return None
         width = len(self._terms)
         rows = sum(len(s.ids) for s in self.segments)
         dead = sum(int((~s.alive).sum()) for s in self.segments)
         base, deltas = self.segments[0], self.segments[1:]
         delta_rows = sum(len(s.ids) for s in deltas)
         if rows and (dead > DEAD_MERGE_RATIO * rows or delta_rows > DELTA_MERGE_RATIO * len(base.ids)):
-            self.segments = [_merge(self.segments, width)] if rows - dead else []
-            self.merges += 1
-        elif len(deltas) > MAX_DELTAS:
-            self.segments = [base, _merge(deltas, width)]
-            self.merges += 1
+            return [_merge(self.segments, width)] if rows - dead else []
+        if len(deltas) > MAX_DELTAS:
+            return [base, _merge(deltas, width)]
+        return None
+
+    def maintained(self) -> BM25Index | None:
+        """A copy with the due merges done (`_merge_plan`), or None when none is due. This index is left as it
+        is, so searches keep reading it while the merge runs; the caller saves the copy and then uses it in place
+        of this one (they share the vocabulary, which only grows)."""
+        plan = self._merge_plan()
+        if plan is None:
+            return None
+        new = copy.copy(self)
+        new.segments, new.df, new._vocab_files = plan, self.df.copy(), list(self._vocab_files)
+        new.merges = self.merges + 1
+        new._refresh_ids()
+        return new
 
     def _refresh_ids(self) -> None:
         if not self.segments:
@@ -588,6 +639,8 @@ class BM25Index(LexicalIndex):
         """One segment's top-k (the `top` docstring says how). Terms with IDF <= 0 (Robertson, very common words)
         add nothing positive: they are scored, not read for candidates."""
         k1, b = self.k1, self.b
+        if len(seg.ids) <= SMALL_SEGMENT:
+            return self._segment_dense(seg, terms, avgdl, k, allowed)
         pos_terms = {tid for tid, idf in terms if idf > 0}
         lists = {tid: seg.postings(tid)[0] for tid in pos_terms}
         short = [r for r in lists.values() if len(r) <= LONG_POSTINGS]
@@ -643,13 +696,25 @@ class BM25Index(LexicalIndex):
             self._vocab_saved = len(self._terms)
         df_name = f"df-{tag}.npy"
         np.save(folder / df_name, self.df)
+        previous = self._referenced(folder)  # a reader that just read the old current.json still finds its files
         atomic_write_json(folder / "current.json", {
             **meta, "format": FORMAT, "backend": self.saved_name, "method": self.method, "k1": self.k1, "b": self.b,
             "n": len(self.ids), "total_len": self.total_len, "segments": segs, "vocab": self._vocab_files,
             "df": df_name,
         })
         keep = {f"seg-{s['name']}" for s in segs} | {s["alive"] for s in segs if s["alive"]}
-        self._drop_unreferenced(folder, keep | set(self._vocab_files) | {df_name})
+        self._drop_unreferenced(folder, keep | set(self._vocab_files) | {df_name} | previous)
+
+    @staticmethod
+    def _referenced(folder: Path) -> set[str]:
+        """The files the saved `current.json` names (empty when there is none or it is unreadable)."""
+        try:
+            meta = json.loads((folder / "current.json").read_text())
+            segs = meta.get("segments", [])
+            return ({f"seg-{s['name']}" for s in segs} | {s["alive"] for s in segs if s.get("alive")}
+                    | set(meta.get("vocab", [])) | {meta["df"]})
+        except (OSError, ValueError, KeyError, TypeError):
+            return set()
 
     @staticmethod
     def _save_segment(folder: Path, seg: _Segment, tag: str) -> dict:

@@ -91,12 +91,18 @@ def _index_params(client: Any, index_type: str, n_hint: int) -> Any:
 
 
 class MilvusVectorIndex:
-    """The `VectorIndex` (add / remove / ids / vectors / search / ntotal) on a Milvus collection."""
+    """The `VectorIndex` (add / remove / ids / vectors / search / ntotal) on a Milvus collection.
+
+    `ntotal` is counted by Milvus once and kept until this index changes the collection (a count(*) query costs
+    as much as a search, and the search stage asks for it on every query); `remote_ids` tells the collection's
+    health check not to read every id back."""
 
     use_gpu = False
+    remote_ids = True  # ids() reads every id from Milvus: health compares counts instead
 
     def __init__(self, client: Any, name: str, dim: int, index_type: str) -> None:
         self.client, self.name, self.dim, self.index_type = client, name, dim, index_type
+        self._count: int | None = None  # cached row count (None: count again)
 
     @classmethod
     def open(cls, uri: str, name: str, dim: int, index_type: str = "HNSW") -> MilvusVectorIndex:
@@ -138,6 +144,7 @@ class MilvusVectorIndex:
         vecs = np.ascontiguousarray(vecs, dtype=np.float32)
         if vecs.shape != (len(ids), self.dim):
             raise ValueError(f"expected vectors of shape ({len(ids)}, {self.dim}), got {vecs.shape}")
+        self._count = None  # an upsert of an id already there does not grow the count: count again when asked
         for start in range(0, len(ids), batch):
             rows = [{"id": int(i), "vector": v} for i, v in zip(ids[start : start + batch],
                                                                 vecs[start : start + batch], strict=True)]
@@ -147,6 +154,7 @@ class MilvusVectorIndex:
         if len(ids) == 0:
             return 0
         n = 0
+        self._count = None  # ids not there are ignored: count again when asked
         for start in range(0, len(ids), 10000):
             res = self.client.delete(self.name, ids=[int(i) for i in ids[start : start + 10000]])
             n += int(res.get("delete_count", 0)) if isinstance(res, dict) else 0
@@ -155,8 +163,11 @@ class MilvusVectorIndex:
     # --- reads ---------------------------------------------------------------------------------------------
     @property
     def ntotal(self) -> int:
-        res = self.client.query(self.name, filter="", output_fields=["count(*)"])
-        return int(res[0]["count(*)"])
+        """Rows in the collection, counted once after each change made through this index."""
+        if self._count is None:
+            res = self.client.query(self.name, filter="", output_fields=["count(*)"])
+            self._count = int(res[0]["count(*)"])
+        return self._count
 
     @property
     def description(self) -> str:

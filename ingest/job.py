@@ -304,7 +304,17 @@ class IngestJob:
             self.indexes.save(self.store.corpus_version(self.coll.id))
             report.seconds = time.monotonic() - self._t0
             self._finish_run(run_id, report)
+        self._maintain(report)
         return report
+
+    def _maintain(self, report: IngestReport) -> None:
+        """Index maintenance (merges, the FAISS flat/IVF switch) after the run's changes are committed and saved:
+        searches meanwhile read the saved indexes, and a kill here loses nothing (CollectionIndexes.maintain)."""
+        t0 = time.monotonic()
+        done = self.indexes.maintain()
+        if done:
+            report.notes.append(f"index maintenance after the run ({time.monotonic() - t0:.1f} s): "
+                                + "; ".join(done))
 
     def remove(self, sources: list[str]) -> IngestReport:
         report = IngestReport(self.coll.name)
@@ -321,6 +331,7 @@ class IngestJob:
             self.indexes.save(self.store.corpus_version(self.coll.id))
             report.seconds = time.monotonic() - self._t0
             self._finish_run(run_id, report)
+        self._maintain(report)
         return report
 
     # --- runs ----------------------------------------------------------------------------------------------

@@ -210,6 +210,7 @@ def postings_consts(request, monkeypatch):
         monkeypatch.setattr(lexmod, "LONG_POSTINGS", 3)
         monkeypatch.setattr(lexmod, "IMPACT_BLOCK", 2)
         monkeypatch.setattr(lexmod, "FIRST_DEPTH", 2)
+        monkeypatch.setattr(lexmod, "SMALL_SEGMENT", 4)
     return request.param
 
 
@@ -233,7 +234,7 @@ def test_posting_search_equals_dense_scores_on_the_labelled_corpora(postings_con
 def test_posting_search_equals_dense_scores_on_random_segmented_indexes(postings_consts):
     rng = np.random.default_rng(11)
     for trial in range(3):
-        n = 5000 if postings_consts == "default" else 800  # default: common words hold > LONG_POSTINGS postings
+        n = 12000 if postings_consts == "default" else 800  # default: segments past SMALL_SEGMENT, long lists
         texts = _corpus(n, seed=trial)
         ids = rng.permutation(n).astype(np.int64) + 1
         idx = BM25Index(method="lucene" if trial != 1 else "robertson")
