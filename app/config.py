@@ -231,7 +231,13 @@ class AnswerSettings(_Group):
     score: bool = Field(default=True, description="fast non-LLM faithfulness/relevance scores on every answer")
     cache_enabled: bool = Field(default=True, description="semantic answer cache")
     cache_threshold: float = Field(
-        default=0.95, ge=0.5, le=1, description="cosine above which a cached question may match (then verified)"
+        default=0.80, ge=0.5, le=1, description="cosine above which a cached question may match, then verified: "
+        "the rules (negation, numbers, names, qualifiers...) and its answer (same evidence, its quotes support the "
+        "new question). Chosen on the dev half of data/eval/cache_pairs.jsonl (BENCHMARKS.md, semantic cache)"
+    )
+    cache_margin: float = Field(
+        default=0.07, ge=0, le=1, description="a cached answer serves a reworded question only when its quotes "
+        "support the new question within this cosine of how well they support its own"
     )
     cache_ttl_s: float = Field(default=7 * 24 * 3600, gt=0, description="cached answers expire after this")
 
@@ -341,6 +347,11 @@ class Settings(BaseSettings):
     )
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="where the embedder and the "
                                                    "reranker run")
+    threads: int | None = Field(
+        default=None, ge=1, description="CPU threads for batch work in each process: ingest embedding (torch) and "
+        "FAISS adds and IVF training; llm.threads defaults to it. One search always runs FAISS on one thread. Default: "
+        "every core this process may use (docs/SCALING.md, Threads)"
+    )
     storage: StorageSettings = Field(default_factory=StorageSettings, description="store and indexes")
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="files -> chunks -> vectors")
     search: SearchSettings = Field(default_factory=SearchSettings, description="retrieval")

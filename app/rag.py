@@ -14,6 +14,7 @@ from localrag.app.config import Settings, load_settings
 from localrag.index.embedder import Embedder, resolve_model
 from localrag.index.indexes import CollectionIndexes, VectorSettings
 from localrag.index.store import CollectionRow, Store, StoreError
+from localrag.index.vectors import faiss_threads
 from localrag.ingest.job import CollectionLock, IngestJob, IngestLocked, IngestReport, ProgressFn
 from localrag.retrieval.rerank import Reranker, RerankerError
 from localrag.retrieval.search import Searcher, SearchError, SearchParams, StaleIndex
@@ -53,7 +54,8 @@ class Rag:
             raise RagError(str(exc)) from None
         self._embedder: Embedder | None = embedder  # share one across Rag objects to load the model once
         self._indexes: dict[str, CollectionIndexes] = {}
-        self._indexes_lock = threading.Lock()
+        self._indexes_lock = threading.Lock()  # guards _indexes and _loading; never held across I/O
+        self._loading: dict[str, threading.Lock] = {}  # per collection: one thread (re)loads its indexes at a time
         # collections looked up for search, checked against the configured model once (their id, model and
         # dimension never change); ingest and remove drop the entry. Saves an ORM query per search.
         self._search_colls: dict[str, CollectionRow] = {}
@@ -90,7 +92,8 @@ class Rag:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             s = self.settings
-            self._embedder = Embedder(s.embedding_model, device=s.device, batch_size=s.ingest.embed_batch_size)
+            self._embedder = Embedder(s.embedding_model, device=s.device, batch_size=s.ingest.embed_batch_size,
+                                      threads=s.threads)
         return self._embedder
 
     def _folder(self, coll: CollectionRow) -> Path:
@@ -131,19 +134,48 @@ class Rag:
         )
 
     def _open_indexes(self, coll: CollectionRow) -> CollectionIndexes:
-        """Indexes of a collection, in step with the store (repaired on disk when no ingest holds the lock)."""
-        with self._indexes_lock:  # threads share one reload; searches keep the object they started with
+        """Indexes of a collection, in step with the store's corpus_version at the call, except while another
+        thread is already catching up with a newer commit: then the snapshot it replaces (one consistent version,
+        never a mix) comes back at once, rather than every search waiting for the reload (issue 25; searches keep
+        the object they started with). No lock is held across the reload but this collection's own load lock, which
+        only the first open of the collection waits for."""
+        version = self.store.corpus_version(coll.id)
+        with self._indexes_lock:
             cached = self._indexes.get(coll.name)
-            if cached is not None and cached.version == self.store.corpus_version(coll.id):
+            if cached is not None and cached.version >= version:
                 return cached
-            idx = self._new_indexes(coll)
-            try:
-                with CollectionLock(self._folder(coll), self.store, coll.id):
-                    idx.open(persist=True)
-            except IngestLocked:
-                idx.open(persist=False)  # an ingest is running: catch up in memory, write nothing
-            self._indexes[coll.name] = idx
+            loading = self._loading.setdefault(coll.name, threading.Lock())
+        if not loading.acquire(blocking=cached is None):
+            return cached  # type: ignore[return-value]  # not None: only a first open waits for the lock
+        try:
+            with self._indexes_lock:
+                current = self._indexes.get(coll.name)
+            if current is not None and current.version >= self.store.corpus_version(coll.id):
+                return current  # another thread loaded it while this one waited
+            idx = self._load_indexes(coll, first=current is None)
+            with self._indexes_lock:
+                current = self._indexes.get(coll.name)
+                if current is None or current.version < idx.version:  # never back in time (an ingest here)
+                    self._indexes[coll.name] = current = idx
+                return current
+        finally:
+            loading.release()
+
+    def _load_indexes(self, coll: CollectionRow, first: bool) -> CollectionIndexes:
+        """Load a collection's indexes and catch up with the store. The first load in this process also repairs
+        the files on disk when no ingest holds the lock; later ones follow another process's commits, which that
+        process saves itself, in memory only (taking the ingest lock for them made that process's next ingest
+        fail with IngestLocked)."""
+        idx = self._new_indexes(coll)
+        if not first:
+            idx.open(persist=False)
             return idx
+        try:
+            with CollectionLock(self._folder(coll), self.store, coll.id):
+                idx.open(persist=True)
+        except IngestLocked:
+            idx.open(persist=False)  # an ingest is running: catch up in memory, write nothing
+        return idx
 
     def _search_collection(self, name: str) -> CollectionRow:
         """The collection a search reads (cached; `_collection` checks it the first time)."""
@@ -162,7 +194,7 @@ class Rag:
         removed too. Unchanged files are skipped; changed ones replace their old chunks."""
         coll = self._collection(collection, create=True)
         folder = self._folder(coll)
-        with CollectionLock(folder, self.store, coll.id):
+        with CollectionLock(folder, self.store, coll.id), faiss_threads(self.settings.threads):
             idx = self._new_indexes(coll)
             repair = idx.open(persist=True)
             job = self._job(coll, idx, progress)
@@ -181,7 +213,7 @@ class Rag:
     def remove(self, sources: list[str], collection: str = "default") -> IngestReport:
         coll = self._collection(collection, create=False)
         folder = self._folder(coll)
-        with CollectionLock(folder, self.store, coll.id):
+        with CollectionLock(folder, self.store, coll.id), faiss_threads(self.settings.threads):
             idx = self._new_indexes(coll)
             repair = idx.open(persist=True)
             report = self._job(coll, idx, None).remove(sources)
@@ -351,6 +383,12 @@ class Rag:
         metrics = ["faithfulness", "answer_relevancy", "context_precision"] + (["context_recall"] if reference else [])
         return self._scorer.score(question, ans.text, [s.text for s in ans.sources], cited=cited or None,
                                   reference=reference, abstained=ans.abstained, metrics=metrics).to_dict()
+
+    def cache_stats(self, collection: str | None = None) -> dict[str, Any]:
+        """The answer cache's entries and what its lookups did, in every process (SemanticCache.stats): hits by kind
+        ("exact", "paraphrase"), misses, refused candidates by reason; of one collection, or all."""
+        coll_id = None if collection is None else self._collection(collection, create=False).id
+        return self.cache.stats(coll_id)
 
     def clear_cache(self, collection: str | None = None) -> int:
         """Forget cached answers (of one collection, or all). Returns how many were removed."""

@@ -18,7 +18,8 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import faiss
@@ -27,6 +28,20 @@ import numpy as np
 from localrag.index.vector_index import SavedVectors
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def faiss_threads(n: int | None) -> Iterator[None]:
+    """FAISS on `n` OpenMP threads (None: unchanged) for the block, in the calling thread; restored after. Batch
+    work (an ingest's adds, IVF training) runs under the `threads` setting; one query runs on one thread
+    (retrieval/search.py `one_faiss_thread`)."""
+    before = faiss.omp_get_max_threads()
+    if n:
+        faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

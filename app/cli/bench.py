@@ -70,6 +70,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
                 "grounded, key facts, abstention, first words and answer time."),
     "scale": ("scale", "Large synthetic collections: add-one-file time, p50/p95 search latency, IVF recall, bytes "
               "per chunk, RSS."),
+    "load": ("load", "Many users on one collection at once: searcher threads and processes, askers and an ingest "
+             "process for a fixed time; searches/s, p50/p95 per operation, errors, and p95 under load over idle p50."),
     "cache": ("cache", "The semantic answer cache on the labelled question pairs: false hits and paraphrase hits per "
               "cosine threshold."),
 }

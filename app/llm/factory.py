@@ -28,8 +28,8 @@ def make_llm(settings: Settings) -> LlamaCppLLM | OpenAICompatLLM:
         return OpenAICompatLLM(s.base_url, s.model, api_key_env=s.api_key_env, timeout_s=s.timeout_s,
                                sampling=sampling, max_concurrency=s.max_concurrency)
     return LlamaCppLLM(
-        s.model or DEFAULT_MODEL, n_ctx=s.n_ctx, n_threads=s.threads or usable_cores(), n_gpu_layers=s.gpu_layers,
-        seed=s.seed, prompt_lookup=s.prompt_lookup, sampling=sampling,
+        s.model or DEFAULT_MODEL, n_ctx=s.n_ctx, n_threads=s.threads or settings.threads or usable_cores(),
+        n_gpu_layers=s.gpu_layers, seed=s.seed, prompt_lookup=s.prompt_lookup, sampling=sampling,
     )
 
 
