@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import numpy as np
 
 from localrag.app.answering import (
     AbstainKind,
@@ -34,6 +36,7 @@ from localrag.app.answering.answerer import MODEL_IDK
 from localrag.app.answering.compress import compress_sources
 from localrag.app.answering.extractive import EXTRACTIVE_MODEL_ID, extract_answer, to_outcome
 from localrag.app.answering.prompt import _FOLLOW_UP, PROMPT_VERSION, LLMLike
+from localrag.app.cache import new_words_check, verify_equivalent
 from localrag.app.config import AnswerMode, Settings
 from localrag.retrieval.types import Filters, Hit, SearchResults
 
@@ -89,6 +92,7 @@ class AskOptions:
     compress_tokens: int  # 0: the model reads whole chunks
     doubt_p: float  # verified abstention: the model's P("I don't know") at which its answer is not used
     min_support: float  # verified abstention: the extractive support below which a generated answer is not used
+    cache_margin: float  # a paraphrase hit: how much less its quotes may support the new question (cosine)
     retries: int
     score: bool
     default_search_mode: str
@@ -117,7 +121,7 @@ class AskOptions:
             temperature=temperature, top_p=top_p, max_tokens=max_tokens or st.max_tokens,
             stop=tuple(stop) if stop else None, min_relevance=st.min_relevance,
             context_tokens=st.context_tokens, compress_tokens=st.compress_tokens, doubt_p=st.doubt_p,
-            min_support=st.min_support,
+            min_support=st.min_support, cache_margin=st.cache_margin,
             retries=st.retries, score=st.score,
             default_search_mode=settings.search.mode,
         )
@@ -178,11 +182,22 @@ def model_id(parts: AskParts, opts: AskOptions) -> str:
     return EXTRACTIVE_MODEL_ID if opts.answer_mode == AnswerMode.EXTRACTIVE else parts.llm_model_id()
 
 
-def cached(parts: AskParts, opts: AskOptions, question: str, model: str, clock: Clock) -> Answer | None:
-    """The cached answer to this question (or an equivalent one) in this scope, model and corpus version."""
+def cached(parts: AskParts, opts: AskOptions, question: str, model: str, clock: Clock,
+           fetch: Callable[[], Retrieved]) -> Answer | None:
+    """The cached answer to this question in this scope, model and corpus version: an exact repeat, or the same
+    question asked another way (`answers_too` checks the stored answer against this question; `fetch` retrieves
+    for it, once, and the route reuses that retrieval on a miss)."""
     t = time.perf_counter()
     version = parts.corpus_version(opts.collection_id)
-    hit = parts.cache.lookup(opts.collection_id, version, model, opts.scope, question)
+    def key(text: str) -> str:
+        return str(parts.cache.key_text(opts.collection_id, version, text))
+
+    qvec = parts.embedder.encode([key(question)])[0]
+
+    def verify(payload: dict[str, Any]) -> str | None:
+        return answers_too(parts, opts, question, qvec, payload, fetch, version, key)
+
+    hit = parts.cache.lookup(opts.collection_id, version, model, opts.scope, question, embedding=qvec, verify=verify)
     clock.timings["cache"] = time.perf_counter() - t
     if hit is None:
         return None
@@ -190,9 +205,54 @@ def cached(parts: AskParts, opts: AskOptions, question: str, model: str, clock: 
     body = Outcome.of_answer(old)
     body.tokens = {"prompt": 0, "completion": 0}
     info = {"kind": hit.kind, "similarity": round(hit.similarity, 4), "matched_question": hit.matched_question,
-            "age_s": round(hit.age_s, 1)}
+            "age_s": round(hit.age_s, 1), "why": cache_why(hit.kind, hit.matched_question, hit.age_s)}
     return finish(opts, body, standalone=old.standalone_question, corpus_version=old.corpus_version, clock=clock,
                   cached_info=info, scores=old.scores)
+
+
+def cache_why(kind: str, matched: str, age_s: float) -> str:
+    """'answered from the cache: same question as '…' (asked 2 h ago)', for the CLI and the UI."""
+    how = "same question as" if kind == "exact" else "the same question asked another way as"
+    return f"answered from the cache: {how} {matched!r} (asked {ago(age_s)})"
+
+
+def ago(seconds: float) -> str:
+    s = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            return f"{s / size:.0f} {unit} ago"
+    return "just now" if s < 5 else f"{s:.0f} s ago"
+
+
+def answers_too(parts: AskParts, opts: AskOptions, question: str, qvec: Any, payload: dict[str, Any],
+                fetch: Callable[[], Retrieved], version: int, key: Callable[[str], str] = str) -> str | None:
+    """Why a cached answer to another wording is not an answer to `question`, or None when it is:
+
+    - evidence: one of the chunks it cites is among this question's top hits;
+    - subject: a rare word only this question has is in its quotes, or replaces a word of the old question and is
+      not one the cited chunks tell apart ("deputy mayor" beside "mayor"): `new_words_check`;
+    - support: its quoted sentences support this question nearly as well as the question it was written for
+      (best cosine within answer.cache_margin; `qvec` and `key`: the questions as the cache embeds them)."""
+    cites = payload.get("citations") or []
+    old_q = payload.get("standalone_question") or payload.get("question") or ""
+    if not cites or not old_q:
+        return "no evidence to check (the cached answer cites no source)"
+    top = {h.chunk_id: h for h in fetch().relevant[: opts.k]}
+    cited = [top[c["chunk_id"]] for c in cites if c.get("chunk_id") in top]
+    if not cited:
+        return "evidence differs: the chunks it cites are not among this question's top hits"
+    quotes = list(dict.fromkeys(c["quote"] for c in cites if c.get("quote"))) or [h.text for h in cited]
+    rare = parts.cache.rare_terms(opts.collection_id, version)
+    reason = verify_equivalent(question, old_q, set()) or new_words_check(question, old_q, quotes,
+                                                                          [h.text for h in cited], rare)
+    if reason is not None:
+        return f"subject differs: {reason}"
+    vecs = np.asarray(parts.embedder.encode([key(old_q), *quotes]), dtype=np.float32)
+    new, old = float((vecs[1:] @ np.asarray(qvec, dtype=np.float32)).max()), float((vecs[1:] @ vecs[0]).max())
+    if new < old - opts.cache_margin:
+        return (f"support differs: its quotes support this question less ({new:.2f} vs {old:.2f} for its own, "
+                f"margin {opts.cache_margin:.2f})")
+    return None
 
 
 def retrieve(parts: AskParts, opts: AskOptions, question: str, clock: Clock) -> Retrieved:
@@ -376,14 +436,21 @@ def answer_events(parts: AskParts, opts: AskOptions, *, stream: bool) -> Iterato
     clock = Clock()
     question = standalone(parts, opts, clock)
     model = model_id(parts, opts)
+    fetched: list[Retrieved] = []
+
+    def fetch() -> Retrieved:  # one retrieval per ask, whether the cache's check or the writer needs it first
+        if not fetched:
+            fetched.append(retrieve(parts, opts, question, clock))
+        return fetched[0]
+
     if opts.use_cache:
-        hit = cached(parts, opts, question, model, clock)
+        hit = cached(parts, opts, question, model, clock, fetch)
         if hit is not None:
             if stream:
                 yield hit.text
             yield hit
             return
-    got = retrieve(parts, opts, question, clock)
+    got = fetch()
     if not got.relevant:
         ans = finish(opts, no_sources(opts, got, model), standalone=question, clock=clock, warnings=got.results.notes,
                      corpus_version=got.results.corpus_version)

@@ -1,16 +1,29 @@
 """Semantic answer cache on a labeled pair set (data/eval/cache_pairs.jsonl): false hits and paraphrase hit rate.
 
-For every pair, the cache starts empty, stores question `a`, then looks up question `b`. A hit on a
-`near_duplicate` pair is a false hit (the cached answer would be wrong); a hit on a `paraphrase` pair is a
-useful one. Each threshold is also scored as if the cache had no verification ("cosine only"), to show that the
-verification, not the threshold, keeps false hits at zero.
+For every pair, the cache starts empty, question `a` is answered (and cached), then `b` is asked. A hit on a
+`near_duplicate` pair is a false hit (the cached answer would be wrong); a hit on a `paraphrase` pair is a useful
+one, counted over the pairs whose `a` was answered (an "I don't know" is never cached).
 
-    python -m bench.cache [--json] [--pairs FILE] [--thresholds 0.95 0.90 0.85] [--verbose]
+Two runs:
+- `--rules` (the question rules alone, `verify_equivalent`, at each of `--thresholds`, also scored as "cosine
+  only" to show that the rules, not the threshold, keep false hits at zero), on the sample corpus;
+- the default: the real route through `Rag.ask` on the pairs of `--split` (each pair's own corpus), the answer
+  verified as well (same evidence, its quotes support the new question), over a grid of `--thresholds` ×
+  `--margins` (lookups only), then at the settings' values through `Rag.ask` with timings. `--generative N` also
+  answers the `a` of N paraphrase pairs with the LLM and asks `b`: a hit's time against a generated answer's,
+  measured in the same run.
+
+    python -m bench.cache [--split dev|test|all] [--thresholds ...] [--margins ...] [--generative N] [--json]
+    python -m bench.cache --rules [--thresholds 0.95 0.90 0.85] [--verbose]
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import statistics
+import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +36,10 @@ from localrag.index.store import Store
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = ROOT / "data" / "eval" / "cache_pairs.jsonl"
 SAMPLE = ROOT / "data" / "sample"
+ARTICLES = ROOT.parent / "shared" / "corpora" / "articles"
+CORPUS_FOLDERS = {"sample": SAMPLE, "articles": ARTICLES}
+MARGINS = (0.03, 0.05, 0.07, 0.10, 0.15)
+GRID_THRESHOLDS = (0.70, 0.75, 0.80, 0.85, 0.90)
 TYPES = ("paraphrase", "near_duplicate")
 THRESHOLDS = (0.95, 0.90, 0.85)
 
@@ -111,6 +128,143 @@ def format_pairs(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _lookup_only(rag: Any, question: str, collection: str, mode: str, threshold: float, margin: float,
+                 fetched: list[Any]) -> Any:
+    """The cache stage alone (app.ask.cached) at one threshold and margin: a hit or None; nothing is written.
+    `fetched` holds the question's retrieval once made (shared by the grid's lookups)."""
+    from localrag.app import ask
+
+    opts = dataclasses.replace(rag.ask_options(question, collection, answer_mode=mode), cache_margin=margin)
+
+    def fetch() -> Any:
+        if not fetched:
+            fetched.append(ask.retrieve(rag, opts, question, ask.Clock()))
+        return fetched[0]
+
+    old = rag.cache.threshold
+    rag.cache.threshold = threshold
+    try:
+        return ask.cached(rag, opts, question, ask.model_id(rag, opts), ask.Clock(), fetch)
+    finally:
+        rag.cache.threshold = old
+
+
+def evaluate_asks(rag: Any, pairs: Sequence[dict[str, Any]], mode: str = "extractive",
+                  grid: Sequence[tuple[float, float]] = ()) -> dict[str, Any]:
+    """Each pair through the real route: clear the collection's cache, ask `a`, then look `b` up at every (threshold,
+    margin) of `grid` (lookups only) and ask `b` through `Rag.ask` at the settings' values, timed."""
+    rows: list[dict[str, Any]] = []
+    for p in pairs:
+        coll = p["corpus"]
+        rag.clear_cache(coll)
+        t = time.perf_counter()
+        a = rag.ask(p["a"], collection=coll, answer_mode=mode)
+        row: dict[str, Any] = {"id": p["id"], "type": p["type"], "kind": p.get("kind", "general"), "corpus": coll,
+                               "answered": not a.abstained, "a_s": round(time.perf_counter() - t, 4), "grid": {}}
+        if row["answered"]:
+            fetched: list[Any] = []
+            for th, m in grid:
+                row["grid"][f"{th}/{m}"] = _lookup_only(rag, p["b"], coll, mode, th, m, fetched) is not None
+        coll_id = rag.store.collection(coll).id
+        before = Counter(rag.cache.stats(coll_id)["refused_reasons"])
+        t = time.perf_counter()
+        b = rag.ask(p["b"], collection=coll, answer_mode=mode)
+        row["b_s"] = round(time.perf_counter() - t, 4)
+        row["hit"] = bool(b.cached)
+        row["why"] = (b.cache or {}).get("why")
+        row["refused"] = dict(Counter(rag.cache.stats(coll_id)["refused_reasons"]) - before)
+        rows.append(row)
+    return {"mode": mode, "pairs": rows, "grid": _grid_summary(rows, grid), "at_settings": _summary(rows, "hit")}
+
+
+def _summary(rows: Sequence[dict[str, Any]], hit_of: Any) -> dict[str, Any]:
+    get = (lambda r: r[hit_of]) if isinstance(hit_of, str) else hit_of
+    near = [r for r in rows if r["type"] == "near_duplicate"]
+    para = [r for r in rows if r["type"] == "paraphrase" and r["answered"]]
+    false = [r["id"] for r in near if r["answered"] and get(r)]
+    hits = [r for r in para if get(r)]
+    by_kind: dict[str, list[int]] = {}
+    for r in para:
+        by_kind.setdefault(r["kind"], [0, 0])
+        by_kind[r["kind"]][0] += bool(get(r))
+        by_kind[r["kind"]][1] += 1
+    return {"near_duplicates": len(near), "false_hits": len(false), "false_hit_ids": false,
+            "paraphrases_answered": len(para), "paraphrase_hits": len(hits),
+            "paraphrase_hit_rate": round(len(hits) / len(para), 4) if para else None,
+            "missed_ids": [r["id"] for r in para if not get(r)],
+            "by_kind": {k: f"{v[0]}/{v[1]}" for k, v in sorted(by_kind.items())}}
+
+
+def _grid_summary(rows: Sequence[dict[str, Any]], grid: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    out = {}
+    for th, m in grid:
+        key = f"{th}/{m}"
+        s = _summary(rows, lambda r, key=key: r["grid"].get(key, False))
+        out[key] = {k: s[k] for k in ("false_hits", "false_hit_ids", "paraphrase_hits", "paraphrase_hit_rate")}
+    return out
+
+
+def timing_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """p50 seconds of a hit (b served from the cache) against a fresh answer (a) in the same run."""
+    rows = report["pairs"]
+    hit_s = [r["b_s"] for r in rows if r.get("hit")]
+    fresh_s = [r["a_s"] for r in rows if r["answered"]]
+    if not hit_s or not fresh_s:
+        return {"hits": len(hit_s)}
+    p50_hit, p50_fresh = statistics.median(hit_s), statistics.median(fresh_s)
+    return {"hits": len(hit_s), "answers": len(fresh_s), "hit_p50_s": round(p50_hit, 4),
+            "answer_p50_s": round(p50_fresh, 4), "hit_share": round(p50_hit / p50_fresh, 4)}
+
+
+def format_asks(report: dict[str, Any]) -> str:
+    s = report["at_settings"]
+    lines = [f"mode {report['mode']}: {s['paraphrase_hits']}/{s['paraphrases_answered']} paraphrase hits "
+             f"({s['paraphrase_hit_rate']}), {s['false_hits']}/{s['near_duplicates']} false hits "
+             f"{s['false_hit_ids'] or ''} at the settings; by kind {s['by_kind']}; missed {s['missed_ids']}"]
+    t = timing_summary(report)
+    if "hit_share" in t:
+        lines.append(f"time: hit p50 {t['hit_p50_s'] * 1000:.0f} ms vs answer p50 {t['answer_p50_s'] * 1000:.0f} ms "
+                     f"= {t['hit_share'] * 100:.1f} % ({t['hits']} hits, {t['answers']} answers)")
+    reasons: Counter[str] = Counter()
+    for r in report["pairs"]:
+        reasons.update(r["refused"])
+    lines.append(f"refused by reason: {dict(reasons.most_common())}")
+    if report["grid"]:
+        lines += ["", "threshold/margin | false hits | paraphrase hits | rate", "---|---|---|---"]
+        for key, g in report["grid"].items():
+            lines.append(f"{key} | {g['false_hits']} {g['false_hit_ids'] or ''} | {g['paraphrase_hits']} | "
+                         f"{g['paraphrase_hit_rate']}")
+    return "\n".join(lines)
+
+
+def _open_corpora(tmp: Path, names: set[str]) -> Any:
+    from localrag.app.rag import Rag
+
+    rag = Rag.open(tmp)
+    for name in sorted(names):
+        rag.ingest([CORPUS_FOLDERS[name]], collection=name)
+    return rag
+
+
+def _run_asks(args: Any, pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    import tempfile
+
+    chosen = [p for p in pairs if args.split == "all" or p.get("split") == args.split]
+    grid = [(t, m) for t in args.thresholds for m in args.margins]
+    with tempfile.TemporaryDirectory() as tmp:
+        rag = _open_corpora(Path(tmp), {p["corpus"] for p in chosen})
+        try:
+            out = {"split": args.split, "extractive": evaluate_asks(rag, chosen, "extractive", grid)}
+            if args.generative:
+                para = [p for p in chosen if p["type"] == "paraphrase"][: args.generative]
+                out["generative"] = evaluate_asks(rag, para, "generative")
+                out["generative"]["timing"] = timing_summary(out["generative"])
+            out["extractive"]["timing"] = timing_summary(out["extractive"])
+        finally:
+            rag.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import tempfile
@@ -120,10 +274,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--pairs", type=Path, default=PAIRS)
-    ap.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS))
+    ap.add_argument("--rules", action="store_true", help="the question rules alone, on the sample corpus")
+    ap.add_argument("--split", choices=("dev", "test", "all"), default="test")
+    ap.add_argument("--thresholds", type=float, nargs="+", default=None)
+    ap.add_argument("--margins", type=float, nargs="+", default=list(MARGINS))
+    ap.add_argument("--generative", type=int, default=0, metavar="N",
+                    help="also time N paraphrase pairs with generated answers (the LLM)")
     ap.add_argument("--verbose", action="store_true", help="also list every pair with its cosine and verdict")
     args = ap.parse_args(argv)
     pairs = load_pairs(args.pairs)
+    if not args.rules:
+        args.thresholds = args.thresholds or list(GRID_THRESHOLDS)
+        res = _run_asks(args, pairs)
+        if args.json:
+            print(json.dumps(res, indent=1))
+        else:
+            for mode in ("extractive", "generative"):
+                if mode in res:
+                    print(format_asks(res[mode]) + "\n")
+        return 0
+    args.thresholds = args.thresholds or list(THRESHOLDS)
     with tempfile.TemporaryDirectory() as tmp:
         rag = Rag.open(Path(tmp))
         try:

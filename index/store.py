@@ -170,6 +170,18 @@ class AnswerCacheRow(Base):
     hits: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class CacheEventRow(Base):
+    """One answer-cache lookup's outcome (app/cache/): a hit by kind ("exact", "paraphrase"), or a candidate refused
+    with its reason, so that `localrag cache stats` counts across processes (migration 0005)."""
+
+    __tablename__ = "cache_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(20))  # exact | paraphrase | refused | miss
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)  # why a candidate was refused
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA busy_timeout=30000")  # first: the switch to WAL below may have to wait for another opener

@@ -312,7 +312,10 @@ def test_the_stages_of_ask_run_one_by_one(answer_rag, llm):
     assert question == opts.question and opts.use_cache and "rewrite" not in clock.timings
     assert json.loads(opts.scope)["k"] == 2 and ask.model_id(rag, opts) == llm.model_id
     assert opts.sampling["max_tokens"] == 256
-    assert ask.cached(rag, opts, question, llm.model_id, clock) is None and "cache" in clock.timings  # empty cache
+    def fetch():
+        return ask.retrieve(rag, opts, question, clock)
+
+    assert ask.cached(rag, opts, question, llm.model_id, clock, fetch) is None and "cache" in clock.timings  # empty
 
     got = ask.retrieve(rag, opts, question, clock)
     assert 1 <= len(got.relevant) <= len(got.results) <= 2 and "retrieve" in clock.timings
@@ -330,7 +333,7 @@ def test_the_stages_of_ask_run_one_by_one(answer_rag, llm):
     assert (ans.question, ans.collection, ans.corpus_version) == (opts.question, "default", got.results.corpus_version)
     assert ans.standalone_question is None and ans.timings["total"] > 0 and ans.scores == scores
     rag.cache.put(opts.collection_id, ans.corpus_version, llm.model_id, opts.scope, question, ans.to_dict())
-    again = ask.cached(rag, opts, question, llm.model_id, ask.Clock())
+    again = ask.cached(rag, opts, question, llm.model_id, ask.Clock(), fetch)
     assert again.cached and again.text == ans.text and again.cache["kind"] == "exact"
 
     off = rag.ask_options("Which football club won the 1998 world cup final?")

@@ -20,6 +20,7 @@ from localrag.ui.chat_job import STOPPED_NOTE, AnswerJob
 CONV = "chat_conv"  # the open conversation's id (also in the URL as ?c=..., so a refresh reopens it)
 MESSAGES = "chat_messages"  # its messages, as shown
 JOB = "chat_job"  # the answer being written, if any
+AGAIN = "chat_ask_again"  # a question to answer again without the cache ("Ask again" under a cached answer)
 MODES = ("hybrid", "dense", "lexical")
 ANSWER_MODES = tuple(m.value for m in (AnswerMode.EXTRACTIVE, AnswerMode.AUTO, AnswerMode.GENERATIVE))  # menu order
 # which writer's text the turn shows (Answer.mode), in words
@@ -189,9 +190,9 @@ def _citations(ans: dict[str, Any]) -> None:
             st.markdown(f"**Quote:** {common.highlight(pieces)}")
 
 
-def render_answer(rag: Rag, msg: dict[str, Any]) -> None:
-    """A finished assistant turn: the answer (or the abstention with its reason), badges, details, citations,
-    notes and feedback."""
+def render_answer(rag: Rag, msg: dict[str, Any], index: int = 0) -> None:
+    """A finished assistant turn: the answer (or the abstention with its reason), where it came from when the cache
+    served it (with "Ask again"), badges, details, citations, notes and feedback."""
     if msg.get("error") is not None:
         common.show_error(msg["error"], "answering")
         return
@@ -207,6 +208,8 @@ def render_answer(rag: Rag, msg: dict[str, Any]) -> None:
         st.markdown(common.md_escape(ans.get("text") or msg.get("content", "")))
         if ans.get("mode") in WRITER_NOTES:
             st.caption(WRITER_NOTES[ans["mode"]])
+    if ans.get("cached"):
+        _from_cache(ans, index)
     restarts = ans.get("restarts") or []
     if restarts:
         st.caption(f"{len(restarts)} draft(s) rejected by the guardrails and rewritten: "
@@ -235,6 +238,23 @@ def render_answer(rag: Rag, msg: dict[str, Any]) -> None:
         st.caption("This answer could not be saved: " + common.md_escape(msg["save_error"]))
     if msg.get("id") is not None:
         _feedback(rag, msg)
+
+
+def _from_cache(ans: dict[str, Any], index: int) -> None:
+    """Why the cache served this answer ("same question as '…' (asked 2 h ago)"), and a button that asks again
+    without the cache."""
+    why = (ans.get("cache") or {}).get("why") or "answered from the cache"
+    cols = st.columns([5, 1])
+    with cols[0]:
+        st.caption(":material/cached: " + common.md_escape(why))
+    with cols[1]:
+        st.button("Ask again", key=f"again-{index}", on_click=_ask_again, args=(ans.get("question") or "",),
+                  help="Answer this question afresh from the documents, without the answer cache.")
+
+
+def _ask_again(question: str) -> None:
+    if question.strip():
+        st.session_state[AGAIN] = question
 
 
 def _feedback(rag: Rag, msg: dict[str, Any]) -> None:
@@ -343,15 +363,18 @@ def render() -> None:
     if not names:
         st.info("There are no documents yet. Add some on the **Documents** page, then ask about them here.",
                 icon=":material/upload_file:")
-    for msg in st.session_state[MESSAGES]:
+    for i, msg in enumerate(st.session_state[MESSAGES]):
         with st.chat_message(msg["role"]):
             if msg["role"] == "user":
                 st.markdown(common.md_escape(msg["content"]))
             else:
-                render_answer(rag, msg)
+                render_answer(rag, msg, i)
     job: AnswerJob | None = st.session_state[JOB]
     if job is not None:
         _follow(job)
+    again = st.session_state.pop(AGAIN, None)
+    if again and opts and job is None:
+        _submit(rag, again, {**opts, "cache": False})
     question = st.chat_input("Ask a question about your documents", key="chat_input", submit_mode="disable",
                              disabled=not names)
     if question and opts:

@@ -12,6 +12,7 @@ from localrag.app.cache.equivalence import (
     RARE_DF,
     RARE_MIN_CHUNKS,
     CorpusTerms,
+    new_words_check,
     normalize_question,
     question_tokens,
     verify_equivalent,
@@ -20,5 +21,5 @@ from localrag.app.cache.store import MAX_CANDIDATES, MAX_DF_CHUNKS, CacheHit, Se
 
 __all__ = [
     "MAX_CANDIDATES", "MAX_DF_CHUNKS", "RARE_DF", "RARE_MIN_CHUNKS", "CacheHit", "CorpusTerms", "SemanticCache",
-    "normalize_question", "question_tokens", "verify_equivalent",
+    "new_words_check", "normalize_question", "question_tokens", "verify_equivalent",
 ]

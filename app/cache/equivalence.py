@@ -9,8 +9,9 @@ says which words are rare in a collection. Words, stems and numbers come from `l
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import Counter
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Sequence
 
 from localrag.index.text import (
     CARDINALS,
@@ -26,7 +27,8 @@ from localrag.index.text import (
     tokens,
 )
 
-__all__ = ["RARE_DF", "RARE_MIN_CHUNKS", "CorpusTerms", "normalize_question", "question_tokens", "verify_equivalent"]
+__all__ = ["RARE_DF", "RARE_MIN_CHUNKS", "CorpusTerms", "defined_acronyms", "expand_acronyms", "new_words_check",
+           "normalize_question", "question_tokens", "verify_equivalent"]
 
 RARE_DF = 0.05  # a word in fewer than this share of a collection's chunks (or in none) is a rare term ...
 RARE_MIN_CHUNKS = 30  # ... or in fewer than this many: in a small corpus every topic word is in few chunks
@@ -252,10 +254,21 @@ def _entity_check(ta: list[Token], tb: list[Token], links: tuple[dict[int, int],
                 pos = found
             if pos is not None:
                 positions.append(pos)
-        if any(b < a for a, b in zip(positions, positions[1:], strict=False)):
+        if _compares(x) and any(b < a for a, b in zip(positions, positions[1:], strict=False)):
             names = [" ".join(x[i].text for i in s) for s in spans]
             return "entity order differs: " + " / ".join(repr(n) for n in names)
     return None
+
+
+_COMPARE_CLASSES = {"before", "after", "more", "less", "most", "least"}
+_COMPARE_WORDS = {"than", "between", "versus", "vs", "or", "and", "compared", "compare", "from", "to"}
+
+
+def _compares(toks: list[Token]) -> bool:
+    """Does the question relate its names to each other ("Did A open before B", "A or B", "from A to B")? Then
+    their order matters; otherwise "the Neural Engine of Apple's M4" and "Apple's M4: its Neural Engine" ask one
+    thing."""
+    return any(_STRICT.get(t.low) in _COMPARE_CLASSES or t.low in _COMPARE_WORDS for t in toks)
 
 
 def _focus(toks: list[Token]) -> set[str]:
@@ -433,6 +446,92 @@ def verify_equivalent(a: str, b: str, rare_terms: Container[str] | None = None) 
     return None
 
 
+def _used(toks: list[Token]) -> set[int]:
+    """The positions the number, rate and qualifier rules read (not content words)."""
+    _, nums = _numbers(toks)
+    _, rates = _rates(toks)
+    return nums | rates | _qualifiers(toks, rates)[2]
+
+
+def new_words_check(new: str, old: str, quotes: Sequence[str], evidence: Sequence[str],
+                    rare_terms: Container[str]) -> str | None:
+    """For a cached answer to `old` offered for `new` (the rules of `verify_equivalent` passed without the rare-term
+    rule): None when the words only `new` has leave the answer standing, else why not. A rare word only in `new`
+    is fine when the answer's `quotes` hold it (the answer is about it); it refuses when the rest of the cited
+    `evidence` holds it (the sources tell that thing apart: "deputy mayor" beside "mayor"), or when it is absent
+    from the evidence and adds to the question rather than rewording it (no word of `old` was replaced), or when
+    the word it replaced shares a chunk with it (`CorpusTerms.together`: "operations engineer" for "chair"). A
+    rare word only `old` has refuses when the evidence names the thing it qualifies both with and without it
+    ("Deputy Mayor" and "Mayor")."""
+    ta, tb = question_tokens(new), question_tokens(old)
+    links = _acronym_links(ta, tb)
+    ca, cb = _content(ta, _used(ta) | set(links[0])), _content(tb, _used(tb) | set(links[1]))
+    only_new = {s: w for s, w in ca.items() if s not in cb and not _related(s, cb) and w in rare_terms}
+    only_old = {s: w for s, w in cb.items() if s not in ca and not _related(s, ca) and w in rare_terms}
+    quoted = {t.stem for q in quotes for t in question_tokens(q)}
+    told = {t.stem for e in evidence for t in question_tokens(e)}
+    together = getattr(rare_terms, "together", None)
+    for s, w in sorted(only_new.items()):
+        if s in quoted:
+            continue
+        if s in told:
+            return f"the sources tell {w!r} apart from what the answer quotes"
+        if not only_old:
+            return f"{w!r} narrows the question"
+        both = [o for o in sorted(only_old.values()) if together is not None and together(w, o)]
+        if both:  # synonyms rarely share a chunk; two roles, places or things of one kind often do
+            return f"the collection tells {w!r} and {both[0]!r} apart"
+    if not only_new:
+        told_toks = [question_tokens(e) for e in evidence]
+        for s, w in sorted(only_old.items()):
+            kept = _named_without(told_toks, s, set(ca))
+            if kept:
+                return f"the sources name {kept!r} with and without {w!r}, which this question leaves out"
+    return None
+
+
+def _named_without(texts: list[list[Token]], dropped: str, kept: set[str]) -> str | None:
+    """A word of `kept` (stems) that the texts write beside `dropped` ("Deputy Mayor") and also without it ("the
+    Mayor"): then a question that drops the word asks for the other thing."""
+    beside: set[str] = set()
+    for toks in texts:
+        for i, t in enumerate(toks):
+            if t.stem == dropped:
+                beside.update(x.stem for x in toks[max(0, i - 1):i + 2] if x.stem in kept)
+    for toks in texts:
+        for i, t in enumerate(toks):
+            if t.stem in beside and all(x.stem != dropped for x in toks[max(0, i - 1):i + 2]):
+                return t.text
+    return None
+
+
+_DEFINED = re.compile(r"((?:[A-Z][\w'-]*[ \t]+(?:(?:of|and|the|for|&)[ \t]+)?){2,8})\(([A-Z][A-Za-z0-9]{1,9})\)")
+
+
+def defined_acronyms(text: str) -> dict[str, str]:
+    """Acronyms a text defines as "Port Wren Marine Research Station (PWMRS)": {"pwmrs": "Port Wren Marine Research
+    Station"}; the initials must spell the acronym."""
+    out: dict[str, str] = {}
+    for m in _DEFINED.finditer(text):
+        acronym = m.group(2)
+        if sum(c.isupper() for c in acronym) < 2:
+            continue
+        toks = tokens(m.group(1))
+        span = _acronym_span(acronym, toks)
+        if span and span[-1] == len(toks) - 1:
+            out[acronym.casefold()] = " ".join(t.text for t in toks[span[0]:])
+    return out
+
+
+def expand_acronyms(question: str, acronyms: dict[str, str]) -> str:
+    """The question with each acronym the collection defines spelled out ("Who founded PWMRS?" -> "Who founded
+    Port Wren Marine Research Station?"): an embedding places an acronym far from its name."""
+    if not acronyms:
+        return question
+    return re.sub(r"\b[A-Z][A-Za-z0-9]{1,9}\b", lambda m: acronyms.get(m.group(0).casefold(), m.group(0))
+                  if m.group(0).isupper() or sum(c.isupper() for c in m.group(0)) >= 2 else m.group(0), question)
+
+
 class CorpusTerms:
     """Document frequencies of word stems over a collection's chunks; `word in terms` is True for rare words.
 
@@ -442,18 +541,31 @@ class CorpusTerms:
 
     def __init__(self, texts: Iterable[str], rare_df: float = RARE_DF, min_chunks: int = RARE_MIN_CHUNKS) -> None:
         df: Counter[str] = Counter()
+        where: dict[str, list[int]] = {}
         n = 0
-        for text in texts:
-            n += 1
-            df.update({t.stem for t in question_tokens(text)})
+        acronyms: dict[str, str] = {}
+        for n, text in enumerate(texts, 1):
+            if "(" in text:
+                acronyms.update(defined_acronyms(text))
+            stems = {t.stem for t in question_tokens(text)}
+            df.update(stems)
+            for st in stems:
+                where.setdefault(st, []).append(n)
         self.n_chunks = n
         self.df = df
         self.min_df = max(1.0, rare_df * n, float(min_chunks))
+        # the chunks of each rare stem (a rare stem is in few chunks, so this stays small)
+        self.chunks = {st: frozenset(ids) for st, ids in where.items() if len(ids) < self.min_df}
+        self.acronyms = acronyms  # "pwmrs" -> "Port Wren Marine Research Station", as the documents define them
 
     def __contains__(self, word: object) -> bool:
         if not isinstance(word, str):
             return False
         return self.df.get(stem(word), 0) < self.min_df
+
+    def together(self, a: str, b: str) -> int:
+        """How many chunks hold a form of both words (rare words only; 0 otherwise)."""
+        return len(self.chunks.get(stem(a), frozenset()) & self.chunks.get(stem(b), frozenset()))
 
     def frequency(self, word: str) -> float:
         """The share of the collection's chunks that hold a form of `word`."""

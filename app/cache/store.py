@@ -1,10 +1,14 @@
 """The semantic answer cache's storage: answers in the answers_cache table, found by question.
 
-Lookup order: exact match on the normalized question, then the most similar stored questions (cosine over the
-embedder's vectors) at or above `threshold`, each checked by `verify_equivalent` (equivalence.py). Entries are
-scoped, expire and are capped as invalidation.py says. The vectors of a scope are kept in memory while the scope's
-(count, max id) is unchanged, so a lookup costs one matrix product; document frequencies for the rare-term rule are
-computed once per corpus version.
+Lookup order: exact match on the normalized question (kind "exact"); then the most similar stored questions (cosine
+over the embedder's vectors) at or above `threshold`, each checked by `verify_equivalent` (equivalence.py) and,
+when the caller gives one, by an answer verifier: does the stored answer answer *this* question (same evidence,
+its quoted sentences support this question)? A candidate that passes is a hit of kind "paraphrase". With a
+verifier the rules that only compare words (a rare word in one question only) are left to it: paraphrases are made
+of different words. Entries are scoped, expire and are capped as invalidation.py says. Every lookup's outcome (a
+hit by kind, each refused candidate with its reason, a miss) is one row of cache_events, so statistics hold across
+processes. The vectors of a scope are kept in memory while the scope's (count, max id) is unchanged, so a lookup
+costs one matrix product; document frequencies for the rare-term rule are computed once per corpus version.
 """
 
 from __future__ import annotations
@@ -14,24 +18,29 @@ import json
 import logging
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import CursorResult, and_, delete, func, select, update
 
-from localrag.app.cache.equivalence import CorpusTerms, normalize_question, verify_equivalent
+from localrag.app.cache.equivalence import CorpusTerms, expand_acronyms, normalize_question, verify_equivalent
 from localrag.app.cache.invalidation import evict_over_cap, fresh, prune_stale, scope, ttl_cutoff
 from localrag.index.embedder import Embedder
-from localrag.index.store import AnswerCacheRow, ChunkRow, Store, utcnow
+from localrag.index.store import AnswerCacheRow, CacheEventRow, ChunkRow, Store, utcnow
 
-__all__ = ["MAX_CANDIDATES", "MAX_DF_CHUNKS", "CacheHit", "SemanticCache"]
+__all__ = ["MAX_CANDIDATES", "MAX_DF_CHUNKS", "MAX_EVENTS", "CacheHit", "SemanticCache", "Verifier"]
 
 log = logging.getLogger(__name__)
 
 MAX_DF_CHUNKS = 20_000  # document frequencies are estimated on at most this many chunks
 MAX_CANDIDATES = 5  # semantic candidates checked per lookup, best first
+MAX_EVENTS = 100_000  # lookup outcomes kept for the statistics (the oldest go first)
+
+# the stored answer (what put() stored) -> None when it answers the question being looked up, else why not
+Verifier = Callable[[dict[str, Any]], str | None]
 
 
 def _question_key(normalized: str) -> str:
@@ -43,7 +52,7 @@ class CacheHit:
     """A stored answer found for a question."""
 
     payload: dict  # what put() stored, unchanged (JSON round-trip)
-    kind: str  # "exact" or "semantic"
+    kind: str  # "exact" or "paraphrase"
     similarity: float  # 1.0 for exact
     matched_question: str  # the stored question that matched
     entry_id: int
@@ -59,17 +68,6 @@ class _ScopeVectors:
     created: np.ndarray  # seconds since the epoch (naive UTC)
     questions: list[str]
     matrix: np.ndarray  # float32 (n, dim)
-
-
-@dataclass
-class _Counters:
-    lookups: int = 0
-    exact_hits: int = 0
-    semantic_hits: int = 0
-    rejected: int = 0  # semantic candidates over the threshold that verification refused
-    misses: int = 0
-    puts: int = 0
-    reasons: Counter = field(default_factory=Counter)
 
 
 def _epoch(dt: datetime) -> float:
@@ -94,12 +92,16 @@ class SemanticCache:
         self._terms: dict[int, tuple[int, CorpusTerms]] = {}
         self._terms_lock = threading.Lock()
         self._vectors: dict[tuple, _ScopeVectors] = {}
-        self._counters: dict[int, _Counters] = {}
 
     # --- helpers --------------------------------------------------------------------------------------------
-    def _count(self, collection_id: int) -> _Counters:
-        with self._lock:
-            return self._counters.setdefault(collection_id, _Counters())
+    def _record(self, collection_id: int, events: list[tuple[str, str | None]]) -> None:
+        """Append lookup outcomes to cache_events (statistics only: a failure is logged, never raised)."""
+        try:
+            with self.store.session() as s:
+                s.add_all([CacheEventRow(collection_id=collection_id, event=e, reason=r and r[:200], created=utcnow())
+                           for e, r in events])
+        except Exception as exc:  # noqa: BLE001 - statistics must never break an answer
+            log.warning("semantic cache: could not record lookup statistics: %s", exc)
 
     def _vector(self, question: str, embedding: np.ndarray | None) -> np.ndarray:
         if embedding is None:
@@ -110,6 +112,11 @@ class SemanticCache:
         if not np.isfinite(norm) or norm == 0.0:
             raise ValueError("question embedding is zero or not finite")
         return (vec / norm).astype(np.float32)
+
+    def key_text(self, collection_id: int, corpus_version: int, question: str) -> str:
+        """The text whose embedding finds similar questions: the question with the acronyms the collection defines
+        spelled out (MiniLM puts "PWMRS" far from "Port Wren Marine Research Station")."""
+        return expand_acronyms(question, self.rare_terms(collection_id, corpus_version).acronyms)
 
     def rare_terms(self, collection_id: int, corpus_version: int) -> CorpusTerms:
         """Document frequencies for one collection, computed once per corpus_version."""
@@ -182,68 +189,76 @@ class SemanticCache:
 
     # --- API ------------------------------------------------------------------------------------------------
     def lookup(self, collection_id: int, corpus_version: int, model_id: str, prompt_version: str, question: str,
-               embedding: np.ndarray | None = None) -> CacheHit | None:
-        """A stored answer for this question in this scope, or None; semantic candidates must pass verification."""
-        counters = self._count(collection_id)
-        with self._lock:
-            counters.lookups += 1
+               embedding: np.ndarray | None = None, verify: Verifier | None = None) -> CacheHit | None:
+        """A stored answer for this question in this scope, or None. An exact repeat is served as is; a similar
+        stored question must pass `verify_equivalent` and, when given, `verify` (the stored answer answers this
+        question). Each outcome is recorded for `stats`."""
+        events: list[tuple[str, str | None]] = []
+        try:
+            hit = self._lookup(collection_id, corpus_version, model_id, prompt_version, question, embedding, verify,
+                               events)
+        finally:
+            self._record(collection_id, events or [("miss", None)])
+        return hit
+
+    def _lookup(self, collection_id: int, corpus_version: int, model_id: str, prompt_version: str, question: str,
+                embedding: np.ndarray | None, verify: Verifier | None,
+                events: list[tuple[str, str | None]]) -> CacheHit | None:
         norm = normalize_question(question)
         if not norm:
-            with self._lock:
-                counters.misses += 1
             return None
         now = utcnow()
         cutoff = ttl_cutoff(now, self.ttl_s)
-        in_scope = scope(collection_id, corpus_version, model_id, prompt_version)
-
-        # 1. exact
         with self.store.session() as s:
             row = s.execute(
                 select(AnswerCacheRow.id, AnswerCacheRow.question).where(
-                    in_scope, fresh(cutoff), AnswerCacheRow.question_key == _question_key(norm))
+                    scope(collection_id, corpus_version, model_id, prompt_version), fresh(cutoff),
+                    AnswerCacheRow.question_key == _question_key(norm))
                 .order_by(AnswerCacheRow.id.desc()).limit(1)
             ).first()
         if row is not None and normalize_question(row[1]) == norm:
             taken = self._take(row[0], row[1], now)
             if taken is not None:
-                with self._lock:
-                    counters.exact_hits += 1
+                events.append(("exact", None))
                 return CacheHit(taken[0], "exact", 1.0, row[1], int(row[0]), (now - taken[1]).total_seconds())
-
-        # 2. similar and verified
         vecs = self._scope_vectors(collection_id, corpus_version, model_id, prompt_version)
-        if vecs is not None:
-            q = self._vector(question, embedding)
-            if q.shape[0] == vecs.matrix.shape[1]:
-                sims = vecs.matrix @ q
-                if cutoff is not None:
-                    sims = np.where(vecs.created >= _epoch(cutoff), sims, -1.0)
-                order = np.argsort(-sims)[:MAX_CANDIDATES]
-                for n in order:
-                    sim = float(sims[n])
-                    if sim < self.threshold:
-                        break
-                    stored = vecs.questions[n]
-                    reason = verify_equivalent(question, stored, self.rare_terms(collection_id, corpus_version))
-                    if reason is not None:
-                        log.debug("semantic cache: rejected %r for %r (cosine %.4f): %s", stored, question, sim, reason)
-                        with self._lock:
-                            counters.rejected += 1
-                            counters.reasons[reason.split(" (")[0].split(":")[0]] += 1
-                        continue
-                    taken = self._take(int(vecs.ids[n]), stored, now)
-                    if taken is None:
-                        continue
-                    with self._lock:
-                        counters.semantic_hits += 1
-                    return CacheHit(taken[0], "semantic", min(sim, 1.0), stored, int(vecs.ids[n]),
-                                    (now - taken[1]).total_seconds())
-            else:
-                log.warning("semantic cache: question embedding has %d dimensions, stored ones %d; skipped",
-                            q.shape[0], vecs.matrix.shape[1])
-        with self._lock:
-            counters.misses += 1
+        if vecs is None:
+            return None
+        q = self._vector(self.key_text(collection_id, corpus_version, question), embedding)
+        if q.shape[0] != vecs.matrix.shape[1]:
+            log.warning("semantic cache: question embedding has %d dimensions, stored ones %d; skipped",
+                        q.shape[0], vecs.matrix.shape[1])
+            return None
+        sims = vecs.matrix @ q
+        if cutoff is not None:
+            sims = np.where(vecs.created >= _epoch(cutoff), sims, -1.0)
+        # with an answer verifier, words that differ are its business; without one, every rule applies
+        terms: Any = set() if verify is not None else self.rare_terms(collection_id, corpus_version)
+        for n in np.argsort(-sims)[:MAX_CANDIDATES]:
+            sim, stored = float(sims[n]), vecs.questions[n]
+            if sim < self.threshold:
+                break
+            reason = verify_equivalent(question, stored, terms)
+            if reason is None and verify is not None:
+                payload = self._payload(int(vecs.ids[n]))
+                reason = "the entry vanished" if payload is None else verify(payload)
+            if reason is not None:
+                log.debug("semantic cache: refused %r for %r (cosine %.4f): %s", stored, question, sim, reason)
+                events.append(("refused", reason.split(" (")[0].split(":")[0]))
+                continue
+            taken = self._take(int(vecs.ids[n]), stored, now)
+            if taken is None:
+                continue
+            events.append(("paraphrase", None))
+            return CacheHit(taken[0], "paraphrase", min(sim, 1.0), stored, int(vecs.ids[n]),
+                            (now - taken[1]).total_seconds())
+        events.append(("miss", None))
         return None
+
+    def _payload(self, entry_id: int) -> dict[str, Any] | None:
+        with self.store.session() as s:
+            data = s.scalar(select(AnswerCacheRow.payload).where(AnswerCacheRow.id == entry_id))
+        return None if data is None else cast(dict[str, Any], json.loads(data))
 
     def put(self, collection_id: int, corpus_version: int, model_id: str, prompt_version: str, question: str,
             payload: dict, embedding: np.ndarray | None = None) -> int:
@@ -255,7 +270,7 @@ class SemanticCache:
             data = json.dumps(payload, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"cache payload must be JSON-serializable: {exc}") from exc
-        vec = self._vector(question, embedding)
+        vec = self._vector(self.key_text(collection_id, corpus_version, question), embedding)
         now = utcnow()
         cutoff = ttl_cutoff(now, self.ttl_s)
         with self.store.session() as s:
@@ -273,48 +288,62 @@ class SemanticCache:
             s.flush()
             entry_id = int(row.id)
             evict_over_cap(s, self.max_entries, entry_id)
-        with self._lock:
-            self._count(collection_id).puts += 1
+            s.execute(delete(CacheEventRow).where(CacheEventRow.id <= entry_events_floor(s)))
         return entry_id
 
     def clear(self, collection_id: int | None = None) -> int:
-        """Remove all entries, or one collection's; returns how many were removed."""
+        """Remove all entries, or one collection's, and their lookup statistics; returns how many entries were
+        removed."""
         with self.store.session() as s:
             stmt = delete(AnswerCacheRow)
+            events = delete(CacheEventRow)
             if collection_id is not None:
                 stmt = stmt.where(AnswerCacheRow.collection_id == collection_id)
+                events = events.where(CacheEventRow.collection_id == collection_id)
             removed = int(cast(CursorResult[Any], s.execute(stmt)).rowcount or 0)
+            s.execute(events)
         with self._lock:
             self._vectors = {k: v for k, v in self._vectors.items()
                              if collection_id is not None and k[0] != collection_id}
         return removed
 
-    def stats(self, collection_id: int | None = None) -> dict:
-        """Stored entries (count, hits, oldest/newest) plus this process's lookup counters."""
+    def stats(self, collection_id: int | None = None) -> dict[str, Any]:
+        """Stored entries (count, hits, oldest/newest), and the recorded lookups (every process, the last
+        MAX_EVENTS): hits by kind, misses, and refused candidates by reason."""
         with self.store.session() as s:
             q = select(func.count(AnswerCacheRow.id), func.coalesce(func.sum(AnswerCacheRow.hits), 0),
                        func.min(AnswerCacheRow.created), func.max(AnswerCacheRow.created))
+            e = select(CacheEventRow.event, CacheEventRow.reason, func.count(CacheEventRow.id))
             if collection_id is not None:
                 q = q.where(AnswerCacheRow.collection_id == collection_id)
+                e = e.where(CacheEventRow.collection_id == collection_id)
             count, hits, oldest, newest = s.execute(q).one()
-        with self._lock:
-            parts = [c for cid, c in self._counters.items() if collection_id is None or cid == collection_id]
-            reasons: Counter = Counter()
-            for c in parts:
-                reasons.update(c.reasons)
-            return {
-                "entries": int(count or 0),
-                "hits": int(hits or 0),
-                "oldest": oldest.isoformat() if oldest else None,
-                "newest": newest.isoformat() if newest else None,
-                "lookups": sum(c.lookups for c in parts),
-                "exact_hits": sum(c.exact_hits for c in parts),
-                "semantic_hits": sum(c.semantic_hits for c in parts),
-                "rejected": sum(c.rejected for c in parts),
-                "misses": sum(c.misses for c in parts),
-                "puts": sum(c.puts for c in parts),
-                "rejection_reasons": dict(reasons),
-                "threshold": self.threshold,
-                "ttl_s": self.ttl_s,
-                "max_entries": self.max_entries,
-            }
+            events = s.execute(e.group_by(CacheEventRow.event, CacheEventRow.reason)).all()
+        by_event: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
+        for event, reason, n in events:
+            by_event[event] += int(n)
+            if event == "refused":
+                reasons[reason or "?"] += int(n)
+        lookups = by_event["exact"] + by_event["paraphrase"] + by_event["miss"]
+        return {
+            "entries": int(count or 0),
+            "hits": int(hits or 0),
+            "oldest": oldest.isoformat() if oldest else None,
+            "newest": newest.isoformat() if newest else None,
+            "lookups": lookups,
+            "exact_hits": by_event["exact"],
+            "paraphrase_hits": by_event["paraphrase"],
+            "misses": by_event["miss"],
+            "refused": by_event["refused"],
+            "refused_reasons": dict(reasons.most_common()),
+            "threshold": self.threshold,
+            "ttl_s": self.ttl_s,
+            "max_entries": self.max_entries,
+        }
+
+
+def entry_events_floor(session: Any) -> int:
+    """The id at or below which cache_events rows are beyond MAX_EVENTS (0: none)."""
+    top = int(session.scalar(select(func.max(CacheEventRow.id))) or 0)
+    return max(0, top - MAX_EVENTS)

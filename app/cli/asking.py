@@ -76,6 +76,8 @@ def _print_answer_tail(ans: Any, streamed: bool) -> None:
                                                    "score")
             if k in t]
     cached = " · cached answer" if ans.cached else ""
+    if ans.cached and (ans.cache or {}).get("why"):
+        err.print(f"[cyan]{escape(ans.cache['why'])}[/] [dim](--no-cache asks again)[/]", soft_wrap=True)
     tok = ans.tokens or {}
     toks = f" · {tok.get('prompt') or 0}+{tok.get('completion') or 0} tokens" if tok.get("completion") else ""
     mode = getattr(ans, "mode", "") or "generative"
@@ -216,13 +218,27 @@ def cache_clear(
 
 
 @cache_app.command("stats")
-def cache_stats(as_json: JsonOpt = False) -> None:
-    """How many answers are cached and how often they were reused."""
+def cache_stats(
+    collection: Annotated[str | None, typer.Option("--collection", "-c", help="Only this collection.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """How many answers are cached, and what the lookups did (every process): hits by kind (exact repeat or the same
+    question asked another way), misses, and candidates refused by reason."""
+    from rich.markup import escape
+
+    from localrag.app.rag import RagError
+
     rag = open_rag()
-    st = {k: v for k, v in rag.cache.stats().items()
-          if k in ("entries", "hits", "oldest", "newest", "threshold", "ttl_s", "max_entries")}
+    try:
+        st = rag.cache_stats(collection)
+    except RagError as exc:
+        fail(exc)
     if as_json:
         out.print_json(json.dumps(st, default=str))
-    else:
-        for key, value in st.items():
-            out.print(f"{key}: {value}")
+        return
+    for key in ("entries", "hits", "oldest", "newest", "lookups", "exact_hits", "paraphrase_hits", "misses"):
+        out.print(f"{key.replace('_', ' ')}: {st[key]}")
+    out.print(f"refused candidates: {st['refused']}")
+    for reason, n in st["refused_reasons"].items():
+        out.print(f"  {n:>5}  {escape(reason)}")
+    out.print(f"[dim]threshold {st['threshold']} · ttl {st['ttl_s']:.0f} s · at most {st['max_entries']} entries[/]")
