@@ -84,7 +84,7 @@ def test_groups_hold_every_old_flat_name():
 
 def test_every_setting_keeps_a_description():
     rows = list(describe())
-    assert len(rows) == len(OLD_FLAT_NAMES | ADDED_SINCE) + 3
+    assert len(rows) == len(OLD_FLAT_NAMES | ADDED_SINCE) + 4  # + data_dir, embedding_model, device, threads
     assert all(desc for _, _, _, desc in rows), [key for key, _, _, desc in rows if not desc]
     llm_model = next(desc for key, _, _, desc in rows if key == "llm.model")
     assert llm_model.startswith("llama-cpp: a model name (`localrag models list`), a .gguf file or "
