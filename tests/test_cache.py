@@ -384,6 +384,9 @@ def test_new_words_check():
     assert "apart" in new_words_check("Who is the operations engineer of Port Wren Community Energy?",
                                       "Who is the chair of Port Wren Community Energy?", ["Ana Moyle is the chair"],
                                       [ROLES], terms)
+    # ... and when the answer's own sentence names both roles
+    assert "names both" in new_words_check("Who is the operations engineer of Port Wren Community Energy?",
+                                           "Who is the chair of Port Wren Community Energy?", [ROLES], [ROLES], terms)
     # a word the cited sources hold but the answer does not quote: they tell it apart
     assert "tell 'deputy' apart" in new_words_check("Who was the deputy mayor?", "Who was the mayor?",
                                                     ["Cllr Beatrice Nkemelu (Mayor, in the chair)"], [MINUTES], terms)

@@ -456,13 +456,14 @@ def _used(toks: list[Token]) -> set[int]:
 def new_words_check(new: str, old: str, quotes: Sequence[str], evidence: Sequence[str],
                     rare_terms: Container[str]) -> str | None:
     """For a cached answer to `old` offered for `new` (the rules of `verify_equivalent` passed without the rare-term
-    rule): None when the words only `new` has leave the answer standing, else why not. A rare word only in `new`
-    is fine when the answer's `quotes` hold it (the answer is about it); it refuses when the rest of the cited
-    `evidence` holds it (the sources tell that thing apart: "deputy mayor" beside "mayor"), or when it is absent
-    from the evidence and adds to the question rather than rewording it (no word of `old` was replaced), or when
-    the word it replaced shares a chunk with it (`CorpusTerms.together`: "operations engineer" for "chair"). A
-    rare word only `old` has refuses when the evidence names the thing it qualifies both with and without it
-    ("Deputy Mayor" and "Mayor")."""
+    rule): None when the words only `new` has leave the answer standing, else why not.
+
+    A rare word only in `new` is fine when the answer's `quotes` hold it (the answer is about it) but not the word
+    it replaced. It refuses when the rest of the cited `evidence` holds it (the sources tell that thing apart:
+    "deputy mayor" beside "mayor"); when it is absent from the evidence and adds to the question rather than
+    rewording it (no word of `old` was replaced); or when the word it replaced shares a chunk with it
+    (`CorpusTerms.together`: "operations engineer" for "chair"). A rare word only `old` has refuses when the
+    evidence names the thing it qualifies both with and without it ("Deputy Mayor" and "Mayor")."""
     ta, tb = question_tokens(new), question_tokens(old)
     links = _acronym_links(ta, tb)
     ca, cb = _content(ta, _used(ta) | set(links[0])), _content(tb, _used(tb) | set(links[1]))
@@ -473,6 +474,9 @@ def new_words_check(new: str, old: str, quotes: Sequence[str], evidence: Sequenc
     together = getattr(rare_terms, "together", None)
     for s, w in sorted(only_new.items()):
         if s in quoted:
+            both = [o for so, o in sorted(only_old.items()) if so in quoted]
+            if both:  # the quoted sentence names both: "the chair ... and the operations engineer ..."
+                return f"the answer's sentence names both {w!r} and {both[0]!r}"
             continue
         if s in told:
             return f"the sources tell {w!r} apart from what the answer quotes"
