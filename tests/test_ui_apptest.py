@@ -328,6 +328,32 @@ def test_auto_shows_the_quote_then_the_answer_replaces_it(ui_rag, rag_factory, s
     assert "replaced the quote shown first" in caps
 
 
+def test_a_cached_answer_says_why_and_ask_again_answers_afresh(ui_rag, rag_factory, serve):
+    """The same question asked another way is answered from the cache, and the turn says so ("the same question
+    asked another way as '…'"); "Ask again" answers it afresh, without the cache (extractive: no model)."""
+    rag = rag_factory(ui_rag.data_dir, answer_mode="extractive", score_answers=False)
+    rag.clear_cache()
+    serve(rag)
+    at = new_app()
+    at.sidebar.selectbox(key="chat_answer_mode").set_value("extractive").run()
+    ask(at, QUESTION)
+    ask(at, "Who was the designer of Gannet Head Lighthouse?")
+    second = at.session_state["chat_messages"][-1]["answer"]
+    assert second["cached"] and second["cache"]["kind"] == "paraphrase"
+    from localrag.ui.common import md_escape
+
+    caps = "\n".join(c.value for c in at.chat_message[-1].caption)
+    assert md_escape(f"answered from the cache: the same question asked another way as '{QUESTION}'") in caps
+    again = [b for b in at.button if b.label == "Ask again"]
+    assert len(again) == 1
+    again[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    last = at.session_state["chat_messages"][-1]
+    assert last["role"] == "assistant" and not last["answer"]["cached"]
+    assert at.session_state["chat_messages"][-2]["content"] == "Who was the designer of Gannet Head Lighthouse?"
+    assert last["answer"]["text"] == second["text"]  # the same sources give the same quote
+
+
 def test_follow_up_sends_the_history(fake_rag, serve):
     llm = FakeScriptedLLM(["Gannet Head Lighthouse was designed by Elias Thornbury [1].",
                            "When was Gannet Head Lighthouse first lit?",
