@@ -56,6 +56,7 @@ class Rag:
         self._indexes: dict[str, CollectionIndexes] = {}
         self._indexes_lock = threading.Lock()  # guards _indexes and _loading; never held across I/O
         self._loading: dict[str, threading.Lock] = {}  # per collection: one thread (re)loads its indexes at a time
+        self._opened: set[str] = set()  # collections loaded from disk once in this Rag (later loads: in memory only)
         # collections looked up for search, checked against the configured model once (their id, model and
         # dimension never change); ingest and remove drop the entry. Saves an ORM query per search.
         self._search_colls: dict[str, CollectionRow] = {}
@@ -145,15 +146,18 @@ class Rag:
             if cached is not None and cached.version >= version:
                 return cached
             loading = self._loading.setdefault(coll.name, threading.Lock())
-        if not loading.acquire(blocking=cached is None):
-            return cached  # type: ignore[return-value]  # not None: only a first open waits for the lock
+        if cached is not None and not loading.acquire(blocking=False):
+            return cached  # another thread is catching up: search the snapshot it replaces
+        if cached is None:
+            loading.acquire()  # a first open (or after StaleIndex): wait for the thread loading it, if any
         try:
             with self._indexes_lock:
                 current = self._indexes.get(coll.name)
             if current is not None and current.version >= self.store.corpus_version(coll.id):
                 return current  # another thread loaded it while this one waited
-            idx = self._load_indexes(coll, first=current is None)
+            idx = self._load_indexes(coll, first=coll.name not in self._opened)
             with self._indexes_lock:
+                self._opened.add(coll.name)
                 current = self._indexes.get(coll.name)
                 if current is None or current.version < idx.version:  # never back in time (an ingest here)
                     self._indexes[coll.name] = current = idx
