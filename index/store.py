@@ -444,3 +444,35 @@ class FeedbackRow(Base):
     prompt_version: Mapped[str] = mapped_column(Text, default="")  # Text: migration 0003
     created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# --- tuning the embedder on a collection's own documents (app/tune/, migration 0006) ---------------------------
+class TuneQuestionRow(Base):
+    """A question the instruct LLM wrote for one chunk (`localrag tune`), stored as it is made so that a killed run
+    resumes where it stopped. `status` "ok", or "junk" (the output was not one usable question: never asked again)."""
+
+    __tablename__ = "tune_questions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    chunk_id: Mapped[int] = mapped_column(ForeignKey("chunks.id", ondelete="CASCADE"), unique=True)
+    question: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="ok")
+    model: Mapped[str] = mapped_column(String(500))  # the LLM that wrote it
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class TuneRunRow(Base):
+    """One `localrag tune` of a collection: its tuned model's folder and lineage (JSON: base model, questions kept and
+    dropped, settings, held-out scores, stage times). At most one run per collection is "active": the collection's
+    queries and ingests then use that run's model, and its chunks' stored embeddings are that model's."""
+
+    __tablename__ = "tune_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    tag: Mapped[str] = mapped_column(String(40))  # the run's folder name under the collection's tuned/
+    # running | kept-base (no improvement) | active | undone | superseded | reverted (files unusable) | failed
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    base_model: Mapped[str] = mapped_column(String(500))
+    lineage: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON object
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
