@@ -206,6 +206,7 @@ class Rag:
             report = job.ingest(p, sync_dirs=[x for x in p if x.is_dir()] if sync else None,
                                 command="sync" if sync else "ingest")
             self._indexes[coll.name] = idx
+            self._opened.add(coll.name)  # loaded and repaired on disk, under the lock
             self._search_colls.pop(coll.name, None)
         self._add_notes(report, coll, repair)
         return report
@@ -222,6 +223,7 @@ class Rag:
             repair = idx.open(persist=True)
             report = self._job(coll, idx, None).remove(sources)
             self._indexes[coll.name] = idx
+            self._opened.add(coll.name)  # loaded and repaired on disk, under the lock
             self._search_colls.pop(coll.name, None)
         self._add_notes(report, coll, repair)
         return report
