@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localrag.app.answering import Answer
 from localrag.app.ask import AskEvent, AskOptions, answer_events, as_messages
 from localrag.app.config import Settings, load_settings
+from localrag.app.tune import CollectionModel, TuneError, TuneOptions
 from localrag.index.embedder import Embedder, resolve_model
 from localrag.index.indexes import CollectionIndexes, VectorSettings
 from localrag.index.store import CollectionRow, Store, StoreError
@@ -65,6 +67,8 @@ class Rag:
         self._llm_lock = threading.Lock()
         self._cache: SemanticCache | None = None
         self._scorer: ProxyScorer | None = None
+        # per collection id: the model its queries and ingests use (app/tune), as of a corpus_version
+        self._models: dict[int, tuple[int, CollectionModel]] = {}
 
     @classmethod
     def open(
@@ -120,9 +124,38 @@ class Rag:
             )
         return coll
 
-    def _new_indexes(self, coll: CollectionRow) -> CollectionIndexes:
+    def _model(self, coll: CollectionRow) -> CollectionModel:
+        """The embedder a collection uses (a tuned one after `tune`, else the base: `embedder` None) and the folder
+        of its vector files, checked once per corpus_version (a tune's switch and undo bump it)."""
+        from localrag.app.tune import collection_model
+
+        version = self.store.corpus_version(coll.id)
+        cached = self._models.get(coll.id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        folder = self._folder(coll)
+        try:
+            m = collection_model(self.store, coll, folder, self.embedder,
+                                 lambda: CollectionLock(folder, self.store, coll.id))
+        except IngestLocked:
+            raise RagError(f"collection {coll.name!r}: its tuned embedder is unusable and an ingest is running; "
+                           "try again when it ends") from None
+        if m.warning:
+            import warnings
+
+            warnings.warn(m.warning, RuntimeWarning, stacklevel=3)
+        self._models[coll.id] = (self.store.corpus_version(coll.id), m)
+        return m
+
+    def collection_embedder(self, collection: str = "default") -> Embedder:
+        """The embedder a collection's queries use: its tuned model after `tune`, else the configured one."""
+        coll = self._collection(collection, create=False)
+        return self._model(coll).embedder or self.embedder
+
+    def _new_indexes(self, coll: CollectionRow, folder: Path | None = None) -> CollectionIndexes:
         return CollectionIndexes(
-            self.store, coll.id, coll.embedding_dim, self._folder(coll), self.settings.storage.lexical_backend,
+            self.store, coll.id, coll.embedding_dim, folder or self._model(coll).folder,
+            self.settings.storage.lexical_backend,
             use_gpu=self.settings.storage.use_gpu, vector_settings=self._vector_settings(coll),
         )
 
@@ -198,6 +231,7 @@ class Rag:
         removed too. Unchanged files are skipped; changed ones replace their old chunks."""
         coll = self._collection(collection, create=True)
         folder = self._folder(coll)
+        self._model(coll)  # before the lock: a tuned model found unusable is reverted under it
         with CollectionLock(folder, self.store, coll.id), faiss_threads(self.settings.threads):
             idx = self._new_indexes(coll)
             repair = idx.open(persist=True)
@@ -218,6 +252,7 @@ class Rag:
     def remove(self, sources: list[str], collection: str = "default") -> IngestReport:
         coll = self._collection(collection, create=False)
         folder = self._folder(coll)
+        self._model(coll)  # before the lock: a tuned model found unusable is reverted under it
         with CollectionLock(folder, self.store, coll.id), faiss_threads(self.settings.threads):
             idx = self._new_indexes(coll)
             repair = idx.open(persist=True)
@@ -231,7 +266,8 @@ class Rag:
     def _job(self, coll: CollectionRow, idx: CollectionIndexes, progress: ProgressFn | None) -> IngestJob:
         ing = self.settings.ingest
         return IngestJob(
-            self.store, self.embedder, coll, idx, chunk_tokens=coll.chunk_tokens, chunk_overlap=coll.chunk_overlap,
+            self.store, self._model(coll).embedder or self.embedder, coll, idx, chunk_tokens=coll.chunk_tokens,
+            chunk_overlap=coll.chunk_overlap,
             file_timeout_s=ing.file_timeout_s, max_file_mb=ing.max_file_mb, progress=progress,
         )
 
@@ -318,12 +354,13 @@ class Rag:
                 raise RagError("reranking was asked for, but no reranker is configured: set search.reranker_model "
                                "(LOCALRAG_SEARCH__RERANKER_MODEL) to a sentence-transformers CrossEncoder id or folder")
         coll = self._search_collection(collection)
+        embedder = self._model(coll).embedder or self.embedder
         if p.mode != "lexical":
-            _ = self.embedder.model  # load before the clock starts: stage timings measure searching, not loading
+            _ = embedder.model  # load before the clock starts: stage timings measure searching, not loading
         for attempt in range(5):
             idx = self._open_indexes(coll)
             try:
-                res = Searcher(self.store, self.embedder, idx, reranker).search(query, p, f)
+                res = Searcher(self.store, embedder, idx, reranker).search(query, p, f)
             except StaleIndex:
                 with self._indexes_lock:
                     if self._indexes.get(coll.name) is idx:
@@ -455,6 +492,44 @@ class Rag:
 
     def corpus_version(self, collection_id: int) -> int:
         return self.store.corpus_version(collection_id)
+
+    # --- tuning the embedder on the collection's documents (app/tune/) -----------------------------------------
+    def tune(
+        self, collection: str = "default", max_chunks: int | None = None, undo: bool = False,
+        progress: Callable[[str, int, int], None] | None = None, options: TuneOptions | None = None,
+    ) -> dict[str, Any]:
+        """Adapt the collection's embedder to its documents (issue 23): the LLM writes a question per chunk (all, or
+        `max_chunks` sampled by document; stored as made, so a re-run resumes), the questions the current search
+        cannot place are dropped, the embedder is fine-tuned on the rest with hard negatives, and the collection
+        switches to it only when held-out recall@5 improves. `undo`: back to the base model. `progress(stage,
+        done, total)`. Returns the report (app.tune.TuneReport.to_dict)."""
+        from localrag.app.llm import LLMError
+        from localrag.app.tune import TuneParts, revert, tune_collection
+
+        coll = self._collection(collection, create=False)
+        folder = self._folder(coll)
+
+        def lock() -> CollectionLock:
+            return CollectionLock(folder, self.store, coll.id)
+
+        try:
+            if undo:
+                with lock():
+                    return revert(self.store, coll, folder, self.embedder)
+            if self.settings.storage.vector_backend != "faiss":
+                raise RagError("tune needs the FAISS vector backend (storage.vector_backend = faiss) in this version")
+            opts = options or TuneOptions()
+            if max_chunks is not None:
+                opts = dataclasses.replace(opts, max_chunks=max_chunks)
+            parts = TuneParts(
+                self.store, coll, folder, self.embedder, resolve_model(self.settings.embedding_model)[1],
+                lambda: self.llm, lambda: self._open_indexes(coll), lambda f: self._new_indexes(coll, f), lock,
+            )
+            return tune_collection(parts, opts, progress).to_dict()
+        except (TuneError, IngestLocked, LLMError) as exc:
+            raise RagError(str(exc)) from None
+        finally:
+            self._models.pop(coll.id, None)
 
     # --- documents, conversations and feedback (app/conversations.py) ------------------------------------------
     def documents(self, collection: str = "default") -> list[dict[str, Any]]:
