@@ -125,7 +125,7 @@ class _Segment:
         if got is None:
             rows, tf = self.postings(tid)
             dl = self.dl[rows]
-            order = np.argsort(-_tf_part(tf, dl, k1, b, avgdl), kind="stable")
+            order = np.argsort(-_tf_part(tf, dl, k1, b, avgdl))
             starts = np.arange(0, len(rows), IMPACT_BLOCK)
             got = _Impact(rows=np.ascontiguousarray(rows[order]), tf_max=np.maximum.reduceat(tf[order], starts),
                           dl_min=np.minimum.reduceat(dl[order], starts))

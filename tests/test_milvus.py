@@ -117,3 +117,51 @@ def test_index_type_change_and_bad_settings(tmp_path):
         MilvusVectorIndex.open(uri, "t_0001", 16)
     with pytest.raises(ValueError, match="milvus_index"):
         MilvusVectorIndex.open(uri, "t_0002", 8, index_type="DISKANN")
+
+
+def test_the_row_count_is_kept_between_changes(tmp_path, monkeypatch):
+    """Searches (and `ntotal`, which the search stage asks on every query) send no count(*) query while the
+    collection is unchanged; every add or remove through the index makes the next `ntotal` count again, right
+    also for an upsert of ids already there and a remove of ids that are not."""
+    mv = MilvusVectorIndex.open(str(tmp_path / "c.db"), "c_0001", 8, index_type="FLAT")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((60, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    mv.add(np.arange(40), x[:40])
+    queries: list[str] = []
+    real_query = mv.client.query
+
+    def counting(name, **kw):
+        queries.append(str(kw.get("output_fields")))
+        return real_query(name, **kw)
+
+    monkeypatch.setattr(mv.client, "query", counting)
+    assert mv.ntotal == 40 and len(queries) == 1
+    for v in x[:5]:
+        assert mv.ntotal == 40
+        mv.search(v, 3)
+    assert len(queries) == 1  # counted once for all those searches
+    mv.add(np.arange(30, 50), x[30:50])  # ids 30-39 upserted again, 40-49 new
+    assert mv.ntotal == 50 and len(queries) == 2
+    mv.remove(np.array([0, 1, 999]))  # 999 is not there
+    assert mv.ntotal == 48 and len(queries) == 3
+    assert mv.ntotal == 48 and len(queries) == 3
+
+
+def test_health_compares_counts_without_reading_every_id(rag_factory, tmp_path, monkeypatch):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("The lighthouse keeper trimmed the wick at dusk and logged the weather. " * 6)
+    rag = rag_factory(vector_backend="milvus", milvus_index="FLAT", chunk_tokens=32, chunk_overlap=0)
+    rag.ingest([docs])
+
+    def no_ids(self):
+        raise AssertionError("health read every id back from Milvus")
+
+    monkeypatch.setattr(MilvusVectorIndex, "ids", no_ids)
+    health = rag.status()["collections"][0]["index"]
+    assert health["in_step"] and health["vectors"] == health["chunks"] > 1
+    coll = rag.store.collection("default")
+    idx = rag._open_indexes(coll)
+    idx.vectors.remove(rag.store.chunk_ids(coll.id)[:1])  # a vector lost behind the store's back
+    assert not rag.status()["collections"][0]["index"]["in_step"]
