@@ -23,6 +23,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from localrag.app.cli import asking, bench, evaluation, library, llm, models  # noqa: E402 - after the environment
+from localrag.app.cli import tune as cli_tune  # noqa: E402 - after the environment
 from localrag.app.cli import ui as cli_ui  # noqa: E402 - after the environment
 from localrag.app.cli.common import err, state  # noqa: E402
 
@@ -59,6 +60,7 @@ llm.register(app)  # llm serve, llm info
 models.register(app)  # models list, pull, verify, remove
 evaluation.register(app)  # eval
 cli_ui.register(app)  # ui, export sft (app/cli/ui.py)
+cli_tune.register(app)  # tune (app/cli/tune.py)
 
 
 def main() -> None:
