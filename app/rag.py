@@ -300,6 +300,7 @@ class Rag:
                 "name": coll.name,
                 "embedding_model": coll.embedding_model,
                 "embedding_dim": coll.embedding_dim,
+                "tuned_model": self._model(coll).tag,  # `localrag tune`'s run in use (None: the base model)
                 "chunk_tokens": coll.chunk_tokens,
                 "chunk_overlap": coll.chunk_overlap,
                 "corpus_version": coll.corpus_version,

@@ -470,7 +470,7 @@ class TuneRunRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
     tag: Mapped[str] = mapped_column(String(40))  # the run's folder name under the collection's tuned/
-    # running | kept-base (no improvement) | active | undone | superseded | reverted (files unusable) | failed
+    # running | kept-base (no improvement) | active | undone | superseded | reverted (files unusable) | interrupted
     status: Mapped[str] = mapped_column(String(20), default="running")
     base_model: Mapped[str] = mapped_column(String(500))
     lineage: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON object

@@ -212,6 +212,9 @@ def remove_old_runs(store: Store, coll: CollectionRow, coll_folder: Path) -> lis
     with store.session() as s:
         active = {r.tag for r in s.scalars(select(TuneRunRow).where(TuneRunRow.collection_id == coll.id,
                                                                       TuneRunRow.status == "active"))}
+        # a run still "running" when the next one starts was killed (or failed): say so in its row
+        s.execute(update(TuneRunRow).where(TuneRunRow.collection_id == coll.id, TuneRunRow.status == "running")
+                  .values(status="interrupted", finished=utcnow()))
     gone = []
     root = coll_folder / "tuned"
     for d in sorted(root.iterdir()) if root.is_dir() else []:
