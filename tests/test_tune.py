@@ -4,6 +4,7 @@ tuned files are missing or corrupt, and queries using the collection's own model
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -194,3 +195,23 @@ def test_unusable_tuned_files_fall_back_to_the_base_model(small, rag_factory, da
     assert np.allclose(_stored(fresh, ids)[1], base_vecs, atol=1e-6)
     with fresh.store.session() as s:
         assert [r.status for r in s.scalars(select(TuneRunRow))] == ["reverted"]
+
+
+def test_cli_tune_reuses_stored_questions_and_undoes(small):
+    from typer.testing import CliRunner
+
+    from localrag.app.cli import app
+
+    rag, _ = small
+    assert rag.tune(options=FORCE)["switched"]
+    runner = CliRunner()
+    data = ["--data-dir", str(rag.data_dir)]
+    res = runner.invoke(app, [*data, "tune", "--epochs", "0", "--json"])  # every chunk has its question: no LLM
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert report["questions"]["asked"] == 0 and not report["switched"]
+    assert "the tuned model is active" in report["decision"]
+    res = runner.invoke(app, [*data, "tune", "--undo"])
+    assert res.exit_code == 0 and "base model again" in res.output, res.output
+    res = runner.invoke(app, [*data, "tune", "--undo"])
+    assert res.exit_code == 1 and "nothing to undo" in res.output
