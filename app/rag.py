@@ -136,7 +136,7 @@ class Rag:
         folder = self._folder(coll)
         try:
             m = collection_model(self.store, coll, folder, self.embedder,
-                                 lambda: CollectionLock(folder, self.store, coll.id))
+                                 lambda: CollectionLock(folder, self.store, coll.id), cached[1] if cached else None)
         except IngestLocked:
             raise RagError(f"collection {coll.name!r}: its tuned embedder is unusable and an ingest is running; "
                            "try again when it ends") from None

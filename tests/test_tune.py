@@ -145,7 +145,10 @@ def test_switch_queries_use_the_tuned_model_then_undo(small, rag_factory, tmp_pa
     coll = _coll(rag)
     ids, base_vecs = _stored(rag)
     version = coll.corpus_version
+    rag.cache.put(coll.id, version, "some-llm", "p1", "Who designed the lighthouse?", {"answer": "Elias Thornbury"})
+    assert rag.cache_stats("default")["entries"] == 1
     report = rag.tune(options=FORCE)
+    assert rag.cache_stats("default")["entries"] == 0  # answers found with the base model's search are not served
     assert report["switched"] and report["seconds"].keys() >= {"questions", "filter", "training", "re-embedding"}
     tuned = rag.collection_embedder()
     assert tuned.model_id.startswith(rag.embedder.model_id + "+tuned:")
@@ -161,9 +164,11 @@ def test_switch_queries_use_the_tuned_model_then_undo(small, rag_factory, tmp_pa
     other = rag_factory(rag.data_dir)  # another process's Rag sees the switch
     assert other.collection_embedder().model_id == tuned.model_id
     # an ingest into the tuned collection embeds with the tuned model
+    assert rag.collection_embedder() is tuned  # not reloaded when the corpus changes
     (src / "extra.txt").write_text("The harbour ferry to Skerry Island leaves at nine every morning in summer.")
     assert rag.ingest([src]).exit_code == 0
     new = np.setdiff1d(rag.store.chunk_ids(coll.id), ids)
+    assert rag.collection_embedder() is tuned
     assert len(new) == 1
     assert np.allclose(_stored(rag, new)[1], tuned.encode([(src / "extra.txt").read_text()]), atol=2e-3)
     # --undo: the base model's vectors again (the new chunk re-embedded with it)

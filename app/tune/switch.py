@@ -100,12 +100,15 @@ def load_tuned(coll_folder: Path, run: TuneRunRow, base: Embedder) -> Embedder:
 
 
 def collection_model(store: Store, coll: CollectionRow, coll_folder: Path, base: Embedder,
-                     lock: Callable[[], Any]) -> CollectionModel:
-    """The model a collection uses now. A tuned model whose files are missing or corrupt is given up: the
+                     lock: Callable[[], Any], known: CollectionModel | None = None) -> CollectionModel:
+    """The model a collection uses now (`known`: the one found before, reused while its run is still the active
+    one, so that an ingest does not reload it). A tuned model whose files are missing or corrupt is given up: the
     collection goes back to its base model (stored vectors restored, as `--undo` does) with a warning."""
     run = active_run(store, coll.id)
     if run is None:
         return CollectionModel(None, coll_folder)
+    if known is not None and known.tag == run.tag and known.embedder is not None:
+        return known
     try:
         return CollectionModel(load_tuned(coll_folder, run, base), run_folder(coll_folder, run.tag), run.tag)
     except TuneError as exc:
@@ -184,6 +187,7 @@ def activate(store: Store, coll: CollectionRow, coll_folder: Path, run_id: int, 
     idx.vectors.add(ids, vecs)
     idx.rebuild_lexical()
     idx.save(version + 1)
+    idx.maintain()  # FAISS flat or IVF as the collection's size calls for, as after an ingest
     runs = [(previous.id, "superseded")] if previous is not None else []
     _commit_vectors(store, coll, ids, vecs, version, runs + [(run_id, "active")], lineage)
 
