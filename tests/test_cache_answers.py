@@ -123,3 +123,17 @@ def test_statistics_are_kept_across_processes_and_shown_by_the_cli(rag, monkeypa
     assert shown["paraphrase_hits"] == 1 and shown["refused_reasons"] == st["refused_reasons"]
     res = CliRunner().invoke(cli_app, ["--data-dir", str(rag.data_dir), "cache", "stats"])
     assert "paraphrase hits: 1" in res.output and "qualifiers differ" in res.output
+
+
+def test_the_cli_says_a_reworded_question_came_from_the_cache(rag):
+    rag.clear_cache()
+    a, b = PARAPHRASES["synonym"]
+    base = ["--data-dir", str(rag.data_dir), "ask", "--mode", "extractive", "--no-stream"]
+    first = CliRunner().invoke(cli_app, [*base, a])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(cli_app, [*base, b])
+    assert again.exit_code == 0, again.output
+    assert "answered from the cache: the same question asked another way as" in again.output
+    assert "--no-cache asks again" in again.output
+    fresh = CliRunner().invoke(cli_app, [*base, b, "--no-cache"])
+    assert fresh.exit_code == 0 and "answered from the cache" not in fresh.output
