@@ -208,7 +208,7 @@ def test_cli_tune_reuses_stored_questions_and_undoes(small):
     from localrag.app.cli import app
 
     rag, _ = small
-    assert rag.tune(options=FORCE)["switched"]
+    assert rag.tune(options=TuneOptions(min_gain=-1.0, train=TrainSettings(epochs=0)))["switched"]  # untrained
     runner = CliRunner()
     data = ["--data-dir", str(rag.data_dir)]
     res = runner.invoke(app, [*data, "tune", "--epochs", "0", "--json"])  # every chunk has its question: no LLM
