@@ -102,6 +102,7 @@ class _Segment:
     alive: np.ndarray  # bool per row
     saved_alive: str | None = None  # file holding `alive` as last saved (None: not saved yet)
     impacts: dict[int, _Impact] = field(default_factory=dict, repr=False)  # long lists best-first, made on use
+    saved_impacts: _SavedImpacts | None = field(default=None, repr=False)  # every long list, as saved with it
 
     @property
     def width(self) -> int:
@@ -120,8 +121,13 @@ class _Segment:
 
     def impact(self, tid: int, k1: float, b: float, avgdl: np.float32) -> _Impact:
         """Term `tid`'s postings best-first (by their BM25 term part at this `avgdl`; any order would be exact,
-        a good one stops queries early), made on first use and kept (the segment never changes)."""
+        a good one stops queries early): read from the saved segment when it was saved with them
+        (`_impact_arrays`), else made on first use and kept (the segment never changes)."""
         got = self.impacts.get(tid)
+        if got is None and self.saved_impacts is not None:
+            got = self.saved_impacts.get(tid)
+            if got is not None:
+                self.impacts[tid] = got
         if got is None:
             rows, tf = self.postings(tid)
             dl = self.dl[rows]
@@ -160,6 +166,64 @@ class _Impact:
         out = np.zeros(len(ub) + 1, np.float32)
         out[:-1] = np.maximum.accumulate(ub[::-1])[::-1]
         return out
+
+
+IMPACT_FILES = ("tids", "ptr", "bptr", "rows", "tf_max", "dl_min")  # impact_<name>.npy in a segment's folder
+
+
+@dataclass
+class _SavedImpacts:
+    """Every long list of a segment best-first, written with the segment (`_impact_arrays`), so that no query
+    orders one on first use: list j is rows[ptr[j]:ptr[j+1]] with blocks bptr[j]:bptr[j+1]."""
+
+    tids: np.ndarray  # int64 term ids, ascending
+    ptr: np.ndarray  # int64, len(tids) + 1
+    bptr: np.ndarray  # int64, len(tids) + 1
+    rows: np.ndarray  # int32
+    tf_max: np.ndarray  # float32 per block
+    dl_min: np.ndarray  # float32 per block
+
+    def get(self, tid: int) -> _Impact | None:
+        j = int(np.searchsorted(self.tids, tid))
+        if j >= len(self.tids) or int(self.tids[j]) != tid:
+            return None
+        a, b, c, d = int(self.ptr[j]), int(self.ptr[j + 1]), int(self.bptr[j]), int(self.bptr[j + 1])
+        return _Impact(rows=self.rows[a:b], tf_max=self.tf_max[c:d], dl_min=self.dl_min[c:d])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in IMPACT_FILES}
+
+
+def _impact_block(seg_dir: Path) -> int | None:
+    """The block size a segment's saved impacts were written with (None: none saved)."""
+    try:
+        return int(np.load(seg_dir / "impact_block.npy")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _impact_arrays(seg: _Segment, k1: float, b: float) -> _SavedImpacts | None:
+    """Every long list of a segment ordered best-first at the segment's own average length (any order is exact;
+    the bounds hold for every average), in one sort; None for a segment scored whole (SMALL_SEGMENT)."""
+    lens = np.diff(np.asarray(seg.indptr))
+    tids = np.flatnonzero(lens > LONG_POSTINGS).astype(np.int64)
+    if len(seg.ids) <= SMALL_SEGMENT or not len(tids):
+        return None
+    sizes = lens[tids]
+    ptr = np.zeros(len(tids) + 1, np.int64)
+    np.cumsum(sizes, out=ptr[1:])
+    at = np.repeat(np.asarray(seg.indptr)[tids] - ptr[:-1], sizes) + np.arange(int(ptr[-1]))
+    rows, tf = np.asarray(seg.indices)[at], np.asarray(seg.data)[at]
+    dl = np.asarray(seg.dl)
+    part = _tf_part(tf, dl[rows], k1, b, np.float32(dl.mean()))
+    order = np.lexsort((-part, np.repeat(np.arange(len(tids)), sizes)))  # by list, best first within it
+    rows, tf = rows[order], tf[order]
+    blocks = -(-sizes // IMPACT_BLOCK)
+    bptr = np.zeros(len(tids) + 1, np.int64)
+    np.cumsum(blocks, out=bptr[1:])
+    starts = np.repeat(ptr[:-1], blocks) + (np.arange(int(bptr[-1])) - np.repeat(bptr[:-1], blocks)) * IMPACT_BLOCK
+    return _SavedImpacts(tids=tids, ptr=ptr, bptr=bptr, rows=np.ascontiguousarray(rows, np.int32),
+                         tf_max=np.maximum.reduceat(tf, starts), dl_min=np.minimum.reduceat(dl[rows], starts))
 
 
 def _tf_part(tf: np.ndarray, dl: np.ndarray, k1: float, b: float, avgdl: np.float32) -> np.ndarray:
@@ -688,7 +752,7 @@ class BM25Index(LexicalIndex):
         frequencies), then atomically point `current.json` at it, then drop files nothing points at."""
         folder.mkdir(parents=True, exist_ok=True)
         tag = f"v{meta.get('corpus_version', 0)}-{uuid.uuid4().hex[:8]}"
-        segs = [self._save_segment(folder, seg, tag) for seg in self.segments]
+        segs = [self._save_segment(folder, seg, tag, self.k1, self.b) for seg in self.segments]
         if self._vocab_saved < len(self._terms):
             name = f"vocab-{tag}.json"
             atomic_write_json(folder / name, {"terms": self._terms[self._vocab_saved :]})
@@ -717,9 +781,9 @@ class BM25Index(LexicalIndex):
             return set()
 
     @staticmethod
-    def _save_segment(folder: Path, seg: _Segment, tag: str) -> dict:
-        """Write a segment's arrays once (segments are immutable) and its live-row mask when it changed; returns
-        its entry in `current.json`."""
+    def _save_segment(folder: Path, seg: _Segment, tag: str, k1: float = 1.5, b: float = 0.75) -> dict:
+        """Write a segment's arrays once (segments are immutable), with its long lists best-first
+        (`_impact_arrays`), and its live-row mask when it changed; returns its entry in `current.json`."""
         seg_dir = folder / f"seg-{seg.name}"
         if not seg_dir.exists():
             tmp = folder / f".tmp-seg-{seg.name}"
@@ -727,6 +791,12 @@ class BM25Index(LexicalIndex):
             tmp.mkdir()
             for key in ("ids", "dl", "indptr", "indices", "data"):
                 np.save(tmp / f"{key}.npy", getattr(seg, key))
+            if seg.saved_impacts is None:
+                seg.saved_impacts = _impact_arrays(seg, k1, b)
+            if seg.saved_impacts is not None:
+                for key, arr in seg.saved_impacts.arrays().items():
+                    np.save(tmp / f"impact_{key}.npy", arr)
+                np.save(tmp / "impact_block.npy", np.array([IMPACT_BLOCK], np.int64))
             tmp.rename(seg_dir)
         if seg.alive.all():
             seg.saved_alive = None
@@ -753,7 +823,11 @@ class BM25Index(LexicalIndex):
             d = folder / f"seg-{s['name']}"
             arrays = {k: np.load(d / f"{k}.npy", mmap_mode="r") for k in ("ids", "dl", "indptr", "indices", "data")}
             alive = np.load(folder / s["alive"]) if s["alive"] else np.ones(len(arrays["ids"]), bool)
-            idx.segments.append(_Segment(name=s["name"], alive=alive, saved_alive=s["alive"], **arrays))
+            saved = None
+            if _impact_block(d) == IMPACT_BLOCK:  # else (saved before, or another block size): ordered on first use
+                saved = _SavedImpacts(**{k: np.load(d / f"impact_{k}.npy", mmap_mode="r") for k in IMPACT_FILES})
+            idx.segments.append(_Segment(name=s["name"], alive=alive, saved_alive=s["alive"], saved_impacts=saved,
+                                         **arrays))
         idx._refresh_ids()
         if len(idx.ids) != meta["n"] or len(idx.df) != len(idx._terms):
             raise ValueError("saved BM25 index is inconsistent (row or vocabulary counts differ); rebuild it")

@@ -252,3 +252,27 @@ def test_posting_search_equals_dense_scores_on_random_segmented_indexes(postings
         queries = [" ".join(f"w{int(w)}" for w in rng.zipf(1.3, int(rng.integers(1, 5))) if w < 3000)
                    for _ in range(25)]
         _check_postings_path(idx, queries + QUERIES, rng)
+
+
+def test_long_lists_are_saved_best_first_with_their_segment(postings_consts, tmp_path):
+    """A saved segment carries its long lists best-first (impact_*.npy): a loaded index never orders one on first
+    use, and its top-k stays the dense path's, bit for bit, before and after a reload, with removes."""
+    rng = np.random.default_rng(5)
+    n = 9000 if postings_consts == "default" else 600
+    idx = BM25Index()
+    idx.add(np.arange(1, n + 1, dtype=np.int64), _corpus(n, seed=7))
+    idx.remove(rng.choice(idx.ids, n // 20, replace=False))
+    idx.save(tmp_path / "bm25", {"corpus_version": 1})
+    seg_dirs = [p for p in (tmp_path / "bm25").iterdir() if p.name.startswith("seg-")]
+    assert seg_dirs and all((d / "impact_tids.npy").exists() for d in seg_dirs)
+    loaded, _ = BM25Index.load(tmp_path / "bm25")
+    seg = max(loaded.segments, key=lambda s: len(s.ids))
+    assert seg.saved_impacts is not None and len(seg.saved_impacts.tids) > 0
+    tid = int(seg.saved_impacts.tids[0])
+    made = lexmod._Segment(name="x", ids=seg.ids, dl=seg.dl, indptr=seg.indptr, indices=seg.indices,
+                           data=seg.data, alive=seg.alive).impact(tid, loaded.k1, loaded.b, np.float32(5.0))
+    saved = seg.impact(tid, loaded.k1, loaded.b, np.float32(5.0))
+    assert sorted(saved.rows.tolist()) == sorted(made.rows.tolist())  # the same postings, in another order
+    assert len(saved.tf_max) == len(made.tf_max)
+    queries = [" ".join(f"w{int(w)}" for w in rng.zipf(1.3, int(rng.integers(1, 5))) if w < 3000) for _ in range(20)]
+    _check_postings_path(loaded, queries + QUERIES, rng)
