@@ -189,15 +189,14 @@ def cached(parts: AskParts, opts: AskOptions, question: str, model: str, clock: 
     for it, once, and the route reuses that retrieval on a miss)."""
     t = time.perf_counter()
     version = parts.corpus_version(opts.collection_id)
+
     def key(text: str) -> str:
         return str(parts.cache.key_text(opts.collection_id, version, text))
 
-    qvec = parts.embedder.encode([key(question)])[0]
-
-    def verify(payload: dict[str, Any]) -> str | None:
+    def verify(payload: dict[str, Any], qvec: np.ndarray) -> str | None:  # only for a similar stored question
         return answers_too(parts, opts, question, qvec, payload, fetch, version, key)
 
-    hit = parts.cache.lookup(opts.collection_id, version, model, opts.scope, question, embedding=qvec, verify=verify)
+    hit = parts.cache.lookup(opts.collection_id, version, model, opts.scope, question, verify=verify)
     clock.timings["cache"] = time.perf_counter() - t
     if hit is None:
         return None

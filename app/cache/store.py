@@ -39,8 +39,9 @@ MAX_DF_CHUNKS = 20_000  # document frequencies are estimated on at most this man
 MAX_CANDIDATES = 5  # semantic candidates checked per lookup, best first
 MAX_EVENTS = 100_000  # lookup outcomes kept for the statistics (the oldest go first)
 
-# the stored answer (what put() stored) -> None when it answers the question being looked up, else why not
-Verifier = Callable[[dict[str, Any]], str | None]
+# (the stored answer as put() stored it, the looked-up question's vector as the cache embeds it) -> None when the
+# answer answers that question, else why not
+Verifier = Callable[[dict[str, Any], np.ndarray], str | None]
 
 
 def _question_key(normalized: str) -> str:
@@ -241,7 +242,7 @@ class SemanticCache:
             reason = verify_equivalent(question, stored, terms)
             if reason is None and verify is not None:
                 payload = self._payload(int(vecs.ids[n]))
-                reason = "the entry vanished" if payload is None else verify(payload)
+                reason = "the entry vanished" if payload is None else verify(payload, q)
             if reason is not None:
                 log.debug("semantic cache: refused %r for %r (cosine %.4f): %s", stored, question, sim, reason)
                 events.append(("refused", reason.split(" (")[0].split(":")[0]))
