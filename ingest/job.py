@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -136,30 +137,99 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 
 
-class IngestLocked(RuntimeError):
-    pass
+class CollectionBusy(RuntimeError):
+    """A collection's lock is held by another process or thread; the message names the holder (pid, host, since
+    when) and says what to do."""
+
+
+class IngestLocked(CollectionBusy):
+    """Another ingest (or sync, remove, index repair) holds the collection's ingest lock."""
+
+
+class TuneRunning(CollectionBusy):
+    """Another tune of the collection (`localrag tune`, Rag.tune, the Documents page's button) holds its tune lock."""
 
 
 INGEST_LOCK_NAMESPACE = 0x6C72_696E  # "lrin": first key of pg_try_advisory_lock(namespace, collection id)
+TUNE_LOCK_NAMESPACE = 0x6C72_7475  # "lrtu": the tune guard's key, beside the ingest lock's
+
+
+@dataclass(frozen=True)
+class _Purpose:
+    file: str  # the lock file in the collection's folder (SQLite)
+    namespace: int  # the advisory lock's first key (PostgreSQL)
+    error: type[CollectionBusy]
+    busy: str  # what the holder is doing
+    todo: str  # what the refused caller can do
+
+
+PURPOSES = {
+    "ingest": _Purpose("ingest.lock", INGEST_LOCK_NAMESPACE, IngestLocked,
+                       "another ingest is running on this collection", "wait for it to finish"),
+    # a tune runs for minutes to hours and ingests may run beside it (its switch is refused when the corpus changed):
+    # it has a lock of its own, so that two tunes of one collection never run at once
+    "tune": _Purpose("tune.lock", TUNE_LOCK_NAMESPACE, TuneRunning,
+                     "a tune of this collection is already running",
+                     "wait for it to finish (its progress shows where it was started: a terminal, or the Documents "
+                     "page), or stop that process; a stopped tune loses nothing: the next one reuses its stored "
+                     "questions"),
+}
+
+
+def _describe(record: str, held: bool = False) -> str:
+    """A lock file's record (JSON: pid, host, started; an older file holds a bare pid) as "pid N on HOST, started
+    T"; `held` (the lock is held now): saying so when that is this process, or a process that is gone (a child it
+    started holds the file open)."""
+    try:
+        rec = json.loads(record)
+    except ValueError:
+        rec = None
+    if not isinstance(rec, dict):
+        return f"pid {record.strip() or '?'}"
+    pid, host = rec.get("pid"), rec.get("host")
+    out = f"pid {pid}" + (f" on {host}" if host else "") + (f", started {rec['started']}" if rec.get("started") else "")
+    if held and host == socket.gethostname() and isinstance(pid, int):
+        if pid == os.getpid():
+            out += "; that is this process"
+        elif not _alive(pid):
+            out += "; that process is gone, but one it started still holds the lock: stop it"
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by another user
+    return True
 
 
 class CollectionLock:
-    """One ingest per collection at a time.
+    """One ingest per collection at a time (`purpose="ingest"`), or one tune (`purpose="tune"`, a lock of its own).
 
-    SQLite (one machine): an OS file lock in the collection's folder, released by the kernel if the process dies.
-    PostgreSQL (any number of machines on one database): a session advisory lock keyed by (namespace, collection
-    id), held on a dedicated connection for the duration; the server releases it if the process or its connection
-    dies. Either way a second ingest gets IngestLocked at once (it never waits).
+    SQLite (one machine): an OS file lock (flock) in the collection's folder, released by the kernel if the process
+    dies. The file records the holder (pid, host, when it started), which a refused caller's message names; the
+    holder empties it when it lets go, so a record found by the next holder was left by a process that was killed:
+    `stale` describes it (then it is overwritten). PostgreSQL (any number of machines on one database): a session
+    advisory lock keyed by (namespace, collection id), held on a dedicated connection for the duration; the server
+    releases it if the process or its connection dies. Either way a second caller gets IngestLocked / TuneRunning
+    at once (it never waits).
     """
 
-    def __init__(self, folder: Path, store: Store | None = None, collection_id: int | None = None) -> None:
+    def __init__(self, folder: Path, store: Store | None = None, collection_id: int | None = None,
+                 purpose: str = "ingest") -> None:
         self.folder = folder
-        self.path = folder / "ingest.lock"
+        self.purpose = purpose
+        self._p = PURPOSES[purpose]
+        self.path = folder / self._p.file
         self._db = store is not None and store.dialect == "postgresql"
         if self._db and collection_id is None:
             raise ValueError("a database lock needs the collection id")
         self.store = store
         self.collection_id = collection_id
+        self.stale: str | None = None  # the record a killed holder left (file locks), described
         self._fh: Any = None
         self._conn: Connection | None = None
 
@@ -175,24 +245,31 @@ class CollectionLock:
             conn, self._conn = self._conn, None
             try:
                 conn.execute(text("SELECT pg_advisory_unlock(:ns, :id)"),
-                             {"ns": INGEST_LOCK_NAMESPACE, "id": self.collection_id})
+                             {"ns": self._p.namespace, "id": self.collection_id})
             finally:
                 conn.invalidate()  # closed, not pooled: whatever happened, the session and its lock end here
                 conn.close()
         if self._fh is not None:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
+            fh, self._fh = self._fh, None
+            try:
+                fh.seek(0)
+                fh.truncate()  # let go cleanly: a record left in the file means its holder was killed
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                fh.close()
+
+    def _refused(self, holder: str | None) -> CollectionBusy:
+        return self._p.error(f"{self._p.busy} ({holder or 'another session of this database'}); {self._p.todo}")
 
     # --- PostgreSQL --------------------------------------------------------------------------------------------
     def _lock_database(self) -> None:
         assert self.store is not None
         conn = self.store.engine.connect()
         try:
-            who = f"localrag ingest pid {os.getpid()} on {socket.gethostname()}"[:63]
+            who = f"localrag {self.purpose} pid {os.getpid()} on {socket.gethostname()}"[:63]
             conn.execute(text("SELECT set_config('application_name', :who, false)"), {"who": who})
             got = conn.execute(text("SELECT pg_try_advisory_lock(:ns, :id)"),
-                               {"ns": INGEST_LOCK_NAMESPACE, "id": self.collection_id}).scalar()
+                               {"ns": self._p.namespace, "id": self.collection_id}).scalar()
             holder = None if got else self._holder(conn)
             conn.commit()  # the lock belongs to the session: no transaction stays open while it is held
         except BaseException:
@@ -202,22 +279,20 @@ class CollectionLock:
         if not got:
             conn.invalidate()
             conn.close()
-            raise IngestLocked(
-                f"another ingest is running on this collection ({holder or 'another session of this database'}); "
-                "wait for it to finish"
-            )
+            raise self._refused(holder)
         self._conn = conn
 
     def _holder(self, conn: Connection) -> str | None:
         row = conn.execute(text(
-            "SELECT a.application_name, a.client_addr, a.pid FROM pg_locks l "
+            "SELECT a.application_name, a.client_addr, a.pid, a.backend_start FROM pg_locks l "
             "JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :ns AND l.objid = :id AND l.objsubid = 2"
-        ), {"ns": INGEST_LOCK_NAMESPACE, "id": self.collection_id}).first()
+        ), {"ns": self._p.namespace, "id": self.collection_id}).first()
         if row is None:
             return None
-        name, addr, pid = row
-        return f"{name or 'a client'}{f' from {addr}' if addr else ''}, server pid {pid}"
+        name, addr, pid, since = row
+        started = f", started {since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if since else ""
+        return f"{name or 'a client'}{f' from {addr}' if addr else ''}, server pid {pid}{started}"
 
     # --- SQLite: a file lock -------------------------------------------------------------------------------------
     def _lock_file(self) -> None:
@@ -227,14 +302,16 @@ class CollectionLock:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fh.seek(0)
-            holder = fh.read().strip() or "?"
+            holder = fh.read().strip()
             fh.close()
-            raise IngestLocked(
-                f"another ingest is running on this collection (pid {holder}); wait for it to finish"
-            ) from None
+            raise self._refused(_describe(holder, held=True) if holder else "a process that has just started") from None
+        fh.seek(0)
+        left = fh.read().strip()
+        self.stale = _describe(left) if left else None
         fh.seek(0)
         fh.truncate()
-        fh.write(str(os.getpid()))
+        fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "purpose": self.purpose,
+                             "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}))
         fh.flush()
         self._fh = fh
 

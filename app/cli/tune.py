@@ -32,7 +32,8 @@ def tune(
     held-out recall@5 improves.
 
     Questions are stored as they are made: a killed run resumes, and a re-run asks only for chunks without one.
-    The base model's vectors stay until --undo or the next tune."""
+    The base model's vectors stay until --undo or the next tune. One tune (or undo) of a collection runs at a
+    time: a second one, from any process or the UI, is refused with the running one's pid and start time."""
     from localrag.app.rag import RagError
     from localrag.app.tune import TrainSettings, TuneOptions
 
@@ -80,3 +81,5 @@ def _print(r: dict[str, Any]) -> None:
               f"held out {r['held_out']}")
     out.print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in r["seconds"].items()))
     out.print(("[green]" if r["switched"] else "[yellow]") + r["decision"] + "[/]")
+    for note in r.get("notes", []):
+        out.print(f"note: {note}", markup=False)

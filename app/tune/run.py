@@ -45,7 +45,8 @@ class TuneOptions:
 class TuneParts:
     """What the facade provides: the store, the collection, its folder, the base embedder and the model's path,
     the LLM (made only when questions are missing), the collection's current indexes, new indexes in a folder,
-    and the collection's lock."""
+    the collection's (ingest) lock, and `stale`: the guard a killed tune left, when the caller's tune guard found
+    one (described: pid, host, started)."""
 
     store: Store
     coll: CollectionRow
@@ -56,6 +57,7 @@ class TuneParts:
     indexes: Callable[[], Any]
     make_indexes: Callable[[Path], Any]
     lock: Callable[[], Any]
+    stale: str | None = None
 
 
 @dataclass
@@ -78,6 +80,7 @@ class TuneReport:
     model_dir: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +90,9 @@ def tune_collection(parts: TuneParts, opts: TuneOptions, progress: ProgressFn | 
     store, coll = parts.store, parts.coll
     tag = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     rep = TuneReport(coll.name, tag, coll.embedding_model)
+    if parts.stale:
+        rep.notes.append(f"an earlier tune of this collection ({parts.stale}) was stopped before it finished: its "
+                         "guard was cleared, its unfinished run removed, and the questions it stored are reused")
     remove_old_runs(store, coll, parts.folder)
     clock = time.perf_counter()
 
