@@ -17,7 +17,7 @@ from localrag.index.embedder import Embedder, resolve_model
 from localrag.index.indexes import CollectionIndexes, VectorSettings
 from localrag.index.store import CollectionRow, Store, StoreError
 from localrag.index.vectors import faiss_threads
-from localrag.ingest.job import CollectionLock, IngestJob, IngestLocked, IngestReport, ProgressFn
+from localrag.ingest.job import CollectionBusy, CollectionLock, IngestJob, IngestLocked, IngestReport, ProgressFn
 from localrag.retrieval.rerank import Reranker, RerankerError
 from localrag.retrieval.search import Searcher, SearchError, SearchParams, StaleIndex
 from localrag.retrieval.types import Filters, Hit, Neighbour, SearchResults
@@ -503,7 +503,8 @@ class Rag:
         `max_chunks` sampled by document; stored as made, so a re-run resumes), the questions the current search
         cannot place are dropped, the embedder is fine-tuned on the rest with hard negatives, and the collection
         switches to it only when held-out recall@5 improves. `undo`: back to the base model. `progress(stage,
-        done, total)`. Returns the report (app.tune.TuneReport.to_dict)."""
+        done, total)`. Returns the report (app.tune.TuneReport.to_dict). A second tune or undo of the collection
+        while one runs (another process, the UI) is refused at once with a RagError naming it (pid, started)."""
         from localrag.app.llm import LLMError
         from localrag.app.tune import TuneParts, revert, tune_collection
 
@@ -513,21 +514,24 @@ class Rag:
         def lock() -> CollectionLock:
             return CollectionLock(folder, self.store, coll.id)
 
-        try:
-            if undo:
-                with lock():
-                    return revert(self.store, coll, folder, self.embedder)
-            if self.settings.storage.vector_backend != "faiss":
-                raise RagError("tune needs the FAISS vector backend (storage.vector_backend = faiss) in this version")
-            opts = options or TuneOptions()
-            if max_chunks is not None:
-                opts = dataclasses.replace(opts, max_chunks=max_chunks)
-            parts = TuneParts(
-                self.store, coll, folder, self.embedder, resolve_model(self.settings.embedding_model)[1],
-                lambda: self.llm, lambda: self._open_indexes(coll), lambda f: self._new_indexes(coll, f), lock,
-            )
-            return tune_collection(parts, opts, progress).to_dict()
-        except (TuneError, IngestLocked, LLMError) as exc:
+        try:  # one tune (or undo) of a collection at a time, in any process: TuneRunning names the one running
+            with CollectionLock(folder, self.store, coll.id, purpose="tune") as guard:
+                if undo:
+                    with lock():
+                        return revert(self.store, coll, folder, self.embedder)
+                if self.settings.storage.vector_backend != "faiss":
+                    raise RagError("tune needs the FAISS vector backend (storage.vector_backend = faiss) in this "
+                                   "version")
+                opts = options or TuneOptions()
+                if max_chunks is not None:
+                    opts = dataclasses.replace(opts, max_chunks=max_chunks)
+                parts = TuneParts(
+                    self.store, coll, folder, self.embedder, resolve_model(self.settings.embedding_model)[1],
+                    lambda: self.llm, lambda: self._open_indexes(coll), lambda f: self._new_indexes(coll, f), lock,
+                    guard.stale,
+                )
+                return tune_collection(parts, opts, progress).to_dict()
+        except (TuneError, CollectionBusy, LLMError) as exc:
             raise RagError(str(exc)) from None
         finally:
             self._models.pop(coll.id, None)
