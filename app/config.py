@@ -1,6 +1,6 @@
 """One Settings object: defaults < localrag.toml < LOCALRAG_* environment < explicit overrides (CLI flags).
 
-The settings are grouped by area: `settings.storage`, `.ingest`, `.search`, `.llm`, `.answer` (nested models;
+The settings are grouped by area: `settings.storage`, `.ingest`, `.search`, `.llm`, `.answer`, `.eval` (nested models;
 `data_dir`, `embedding_model` and `device` stay at the top). New spellings: `localrag.toml` tables
 (`[search] mode = "dense"`), `LOCALRAG_SEARCH__MODE=dense` ("__" between group and key), and keyword overrides
 `search={"mode": "dense"}`. Every flat name from before the grouping still works in all three channels
@@ -242,12 +242,33 @@ class AnswerSettings(_Group):
     cache_ttl_s: float = Field(default=7 * 24 * 3600, gt=0, description="cached answers expire after this")
 
 
+class EvalSettings(_Group):
+    """`localrag eval`: app/evaluate/ (`[eval]`, LOCALRAG_EVAL__*)."""
+
+    judge_model: str | None = Field(
+        default="qwen2.5-coder-1.5b",
+        description="the model of the LLM judge (`localrag eval --judge llm` or --panel ...,llm; `--judge-model`): a "
+        "model name (`localrag models list`), a .gguf file or hf:owner/repo/file.gguf, loaded once per run in "
+        "process by llama.cpp (llm.n_ctx, llm.threads, llm.gpu_layers), apart from the answering model (llm.model; "
+        "one instance when both are the same file); none: the answering LLM judges (any llm.backend). Not pulled "
+        "by `make install`: `localrag models pull qwen2.5-coder-1.5b`. The default judge stays the proxy: this "
+        "model agrees better with the labelled judge statements (Cohen's κ 0.61 against the proxy's 0.43) but "
+        "takes ~5 s per statement on 2 cores, about an hour for an eval of 50 answers (BENCHMARKS.md, The judge)",
+    )
+
+    @field_validator("judge_model", mode="before")
+    @classmethod
+    def _none_spelled(cls, v: Any) -> Any:
+        """"" and "none" (any case; how an environment variable or a flag says it) mean none."""
+        return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v
+
+
 GROUPS: dict[str, type[_Group]] = {
     "storage": StorageSettings, "ingest": IngestSettings, "search": SearchSettings, "llm": LLMSettings,
-    "answer": AnswerSettings,
+    "answer": AnswerSettings, "eval": EvalSettings,
 }
 # the flat names from before the grouping: "<prefix><field>", apart from these
-_FLAT_PREFIX = {"storage": "", "ingest": "", "search": "", "llm": "llm_", "answer": "answer_"}
+_FLAT_PREFIX = {"storage": "", "ingest": "", "search": "", "llm": "llm_", "answer": "answer_", "eval": "eval_"}
 _FLAT_EXCEPTIONS = {
     ("search", "mode"): "search_mode", ("answer", "score"): "score_answers",
     ("answer", "cache_enabled"): "cache_enabled", ("answer", "cache_threshold"): "cache_threshold",
@@ -357,6 +378,7 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings, description="retrieval")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="the generator")
     answer: AnswerSettings = Field(default_factory=AnswerSettings, description="answers and the answer cache")
+    eval: EvalSettings = Field(default_factory=EvalSettings, description="localrag eval")
 
     @model_validator(mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""Settings grouped by area (storage, ingest, search, llm, answer), and every flat name from before the grouping
+"""Settings grouped by area (storage, ingest, search, llm, answer, eval), and every flat name from before the grouping
 still working in all three channels: localrag.toml top-level keys, LOCALRAG_<NAME> variables and keyword overrides."""
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def _no_outside_config(monkeypatch, tmp_path):
 
 
 ADDED_SINCE = {"answer_doubt_p", "answer_min_support",  # verified abstention (issue 22)
-               "answer_cache_margin"}  # paraphrase hits (issue 24)
+               "answer_cache_margin",  # paraphrase hits (issue 24)
+               "eval_judge_model"}  # the LLM judge's own model (issue 22)
 
 
 def test_groups_hold_every_old_flat_name():
@@ -224,3 +225,16 @@ def test_an_old_config_and_data_directory_still_open(tmp_path, monkeypatch, embe
     out = CliRunner().invoke(app, ["--config", str(config), "status", "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["collections"][0]["documents"] == 1
+
+
+def test_eval_judge_model_setting(monkeypatch):
+    """The LLM judge's model: qwen2.5-coder-1.5b by default, set in every channel; "" or "none" = the answering LLM."""
+    assert load_settings().eval.judge_model == "qwen2.5-coder-1.5b"
+    monkeypatch.setenv("LOCALRAG_EVAL__JUDGE_MODEL", "smollm2-135m")
+    assert load_settings().eval.judge_model == "smollm2-135m"
+    assert load_settings(eval_judge_model="/m/judge.gguf").eval.judge_model == "/m/judge.gguf"
+    for none in ("", "none", "None"):
+        monkeypatch.setenv("LOCALRAG_EVAL__JUDGE_MODEL", none)
+        assert load_settings().eval.judge_model is None
+    desc = next(d for key, _, _, d in describe() if key == "eval.judge_model")
+    assert "localrag models pull qwen2.5-coder-1.5b" in desc and "0.61" in desc and "0.43" in desc
