@@ -4,6 +4,11 @@
     python -m bench.answer_grid --split dev --models qwen2.5-coder-0.5b,qwen2.5-coder-1.5b --compress 450
     python -m bench.answer_grid --split test --models qwen2.5-coder-0.5b --compress 450 --json
     python -m bench.answer_grid --evidence --split dev            # what compression costs in evidence (no LLM)
+    python -m bench.answer_grid --sets sample,articles,pydocs,pyhowto --split dev   # every labelled QA set
+
+Sets (`SETS`): `sample` (data/eval/qa.jsonl), `articles` (qa_articles.jsonl), `pydocs` (qa_pydocs.jsonl over the
+python-docs corpus) and `pyhowto` (qa_pyhowto.jsonl over python-howto); the two Python corpora are prepared from
+Debian's python3-doc by bench.corpora into bench-out/corpus-<corpus> when asked for (data/eval/README.md).
 
 One pass per (model, compress, question) runs the stages of `localrag.app.ask` directly: retrieval and the
 numbered sources, the extractive quote (its time is the **first words** of auto mode), then the model's answer
@@ -37,17 +42,30 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from bench.answer_modes import Graded, _Ctx, grade, load_set, log, summarize  # noqa: E402
+from bench.corpora import CorpusError, corpus_folder  # noqa: E402
 from localrag.app import ask  # noqa: E402
 from localrag.app.answering import Outcome  # noqa: E402
 from localrag.app.answering.compress import compress_sources  # noqa: E402
 from localrag.eval.retrieval_metrics import spec_matches  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SETS = {  # name: (QA file, corpus)
+SETS: dict[str, tuple[Path, Path | str]] = {  # name: (QA file, corpus: a folder, or a bench.corpora corpus name)
     "sample": (ROOT / "data/eval/qa.jsonl", ROOT / "data/sample"),
     "articles": (ROOT / "data/eval/qa_articles.jsonl", ROOT.parent / "shared/corpora/articles"),
+    "pydocs": (ROOT / "data/eval/qa_pydocs.jsonl", "python-docs"),
+    "pyhowto": (ROOT / "data/eval/qa_pyhowto.jsonl", "python-howto"),
 }
 MODES = ("extractive", "generative", "auto")
+
+
+def set_corpus(name: str) -> Path:
+    """The folder to ingest for QA set `name`: its folder, or for a corpus named by bench.corpora (the Python docs
+    corpora, prepared from Debian's python3-doc) that corpus prepared on demand into bench-out/corpus-<corpus>
+    (a CorpusError says what to install when the docs are missing)."""
+    corpus = SETS[name][1]
+    if isinstance(corpus, Path):
+        return corpus
+    return corpus_folder(corpus, dest=ROOT / "bench-out" / f"corpus-{corpus}")
 
 
 def _answer(ctx: _Ctx, opts: ask.AskOptions, body: Outcome, item: dict[str, Any], secs: float,
@@ -96,9 +114,9 @@ def run_grid(sets: list[str], split: str, models: list[str], budgets: list[int],
             rows: dict[str, list[Graded]] = {m: [] for m in MODES}
             per_set: dict[str, dict[str, Any]] = {}
             for name in sets:
-                qa, corpus = SETS[name]
+                qa, _ = SETS[name]
                 items = load_set(qa, split)[:limit]
-                ctx = _Ctx(corpus, ROOT / f"bench-out/grid-{name}", generative=True)
+                ctx = _Ctx(set_corpus(name), ROOT / f"bench-out/grid-{name}", generative=True)
                 ctx.rag.close()
                 from localrag.app.rag import Rag
 
@@ -132,8 +150,8 @@ def evidence(sets: list[str], split: str, budgets: list[int]) -> dict[str, Any]:
     chunks, the reference), counted with the Qwen tokenizer's stand-in: the embedder's (no LLM is loaded)."""
     out: dict[str, Any] = {}
     for name in sets:
-        qa, corpus = SETS[name]
-        ctx = _Ctx(corpus, ROOT / f"bench-out/grid-{name}", generative=False)
+        qa, _ = SETS[name]
+        ctx = _Ctx(set_corpus(name), ROOT / f"bench-out/grid-{name}", generative=False)
         items = [i for i in load_set(qa, split) if i["answerable"]]
         counts = {b: 0 for b in budgets}
         tokens = {b: [] for b in budgets}
@@ -178,6 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     sets = [s for s in args.sets.split(",") if s]
+    unknown = [s for s in sets if s not in SETS]
+    if unknown:
+        ap.error(f"unknown set(s) {', '.join(unknown)}: choose from {', '.join(SETS)}")
+    try:
+        for name in sets:  # prepare every corpus first: a missing one fails now, not after an hour of answers
+            set_corpus(name)
+    except CorpusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     budgets = [int(b) for b in args.compress.split(",")]
     if args.evidence:
         res = evidence(sets, args.split, sorted(set([0, *budgets])))

@@ -3,17 +3,23 @@ fixed dev/test split, unanswerable questions, types balanced across the split), 
 stored file and matches 1 to 3 chunks of it as the default ingest cuts them (same loader, same chunker, same
 tokenizer), so a spec can neither miss nor match half a page. No embedding and no store: chunk texts only.
 
+The answer-mode QA sets over the two Python corpora (data/eval/qa_pydocs.jsonl, qa_pyhowto.jsonl; bench.answer_grid
+SETS) are checked the same way: their shape here, their evidence together with the retrieval set of the same corpus.
+
 The Python-docs and Python-howto evidence needs Debian's python3-doc (.ci/run installs it) and the articles evidence
 needs ../shared/corpora/articles; without them those checks are skipped with the reason, the shape checks still run.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from bench.answer_grid import SETS as QA_SETS
+from bench.answer_modes import key_facts, load_set
 from bench.corpora import (
     ARTICLES,
     CORPORA,
@@ -97,6 +103,38 @@ def test_unknown_corpus_split_or_missing_docs_are_clear_errors(tmp_path):
         corpus_folder("python-howto")
 
 
+# answer-mode QA set (bench.answer_grid) -> (its corpus, the corpus's page list): written after the retrieval sets,
+# 32 answerable questions (8 each of fact, number, name, howto) and 8 unanswerable near misses, half dev, half test
+PY_QA = {"pydocs": ("python-docs", PYDOCS_PAGES), "pyhowto": ("python-howto", PYHOWTO_PAGES)}
+QA_KEYS = {"id", "question", "reference", "type", "relevant", "split", "answerable"}
+
+
+@pytest.mark.parametrize("name", sorted(PY_QA))
+def test_python_qa_sets_are_registered_split_by_type_and_gradable(name):
+    corpus, pages = PY_QA[name]
+    path, registered = QA_SETS[name]
+    assert registered == corpus, "bench.answer_grid prepares this set's corpus by its bench.corpora name"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    items = load_set(path, None)
+    assert len(items) == 40 and len({i["id"] for i in items}) == 40, "40 questions, unique ids"
+    files = {pydocs_file_name(p) for p in pages}
+    for row, item in zip(rows, items, strict=True):
+        assert set(row) <= QA_KEYS and row["split"] in ("dev", "test"), row["id"]
+        if item["type"] == "unanswerable":  # the format of qa.jsonl: no reference, no evidence, answerable false
+            assert row["answerable"] is False and row["reference"] == "" and row["relevant"] == [], row["id"]
+        else:  # one evidence spec on a page of the corpus, and a reference the key-facts grader can check
+            assert item["answerable"] and len(item["relevant"]) == 1, row["id"]
+            assert item["relevant"][0]["source"] in files and item["relevant"][0]["contains"].strip(), row["id"]
+            facts = key_facts(item["reference"], item["question"])
+            assert facts["numbers"] or facts["words"], (row["id"], item["reference"])
+    for split in ("dev", "test"):
+        types = Counter(i["type"] for i in items if i["split"] == split)
+        assert types == {"fact": 4, "number": 4, "name": 4, "howto": 4, "unanswerable": 4}, (split, types)
+    assert load_set(path, "test") == [i for i in items if i["split"] == "test"]
+    retrieval = {q["query"].casefold() for q in load_question_set(corpus)}
+    assert not retrieval & {i["question"].casefold() for i in items}, "a retrieval question copied into the QA set"
+
+
 def _chunk_texts(folder: Path, names: set[str], tokenizer: Tokenizer, max_tokens: int) -> dict[str, list[str]]:
     """name -> chunk texts of that file, cut as the default ingest cuts them."""
     s = Settings().ingest
@@ -104,8 +142,12 @@ def _chunk_texts(folder: Path, names: set[str], tokenizer: Tokenizer, max_tokens
                                             max_tokens)] for n in sorted(names)}
 
 
-def _assert_specs_resolve(name: str, folder: Path, embedder) -> None:
+def _assert_specs_resolve(name: str, folder: Path, embedder, qa_set: str | None = None) -> None:
+    """Every evidence spec of corpus `name`'s question set (and of the answer-mode QA set `qa_set` over the same
+    corpus, when given) matches 1 to 3 chunks of its file."""
     qs = load_question_set(name)
+    if qa_set is not None:
+        qs = qs + [{"id": i["id"], "relevant": i["relevant"]} for i in load_set(QA_SETS[qa_set][0], None)]
     names = {s["source"] for q in qs for s in q["relevant"]}
     missing = sorted(n for n in names if not (folder / n).is_file())
     assert not missing, f"evidence names files that are not in {folder}: {missing}"
@@ -133,7 +175,7 @@ def test_python_docs_evidence_is_in_the_prepared_pages(tmp_path, embedder):
     assert sorted(prepare_python_docs(folder, max_files=3).iterdir()) == sorted(
         folder / pydocs_file_name(p) for p in PYDOCS_PAGES[:3])
     prepare_python_docs(folder)
-    _assert_specs_resolve("python-docs", folder, embedder)
+    _assert_specs_resolve("python-docs", folder, embedder, qa_set="pydocs")
 
 
 def test_python_howto_evidence_is_in_the_prepared_pages(tmp_path, embedder):
@@ -148,7 +190,7 @@ def test_python_howto_evidence_is_in_the_prepared_pages(tmp_path, embedder):
     assert sorted(prepare_python_docs(folder, max_files=2, pages=PYHOWTO_PAGES).iterdir()) == sorted(
         folder / pydocs_file_name(p) for p in PYHOWTO_PAGES[:2])
     prepare_python_docs(folder, pages=PYHOWTO_PAGES)
-    _assert_specs_resolve("python-howto", folder, embedder)
+    _assert_specs_resolve("python-howto", folder, embedder, qa_set="pyhowto")
 
 
 def test_article_evidence_is_in_the_articles(embedder):
