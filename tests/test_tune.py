@@ -5,15 +5,14 @@ tuned files are missing or corrupt, and queries using the collection's own model
 from __future__ import annotations
 
 import json
-import re
 import shutil
 
 import numpy as np
 import pytest
 from conftest import SAMPLE
+from fakes import FakeQuestionLLM
 from sqlalchemy import select
 
-from localrag.app.llm.base import Completion
 from localrag.app.rag import RagError
 from localrag.app.tune import TrainSettings, TuneOptions
 from localrag.app.tune.questions import parse_question, sample_chunks, write_questions
@@ -23,28 +22,6 @@ FILES = ["gannet-head-lighthouse.md", "wren-loaf-bakery.md"]
 FAST = TrainSettings(epochs=1, batch_size=8, max_seq_length=128)
 FORCE = TuneOptions(min_gain=-1.0, train=FAST)  # switch whatever the held-out change (control-flow tests)
 NEVER = TuneOptions(min_gain=10.0, train=TrainSettings(epochs=0))  # untrained, never switched: tests of the questions
-
-
-class FakeQuestionLLM:
-    """A fake LLM for control-flow tests: its "question" is the passage's first words; `fail_after` raises after that
-    many calls (a kill in the middle of the question stage)."""
-
-    model_id = "fake-question-llm"
-
-    def __init__(self, fail_after: int | None = None) -> None:
-        self.calls = 0
-        self.fail_after = fail_after
-
-    def generate(self, messages, **kw):  # noqa: ANN001, ANN003, ANN201
-        if self.fail_after is not None and self.calls >= self.fail_after:
-            raise KeyboardInterrupt("killed")
-        self.calls += 1
-        passage = messages[-1]["content"].split('"""')[1]
-        words = re.findall(r"[A-Za-z][A-Za-z'-]+", passage)[:9]
-        return Completion(f"What about {' '.join(words)}?", 0, 0, "stop", 0.0)
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture()

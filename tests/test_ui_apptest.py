@@ -547,3 +547,90 @@ def test_document_text_is_escaped():
     assert safe_filename("..") == "upload" and safe_filename("a/b\\c.md") == "c.md"
     assert safe_filename(".hidden.md") == "hidden.md"
     assert code("https://x.org/a`b") == "``https://x.org/a`b``"  # URIs as literal code, never as links
+
+
+# --- Documents: tuning the search (Rag.tune) -----------------------------------------------------------------------
+def test_tune_panel_runs_a_tune_reports_it_refuses_a_second_and_undoes(rag_factory, serve):
+    """The Documents page's tune panel drives Rag.tune with its inputs (max chunks, epochs), follows the progress
+    callbacks, and shows the report (held-out recall before/after, switched or not, time per stage); while another
+    tune holds the collection's guard (a real held lock) the button's run is refused with the holder named; Undo
+    appears once the collection uses a tuned model and takes it back. The question writer is a named fake
+    (tests/fakes.py, FakeQuestionLLM) because this test is about the UI's control flow; the real LLM writing
+    questions is tested in tests/test_tune.py."""
+    import os
+
+    from fakes import FakeQuestionLLM
+
+    from localrag.app.tune import TrainSettings, TuneOptions
+    from localrag.ingest.job import CollectionLock
+    from localrag.ui.common import md_escape
+
+    rag = rag_factory()
+    assert rag.ingest([SAMPLE / "gannet-head-lighthouse.md", SAMPLE / "wren-loaf-bakery.md"]).exit_code == 0
+    coll = rag.store.collection("default")
+    rag.set_llm(FakeQuestionLLM())
+    serve(rag)
+    at = new_app()
+    at.switch_page("page_documents.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [b for b in at.button if b.key == "docs_tune_undo"]  # the base model: nothing to undo
+    at.number_input(key="docs_tune_max_chunks").set_value(14)
+    at.number_input(key="docs_tune_epochs").set_value(1)
+    at.button(key="docs_tune").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    rep = at.session_state["docs_tune_report"]
+    assert rep["error"] is None, rep["error"]
+    r = rep["result"]
+    assert r["sampled"] == 14 and r["chunks"] == 18 and r["training"]["epochs"] == 1
+    assert rep["stages"] == ["questions", "training", "re-embedding"]  # the progress the bar followed
+    assert md_escape(r["decision"]) in texts(at)
+    held = next(t.value for t in at.table if "held-out questions" in t.value.columns)
+    assert held["base model"].tolist() == [f"{r['before'][m]:.3f}" for m in ("recall@5", "mrr@10")]
+    assert held["tuned model"].tolist() == [f"{r['after'][m]:.3f}" for m in ("recall@5", "mrr@10")]
+    stages = next(t.value for t in at.table if "training" in t.value.columns)
+    assert {"questions", "filter", "training", "re-embedding", "switch", "total"} <= set(stages.columns)
+    # a second tune while one runs (here: its guard held, for real) is refused, naming the holder
+    with CollectionLock(rag._folder(coll), rag.store, coll.id, purpose="tune"):
+        at.button(key="docs_tune").click().run()
+    assert not at.exception
+    refused = "\n".join(e.value for e in at.error)
+    assert "a tune of this collection is already running" in refused.replace("\\", "")
+    assert f"pid {os.getpid()}" in refused.replace("\\", ""), refused
+    # Undo: shown once the collection uses a tuned model (switched here whatever the held-out change)
+    if not r["switched"]:
+        assert rag.tune(options=TuneOptions(min_gain=-1.0, train=TrainSettings(epochs=0)))["switched"]
+    at.run()
+    assert "tuned embedder" in texts(at)
+    at.button(key="docs_tune_undo").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["docs_tune_report"]["undo"] and "base model again" in texts(at)
+    assert rag.collection_embedder().model_id == rag.embedder.model_id
+    assert not [b for b in at.button if b.key == "docs_tune_undo"]
+
+
+def test_tune_progress_text_has_stage_fraction_and_eta():
+    from localrag.ui.page_documents import tune_progress
+    from localrag.ui.tasks import StageProgress, Task, duration
+
+    now = [100.0]
+    tracker = StageProgress(clock=lambda: now[0])
+    task = Task("Tuning", lambda cb: None, {"collection": "notes", "tracker": tracker, "undo": False})
+    task.started = 95.0
+    assert "sampling the chunks" in tune_progress(task, now=100.0)[1]
+    tracker("questions", 0, 40)
+    frac, text = tune_progress(task, now=100.0)
+    assert frac == 0.0 and "stage 1/5, writing a question per chunk: 0/40 (0%) · ETA –" in text
+    now[0] = 120.0
+    tracker("questions", 10, 40)  # 2 s a question: 30 left
+    frac, text = tune_progress(task, now=120.0)
+    assert frac == 0.25 and ": 10/40 (25%) · ETA 1 min 00 s · 25 s elapsed" in text
+    tracker("questions", 40, 40)
+    assert "stage 2/5, filtering the questions" in tune_progress(task, now=120.0)[1]
+    tracker("training", 1, 9)
+    now[0] = 130.0
+    tracker("training", 3, 9)  # 5 s a step since the stage's first report: 6 left
+    assert "stage 3/5, training the embedder: 3/9 (33%) · ETA 30 s" in tune_progress(task, now=130.0)[1]
+    tracker("re-embedding", 64, 64)
+    assert "stage 5/5, switching" in tune_progress(task, now=130.0)[1]
+    assert tracker.stages == ["questions", "training", "re-embedding"]
+    assert [duration(x) for x in (None, 2.54, 45, 200, 7500)] == ["–", "2.5 s", "45 s", "3 min 20 s", "2 h 05 min"]

@@ -114,6 +114,9 @@ def advice(exc: BaseException) -> str:
     """What the user can do about an error, from its type and message."""
     msg = str(exc).lower()
     name = type(exc).__name__
+    if "a tune of this collection is already running" in msg:
+        return ("One tune of a collection runs at a time (from the CLI, the API or this page): wait for the running "
+                "one to finish, or stop its process and start again; the questions it wrote are reused.")
     if name in ("LLMUnavailable", "LLMError") or "llm" in msg or "server" in msg or "connect" in msg:
         return ("Check the LLM settings (backend, model, base_url under [llm] in localrag.toml, or LOCALRAG_LLM__* "
                 "variables): is the model file there, is the server running? `localrag llm info` tests it.")

@@ -1,5 +1,6 @@
-"""Documents: upload and ingest files, the list of documents with remove, ingest or sync a server folder, and the
-collections' status and index health.
+"""Documents: upload and ingest files, the list of documents with remove, ingest or sync a server folder, tuning the
+search on the collection's documents (`Rag.tune`, as `localrag tune`: progress, report, undo), and the collections'
+status and index health.
 
 Uploads are saved under the data directory (uploads/<collection>/<sanitised name>), so that `sync` and `remove`
 keep working on them like on any other file. The uploader keeps its files across reruns, so ingesting is a button,
@@ -16,11 +17,23 @@ from typing import Any
 import streamlit as st
 
 from localrag import Rag
+from localrag.app.tune import TrainSettings, TuneOptions
 from localrag.ui import common
-from localrag.ui.tasks import Task
+from localrag.ui.tasks import StageProgress, Task, duration
 
 REPORT = "docs_report"  # the last ingest/sync/remove outcome table, kept across reruns
 TASK = "docs_task"  # the ingest/sync/remove running in a worker (ui/tasks.py), if any
+TUNE_TASK = "docs_tune_task"  # the tune (or its undo) running in a worker, if any
+TUNE_REPORT = "docs_tune_report"  # the last tune's (or undo's) outcome, kept across reruns
+# the stages of a tune as its report times them; the ones with a count report progress(stage, done, total)
+TUNE_STAGES = (
+    ("questions", "writing a question per chunk"),
+    ("filter", "filtering the questions, picking hard negatives"),
+    ("training", "training the embedder"),
+    ("re-embedding", "re-embedding the chunks, measuring on held-out questions"),
+    ("switch", "switching (only if held-out recall@5 improved)"),
+)
+TUNE_DEFAULT_CHUNKS = 200  # about 15 minutes of questions and 5 of training on 2 CPU cores (docs/BENCHMARKS.md)
 
 
 def _collection(names: list[str]) -> str:
@@ -194,6 +207,139 @@ def _list_section(rag: Rag, collection: str, names: list[str]) -> None:
         _start("Removing", lambda _cb: rag.remove(sources, collection=collection))
 
 
+# --- tuning the search (Rag.tune) ----------------------------------------------------------------------------------
+def _tune_section(rag: Rag, collection: str, names: list[str]) -> Any:
+    """The tune panel: what it does, the max-chunks and epochs inputs, the Tune and Undo buttons, a slot for the
+    progress (filled by `_follow_tune` at the end of the page, so the page stays readable while a tune runs), and
+    the last report. Returns the slot."""
+    with st.container(border=True, key="docs_tune_panel"):
+        st.subheader("Tune the search on these documents")
+        st.caption("The LLM writes a question for each sampled chunk; the embedding model is fine-tuned on those "
+                   "questions, and the collection switches to it only when recall@5 on held-out questions improves "
+                   "(the base model stays until Undo or the next tune). The same as `localrag tune`. One tune of a "
+                   "collection runs at a time, in any process; ingesting meanwhile is allowed, but then the tune "
+                   "does not switch (tune again).")
+        slot = st.empty()
+        task: Task | None = st.session_state.get(TUNE_TASK)
+        running = task is not None and not task.done
+        info = _collection_info(rag, collection) if collection in names else None
+        if info is None:
+            st.caption("Ingest documents into this collection first.")
+            return slot
+        chunks = int(info.get("chunks") or 0)
+        cols = st.columns(2)
+        max_chunks = cols[0].number_input(
+            "Max chunks", min_value=1, value=max(1, min(chunks, TUNE_DEFAULT_CHUNKS)), step=50,
+            key="docs_tune_max_chunks",
+            help=f"Questions are written for this many chunks, sampled by document (this collection has {chunks}). "
+                 "More chunks: more to learn from, and a longer run (about 4 s per question on 2 CPU cores; "
+                 "questions already written are reused).")
+        epochs = cols[1].number_input("Training epochs", min_value=1, max_value=20, value=3, key="docs_tune_epochs")
+        tuned = info.get("tuned_model")
+        if tuned:
+            st.info(f"Searches of this collection use its tuned embedder (run {common.code(tuned)}), trained from "
+                    f"{common.code(info['embedding_model'])}.")
+        buttons = st.columns(2)
+        if buttons[0].button("Tune the search on these documents", type="primary", key="docs_tune",
+                             disabled=running or chunks == 0):
+            tracker = StageProgress()
+            n, ep = int(max_chunks), int(epochs)
+            _start_tune(Task("Tuning", lambda _cb: rag.tune(collection, max_chunks=n, progress=tracker,
+                                                             options=TuneOptions(train=TrainSettings(epochs=ep))),
+                             {"collection": collection, "tracker": tracker, "undo": False}))
+        if tuned and buttons[1].button("Undo tune", key="docs_tune_undo", disabled=running,
+                                       help="Go back to the base embedding model (its vectors were kept)."):
+            _start_tune(Task("Undoing the tune", lambda _cb: rag.tune(collection, undo=True),
+                             {"collection": collection, "tracker": None, "undo": True}))
+        _tune_report(collection)
+    return slot
+
+
+def _collection_info(rag: Rag, collection: str) -> dict[str, Any] | None:
+    try:
+        return next((c for c in rag.status()["collections"] if c["name"] == collection), None)
+    except Exception as exc:  # noqa: BLE001
+        common.show_error(exc, "reading the collection's status")
+        return None
+
+
+def _start_tune(task: Task) -> None:
+    running: Task | None = st.session_state.get(TUNE_TASK)
+    if running is not None and not running.done:
+        st.warning(f"{running.label} is still running: wait for it to finish.")
+        return
+    st.session_state[TUNE_TASK] = task.start()
+    st.rerun()
+
+
+def tune_progress(task: Task, now: float | None = None) -> tuple[float, str]:
+    """The bar's fraction and text for a running tune: its stage (of five), done/total, ETA, time so far."""
+    elapsed = duration((time.perf_counter() if now is None else now) - task.started)
+    coll = task.context["collection"]
+    tracker: StageProgress | None = task.context.get("tracker")
+    if tracker is None:
+        return 0.0, f"{task.label} of {coll!r}… · {elapsed} elapsed"
+    s = tracker.state
+    order = [k for k, _ in TUNE_STAGES]
+    if s is None:
+        return 0.0, f"Tuning {coll!r}: sampling the chunks… · {elapsed} elapsed"
+    stage, done, total = s[0], s[1], s[2]
+    if total and done >= total and stage in ("questions", "re-embedding"):  # the next stage reports no count
+        stage = order[order.index(stage) + 1]
+        counted = ""
+    else:
+        counted = f": {done}/{total} ({tracker.fraction:.0%}) · ETA {duration(tracker.eta())}"
+    n = order.index(stage) + 1 if stage in order else "?"
+    label = dict(TUNE_STAGES).get(stage, stage)
+    return tracker.fraction, f"Tuning {coll!r} · stage {n}/{len(order)}, {label}{counted} · {elapsed} elapsed"
+
+
+def _follow_tune(slot: Any) -> None:
+    """Show the running tune's progress in its slot until it is done, then keep its outcome and redraw the page
+    (the panel then shows the report, and Undo when the collection switched)."""
+    task: Task | None = st.session_state.get(TUNE_TASK)
+    if task is None:
+        return
+    frac, text = tune_progress(task)
+    bar = slot.progress(frac, text=text)
+    while not task.wait(0.5):
+        frac, text = tune_progress(task)
+        bar.progress(frac, text=text)
+    st.session_state[TUNE_TASK] = None
+    ctx = task.context
+    tracker: StageProgress | None = ctx.get("tracker")
+    st.session_state[TUNE_REPORT] = {"collection": ctx["collection"], "undo": ctx["undo"], "error": task.error,
+                                     "result": task.result, "seconds": task.seconds,
+                                     "stages": list(tracker.stages) if tracker else []}
+    st.rerun()
+
+
+def _tune_report(collection: str) -> None:
+    rep = st.session_state.get(TUNE_REPORT)
+    if not rep or rep["collection"] != collection:
+        return
+    if rep["error"] is not None:
+        common.show_error(rep["error"], "undoing the tune" if rep["undo"] else "tuning the search")
+        return
+    r = rep["result"]
+    if rep["undo"]:
+        st.success(f"The collection uses its base model again ({r['chunks']} chunks, {r['re_embedded']} "
+                   f"re-embedded) · {duration(rep['seconds'])}.")
+        return
+    (st.success if r["switched"] else st.warning)(common.md_escape(r["decision"]))
+    st.table([{"held-out questions": f"{m} (n = {r['held_out']})", "base model": f"{r['before'][m]:.3f}",
+               "tuned model": f"{r['after'][m]:.3f}"} for m in ("recall@5", "mrr@10")], hide_index=True)
+    q = r["questions"]
+    st.caption(f"{r['chunks']} chunks, {r['sampled']} sampled · questions written {q['asked']} (junk {q['junk']}), "
+               f"reused {q['reused']} · kept {r['kept']}, dropped {r['dropped']} · trained on {r['trained_on']}, "
+               f"held out {r['held_out']}")
+    st.caption("Time per stage:")
+    st.table([{**{stage: duration(sec) for stage, sec in r["seconds"].items()}, "total": duration(rep["seconds"])}],
+             hide_index=True)
+    for note in r.get("notes", []):
+        st.caption("note: " + common.md_escape(note))
+
+
 def _status_section(rag: Rag) -> None:
     with st.expander("Status and index health", icon=":material/monitor_heart:"):
         try:
@@ -233,7 +379,9 @@ def render() -> None:
     _report_section()
     names = common.collection_names(rag)
     _list_section(rag, collection, names)
+    slot = _tune_section(rag, collection, names)
     _status_section(rag)
+    _follow_tune(slot)
 
 
 if __name__ == "__main__":  # run by Streamlit as a page; a worker process that re-imports __main__ skips it

@@ -92,7 +92,7 @@ def tune_collection(parts: TuneParts, opts: TuneOptions, progress: ProgressFn | 
     rep = TuneReport(coll.name, tag, coll.embedding_model)
     if parts.stale:
         rep.notes.append(f"an earlier tune of this collection ({parts.stale}) was stopped before it finished: its "
-                         "guard was cleared, its unfinished run removed, and the questions it stored are reused")
+                         "guard was cleared and any files it left removed; the questions it stored are reused")
     remove_old_runs(store, coll, parts.folder)
     clock = time.perf_counter()
 
