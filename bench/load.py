@@ -1,7 +1,7 @@
 """Load: many users on one collection at once (issue 25), through the public API (`localrag.Rag`).
 
     python -m bench.load [--seconds 60] [--searchers 8] [--search-processes 1] [--askers 2] [--no-generative]
-                         [--corpus sample] [--json] [--smoke]
+                         [--ui [N]] [--corpus sample] [--json] [--smoke]
     localrag bench load ...   (the same)
 
 A team deployment in one run on one data directory:
@@ -10,15 +10,21 @@ A team deployment in one run on one data directory:
   second server or CLI), the rest as threads sharing one long-lived `Rag` (one UI/API server);
 * askers: `--askers` threads on that same `Rag`, alternating extractive and generative answers (generative only
   when the configured LLM loads; `--no-generative` keeps them all extractive), without the answer cache;
-* one ingest process (its own `Rag`) adding new files in small batches, each file with a sentence nobody else has.
+* one ingest process (its own `Rag`) adding new files in small batches, each file with a sentence nobody else has;
+* with `--ui N` (`--ui` alone: 2; default 0, the API only), the UI's share as well: the real Streamlit UI
+  (`localrag ui`) on a free loopback port over the same data directory, and N real Chromium sessions (Playwright,
+  each in its own process) searching on its Search page, each search timed from the click on Search to the end of
+  the run that shows its results (bench/load_ui.py).
 
 First, in the same run, one thread searches alone for `--idle-seconds` (the idle latency); then every worker runs
 for `--seconds`. Reported per operation: count, rate, p50/p95/max latency, errors and empty results (both must be
 0), and the ratio of the searchers' p95 under load to the idle p50 (issue 25 asks for at most 25). Afterwards each
 file the ingest added is searched for, by its own sentence, from the long-lived `Rag` that served the searches:
-`findable` counts the files found among the top 10 (all of them must be).
+`findable` counts the files found among the top 10 (all of them must be). With `--ui`, each browser session does the
+same on the very page it searched from (no reload), through the UI server's own long-lived Rag: `ui_findable`.
 
-`--smoke`: a few seconds on the sample corpus, extractive only (tests/test_load_bench.py runs it).
+`--smoke`: a few seconds on the sample corpus, extractive only (tests/test_load_bench.py runs it, with and without
+`--ui`).
 """
 
 from __future__ import annotations
@@ -261,11 +267,26 @@ def asker_modes(rag: Any, askers: int, generative: bool) -> tuple[list[str], str
     return ["generative" if generative and i % 2 else "extractive" for i in range(askers)], why
 
 
-def start_processes(args: argparse.Namespace, data_dir: Path, work: Path, queries: list[str]) -> dict[str, Any]:
-    """The ingest and the separate searcher processes, started and waited for until each is ready."""
+def start_processes(args: argparse.Namespace, data_dir: Path, work: Path, queries: list[str],
+                    ui_url: str | None = None) -> dict[str, Any]:
+    """The ingest, the separate searcher processes and the browser sessions (when `ui_url`), started and waited for
+    until each is ready."""
     ctx = mp.get_context("spawn")
     go, until, out = ctx.Event(), ctx.Value("d", 0.0), ctx.Queue()
-    procs, readies = [], []
+    procs, readies, inboxes = [], [], []
+    idle_go, idle_done = ctx.Event(), ctx.Event()
+    if ui_url:
+        from bench.load_ui import session_process
+
+        for i in range(args.ui):
+            ready, inbox = ctx.Event(), ctx.Queue()
+            sync = {"ready": ready, "go": go, "until": until, "out": out, "inbox": inbox, "idle_go": idle_go,
+                    "idle_done": idle_done}
+            # session 0 also measures the UI's idle search, alone, once every worker is ready
+            procs.append(ctx.Process(target=session_process, args=(ui_url, queries, 2000 + 10 * i,
+                                                                     0.0 if i else args.idle_seconds, sync)))
+            readies.append(ready)
+            inboxes.append(inbox)
     for i in range(args.search_processes):
         ready = ctx.Event()
         procs.append(ctx.Process(target=search_process, args=(str(data_dir), queries, 1000 + i, ready, go, until,
@@ -284,14 +305,30 @@ def start_processes(args: argparse.Namespace, data_dir: Path, work: Path, querie
                 p.kill()
             raise SystemExit("a worker process died or did not get ready in 300 s")
         time.sleep(0.1)
-    return {"procs": procs, "go": go, "until": until, "out": out}
+    side = {"procs": procs, "go": go, "until": until, "out": out, "inboxes": inboxes, "ui_idle": Op("ui-idle")}
+    if ui_url:
+        idle_go.set()
+        while not idle_done.is_set():
+            if time.time() > deadline or procs[0].exitcode is not None:
+                for p in procs:
+                    p.kill()
+                raise SystemExit("the first browser session died or did not measure the idle UI search")
+            time.sleep(0.1)
+        name, raw = out.get(timeout=60)
+        assert name == "ui-idle", name
+        side["ui_idle"].merge(raw)
+    return side
 
 
 def run_load(args: argparse.Namespace, rag: Any, data_dir: Path, work: Path, queries: list[str],
-             modes: list[str]) -> tuple[dict[str, Op], list[dict[str, str]], float]:
-    """Every worker for `args.seconds`; returns the ops by name, the files the ingest added and the window."""
-    side = start_processes(args, data_dir, work, queries)
+             modes: list[str], ui_url: str | None = None) -> tuple[dict[str, Op], list[dict[str, str]], float,
+                                                                   dict[str, Any]]:
+    """Every worker for `args.seconds`; returns the ops by name, the files the ingest added, the window, and the
+    side processes (their `procs`, and the browser sessions' `inboxes`, which wait for the added files)."""
+    side = start_processes(args, data_dir, work, queries, ui_url)
     ops = {"search": Op("search"), "search-process": Op("search-process"), "ingest-batch": Op("ingest-batch")}
+    if ui_url:
+        ops["ui-search"] = Op("ui-search")
     for mode in set(modes):
         ops[f"ask-{mode}"] = Op(f"ask-{mode}")
     threads_ops: list[Op] = []
@@ -312,17 +349,49 @@ def run_load(args: argparse.Namespace, rag: Any, data_dir: Path, work: Path, que
         t.join()
     window = time.perf_counter() - t0
     files: list[dict[str, str]] = []
-    for _ in side["procs"]:
-        name, raw = side["out"].get(timeout=600)
-        ops[name].merge(raw)
-        files += raw.get("files", [])
-    for p in side["procs"]:
-        p.join(60)
+    try:
+        for _ in side["procs"]:
+            name, raw = side["out"].get(timeout=600)
+            ops[name].merge(raw)
+            files += raw.get("files", [])
+    except BaseException:
+        end_processes(side)
+        raise
     for op in threads_ops:
         ops[op.name].merge(op.to_raw())
         for k, v in op.extra.items():
             ops[op.name].extra[k] = ops[op.name].extra.get(k, 0) + v
-    return ops, files, window
+    return ops, files, window, side
+
+
+def ui_findable(side: dict[str, Any], files: list[dict[str, str]], idle_seconds: float) -> dict[str, Any]:
+    """Every browser session, on its same page, searches for every added file (after the API's check: only the
+    sessions search then); each says how many it found. With the first session's idle UI search (`ui_idle`)."""
+    for inbox in side["inboxes"]:
+        inbox.put(files)
+    sessions, op = [], Op("ui-findable")
+    for _ in side["inboxes"]:
+        name, raw = side["out"].get(timeout=1800)
+        assert name == "ui-findable", name
+        op.merge(raw)
+        sessions.append({"added_files": raw["added_files"], "findable": raw["findable"], "missed": raw["missed"],
+                         "same_page": raw["same_page"], "errors": len(raw["errors"]),
+                         "first_errors": raw["errors"][:3]})
+    idle = side["ui_idle"]
+    return {"ui_idle": idle.summary(idle_seconds), "ui_idle_errors": len(idle.errors), "ui_idle_empty": idle.empty,
+            "ui_findable": [s["findable"] for s in sessions], "ui_sessions": sessions,
+            "ui_findable_search": op.summary(0)}
+
+
+def end_processes(side: dict[str, Any]) -> None:
+    for inbox in side["inboxes"]:  # a session still waiting for the added files stops (after the check: ignored)
+        inbox.put(None)
+    for p in side["procs"]:
+        p.join(60)
+    for p in side["procs"]:
+        if p.exitcode is None:
+            p.kill()
+            p.join(10)
 
 
 def findable(rag: Any, files: list[dict[str, str]]) -> dict[str, Any]:
@@ -343,7 +412,7 @@ def findable(rag: Any, files: list[dict[str, str]]) -> dict[str, Any]:
 
 
 def report(setup: dict[str, Any], idle: Op, ops: dict[str, Op], window: float, found: dict[str, Any],
-           why_not_generative: str | None) -> dict[str, Any]:
+           why_not_generative: str | None, ui_found: dict[str, Any] | None = None) -> dict[str, Any]:
     searches = Op("all searchers")
     searches.merge(ops["search"].to_raw())
     searches.merge(ops["search-process"].to_raw())
@@ -355,10 +424,19 @@ def report(setup: dict[str, Any], idle: Op, ops: dict[str, Op], window: float, f
         "p95_over_idle_p50": round(load_p95 / idle_p50, 2) if idle_p50 else None,
         "errors": sum(len(o.errors) for o in ops.values()) + len(idle.errors),
         "empty": sum(o.empty for o in ops.values()) + idle.empty,
-        "generative_skipped": why_not_generative, **found,
+        "generative_skipped": why_not_generative, **found, **(ui_found or {}),
     }
+    if ui_found:
+        out["errors"] += sum(s["errors"] for s in ui_found["ui_sessions"]) + ui_found["ui_idle_errors"]
+        out["empty"] += ui_found["ui_idle_empty"]
+        ui, searches_p50 = out["ops"]["ui-search"], out["searches"]["p50_ms"]
+        ui_idle_p50 = ui_found["ui_idle"]["p50_ms"]
+        out["ui_p95_over_ui_idle_p50"] = round(ui["p95_ms"] / ui_idle_p50, 2) if ui_idle_p50 else None
+        out["ui_p50_over_api_p50"] = round(ui["p50_ms"] / searches_p50, 2) if searches_p50 else None
     out["ok"] = bool(out["errors"] == 0 and out["empty"] == 0 and found["findable"] == found["added_files"]
-                     and found["added_files"] > 0)
+                     and found["added_files"] > 0
+                     and all(s["findable"] == found["added_files"] and s["same_page"]
+                             for s in (ui_found or {}).get("ui_sessions", [])))
     return out
 
 
@@ -377,6 +455,17 @@ def print_report(r: dict[str, Any]) -> None:
             print(f"    error: {e}")
     print(f"search p95 under load / idle p50: {r['p95_over_idle_p50']}x (issue 25 asks <= 25x)")
     print(f"added files findable from the long-lived Rag: {r['findable']}/{r['added_files']} {r['missed'] or ''}")
+    if "ui_sessions" in r:
+        i, f = r["ui_idle"], r["ui_findable_search"]
+        print(f"UI idle search (one session alone, before the load) n={i['count']} p50 {i['p50_ms']} ms p95 "
+              f"{i['p95_ms']} ms; after the load (the findability check, UI sessions only) n={f['count']} p50 "
+              f"{f['p50_ms']} ms p95 {f['p95_ms']} ms")
+        print(f"UI search p95 under load / UI idle p50: {r['ui_p95_over_ui_idle_p50']}x; UI search p50 / API "
+              f"searchers' p50: {r['ui_p50_over_api_p50']}x (same run)")
+        for i, s in enumerate(r["ui_sessions"]):
+            page = "the same page, no reload" if s["same_page"] else "NOT the page it started on"
+            print(f"added files findable from UI session {i} ({page}): {s['findable']}/{s['added_files']} "
+                  f"{s['missed'] or ''} {s['first_errors'] or ''}")
     if r["generative_skipped"]:
         print(f"generative askers skipped: {r['generative_skipped']}")
     print("OK" if r["ok"] else "FAILED: errors, empty results or unfindable files")
@@ -391,6 +480,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--askers", type=int, default=2, help="asker threads (default 2: extractive, generative)")
     ap.add_argument("--no-generative", action="store_true", help="every asker extractive")
     ap.add_argument("--files-per-batch", type=int, default=3, help="new files per ingest call (default 3)")
+    ap.add_argument("--ui", type=int, nargs="?", const=2, default=0, metavar="N",
+                    help="also start `localrag ui` and search on it from N Chromium sessions (--ui alone: 2; "
+                         "default 0)")
     ap.add_argument("--corpus", default="sample", help="the collection's corpus (bench/corpora.py; default sample)")
     ap.add_argument("--work", type=Path, default=None, help="folder for the data dir (default: a temporary one)")
     ap.add_argument("--smoke", action="store_true", help="a few seconds on the sample corpus, extractive only")
@@ -399,6 +491,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.smoke:
         args.seconds, args.idle_seconds, args.corpus, args.no_generative = 6.0, 2.0, "sample", True
         args.searchers, args.askers = min(args.searchers, 3), min(args.askers, 1)
+    if args.ui < 0:
+        ap.error("--ui must be 0 or more")
     if not 0 <= args.search_processes <= args.searchers or args.searchers < 1:
         ap.error("--search-processes must be between 0 and --searchers (at least 1)")
     return args
@@ -414,14 +508,30 @@ def main(argv: list[str] | None = None) -> int:
         with Rag.open(data_dir) as rag:
             setup = seed_collection(rag, args.corpus, work)
             setup.update(idle_seconds=args.idle_seconds, searchers=args.searchers,
-                         search_processes=args.search_processes, askers=args.askers,
+                         search_processes=args.search_processes, askers=args.askers, ui=args.ui,
                          threads=rag.settings.threads, llm_threads=rag.settings.llm.threads)
             queries = corpus_queries(args.corpus)
             modes, why = asker_modes(rag, args.askers, not args.no_generative)
-            idle = idle_latency(rag, queries, args.idle_seconds)
-            ops, files, window = run_load(args, rag, data_dir, work, queries, modes)
-            found = findable(rag, files)
-        r = report(setup, idle, ops, window, found, why)
+            server, ui_url, ui_found = None, None, None
+            try:
+                if args.ui:
+                    from bench.load_ui import start_server
+
+                    server, ui_url = start_server(data_dir, work / "ui-server.log")
+                idle = idle_latency(rag, queries, args.idle_seconds)
+                ops, files, window, side = run_load(args, rag, data_dir, work, queries, modes, ui_url)
+                try:
+                    found = findable(rag, files)
+                    if ui_url:
+                        ui_found = ui_findable(side, files, args.idle_seconds)
+                finally:
+                    end_processes(side)
+            finally:
+                if server is not None:
+                    from bench.load_ui import stop_server
+
+                    stop_server(server)
+        r = report(setup, idle, ops, window, found, why, ui_found)
     if args.json:
         print(json.dumps(r, indent=1))
     else:

@@ -1,12 +1,15 @@
 """`python -m bench.load --smoke` (issue 25): searcher threads and a searcher process, an extractive asker and an
 ingest process on one collection for a few seconds, through the public API; it must report no errors, no empty
-results, and every file the ingest added findable from the long-lived Rag. Speed is reported, never asserted."""
+results, and every file the ingest added findable from the long-lived Rag. With `--ui`, the real `localrag ui` and
+two Chromium sessions searching on its Search page as well: every added file findable from each session's same page.
+Speed is reported, never asserted."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +34,39 @@ def test_smoke_run_has_no_errors_and_finds_every_added_file(tmp_path):
     assert r["idle"]["count"] > 0 and r["p95_over_idle_p50"] is not None
     assert r["generative_skipped"] == "--no-generative"
     assert r["corpus"] == "sample" and r["chunks"] > 0
+
+
+def _chromium() -> str:
+    from bench.load_ui import CHROMIUM  # Debian's chromium, or LOCALRAG_CHROMIUM (as tests/test_ui_browser.py)
+
+    return CHROMIUM
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(_chromium()).exists(),
+                    reason=f"no Chromium at {_chromium()}: apt-get install -y chromium (or set LOCALRAG_CHROMIUM)")
+def test_smoke_run_with_the_ui_share_finds_every_added_file_from_each_browser_session(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.load", "--smoke", "--ui", "--json", "--work", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r = json.loads(proc.stdout)
+    assert r["ok"] is True
+    assert r["errors"] == 0 and r["empty"] == 0, (r["ops"], r["ui_sessions"])
+    assert r["ui"] == 2 and len(r["ui_sessions"]) == 2
+    ui = r["ops"]["ui-search"]
+    assert ui["count"] > 0 and ui["errors"] == 0 and ui["empty"] == 0 and ui["p95_ms"] >= ui["p50_ms"] > 0
+    assert r["ui_idle"]["count"] > 0 and r["ui_p95_over_ui_idle_p50"] is not None
+    # after the ingest stopped, each session found every added file, on the page it had searched from all along
+    assert r["added_files"] > 0 and r["findable"] == r["added_files"], r["missed"]
+    for s in r["ui_sessions"]:
+        assert s["same_page"] is True
+        assert s["findable"] == s["added_files"] == r["added_files"], s
+    assert r["ui_findable_search"]["count"] == 2 * r["added_files"]
+    # the API's share ran beside it as in the plain smoke run
+    assert r["ops"]["search"]["count"] > 0 and r["ops"]["search-process"]["count"] > 0
+    assert r["ops"]["ingest-batch"]["count"] > 0
 
 
 def test_percentile_is_nearest_rank():
