@@ -394,6 +394,19 @@ class Rag:
         """Use this LLM object (anything following app.llm.LLM) instead of the configured one."""
         self._llm = llm
 
+    def judge_llm(self) -> tuple[LlamaCppLLM | OpenAICompatLLM, bool]:
+        """The LLM that the LLM judge asks (`localrag eval --judge llm`), and whether it was loaded for the judge alone
+        (then the caller closes it): the model eval.judge_model names, loaded in process apart from the answering
+        model (app.llm.factory: a models.ModelError naming the pull command when it is not pulled; nothing is
+        downloaded), or the answering model itself (`self.llm`, one instance) when the setting is none or names the
+        same file."""
+        from localrag.app.llm.factory import answering_gguf, judge_gguf, make_judge_llm
+
+        path = judge_gguf(self.settings)
+        if path is None or path == answering_gguf(self.settings):
+            return self.llm, False
+        return make_judge_llm(self.settings, path), True
+
     def llm_model_id(self) -> str:
         """The model id without loading the model where possible (a cache hit should not cost a model load)."""
         if self._llm is not None:

@@ -1,5 +1,6 @@
 """Evaluate: run a QA set (JSON lines: question, reference, relevant, answerable) through retrieval, answering and
-scoring, with a progress bar; the metrics table, charts, and report.json / report.md to download."""
+scoring, with a progress bar; the metrics table, charts, and report.json / report.md to download. The judge picker
+names the model that judges when the LLM judge is chosen (eval.judge_model, or what to run when it is not pulled)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,23 @@ from localrag.ui.tasks import Task
 RESULT = "eval_result"
 TASK = "eval_task"  # the evaluation running in a worker (ui/tasks.py), if any
 BUNDLED = Path(localrag.__file__).resolve().parent / "data" / "eval" / "qa.jsonl"
+
+
+def judge_model_text(settings: Any) -> tuple[str, bool]:
+    """Which model judges when the LLM judge is chosen, in plain words, and whether it is ready (found): the model
+    eval.judge_model names (apart from the answering model, or its own instance when both are the same file), the
+    answering model when the setting is none, or the error that says what to run (`localrag models pull NAME`)."""
+    from localrag.app.llm.factory import judge_info
+    from localrag.app.llm.models import DEFAULT_MODEL
+
+    j = judge_info(settings)
+    if j["judge_model"] is None:
+        return f"the answering model ({settings.llm.model or DEFAULT_MODEL}; eval.judge_model is none)", True
+    if j["judge_error"]:
+        return j["judge_error"], False
+    if j["judge_shares_answering_model"]:
+        return f"{j['judge_model']} (also the answering model: one instance)", True
+    return f"{j['judge_model']} (eval.judge_model; the answers come from {settings.llm.model or DEFAULT_MODEL})", True
 
 
 def _evaluate(rag: Rag, qa_path: Path, collection: str, limit: int | None, judge: str, k: int | None) -> None:
@@ -115,6 +133,8 @@ def render() -> None:
     if source == "upload":
         upload = st.file_uploader("QA file (JSON lines: question, reference, relevant, answerable, id)",
                                   type=["jsonl", "json"], key="eval_upload")
+    judge_text, judge_ready = judge_model_text(rag.settings)
+    judge_name = (rag.settings.eval.judge_model or "the answering model") + ("" if judge_ready else " (not found)")
     with st.form("eval_form"):
         c1, c2, c3, c4 = st.columns(4)
         collection = c1.selectbox("Collection", names, key="eval_collection")
@@ -122,10 +142,16 @@ def render() -> None:
                                 help="Each answerable question costs one LLM answer: start small.")
         k = c3.number_input("Sources per answer (0 = answer_k)", 0, 50, 0, key="eval_k")
         judge = c4.selectbox("Judge", ("proxy", "llm"), key="eval_judge",
-                             help="proxy: fast, no LLM. llm: adds the configured LLM as a judge (slow; the bundled "
-                             "135M model is not a reliable judge).")
+                             format_func=lambda j: "proxy (fast, no LLM)" if j == "proxy" else f"llm: {judge_name}",
+                             help="proxy: fast, no LLM (the default). llm: adds the LLM judge next to it, with its "
+                             "own model (eval.judge_model, default qwen2.5-coder-1.5b): it agrees better with "
+                             "hand-labelled verdicts (Cohen's κ 0.61 against the proxy's 0.43) but takes ~5 s per "
+                             "statement on 2 cores, about an hour for 50 answers.")
         go = st.form_submit_button("Run evaluation", type="primary", key="eval_run")
-    if go:
+    (st.warning if judge == "llm" and not judge_ready else st.caption)(f"LLM judge: {common.md_escape(judge_text)}")
+    if go and judge == "llm" and not judge_ready:
+        st.error(f"The LLM judge cannot run: {common.md_escape(judge_text)}")
+    elif go:
         if source == "upload":
             if upload is None:
                 st.error("Choose a QA file to upload first (JSON lines with a `question` per line).")

@@ -99,13 +99,29 @@ def _named_model(model_path: str | None) -> dict[str, Any]:
             "model_sha256": status[check.status]}
 
 
+def _judge_line(judge: dict[str, Any]) -> str:
+    """Which model judges with `localrag eval --judge llm`, in words (rich markup escaped)."""
+    from rich.markup import escape
+
+    name = judge["judge_model"]
+    if name is None:
+        return "the answering model (eval.judge_model = none)"
+    if judge["judge_error"]:
+        return f"[yellow]{escape(judge['judge_error'])}[/]"
+    where = ("the answering model's own instance" if judge["judge_shares_answering_model"]
+             else "loaded apart from the answering model")
+    return f"{escape(name)} ({escape(str(judge['judge_path']))}; {where}; eval.judge_model)"
+
+
 @llm_app.command("info")
 def llm_info(as_json: JsonOpt = False) -> None:
     """Show the configured LLM (backend, model file or server, model id, limits) and check that it loads or
-    answers. Exit code 1 when it does not, 2 for configuration errors."""
+    answers; and which model judges with `localrag eval --judge llm` (eval.judge_model: found or not, not loaded).
+    Exit code 1 when the answering LLM does not load or answer, 2 for configuration errors."""
     from rich.markup import escape
 
     from localrag.app.llm import LLMConfigError, LLMError, make_llm
+    from localrag.app.llm.factory import judge_info
 
     s = settings()
     info: dict[str, Any] = {"backend": s.llm.backend, "model": s.llm.model, "base_url": s.llm.base_url}
@@ -126,6 +142,7 @@ def llm_info(as_json: JsonOpt = False) -> None:
     finally:
         if llm is not None:
             llm.close()
+    info["judge"] = judge_info(s)
     if as_json:
         out.print_json(json.dumps(info, ensure_ascii=False, default=str))
     else:
@@ -133,9 +150,10 @@ def llm_info(as_json: JsonOpt = False) -> None:
         table.add_column("key", style="bold")
         table.add_column("value", overflow="fold")
         for k, v in info.items():
-            if k not in ("settings", "ok", "error") and v is not None:
+            if k not in ("settings", "ok", "error", "judge") and v is not None:
                 table.add_row(k, escape(", ".join(map(str, v)) if isinstance(v, list) else str(v)))
         table.add_row("settings", " · ".join(f"{k.removeprefix('llm_')}={v}" for k, v in info["settings"].items()))
         table.add_row("status", "[green]loads and answers[/]" if info["ok"] else f"[red]{escape(info['error'])}[/]")
+        table.add_row("judge (eval --judge llm)", _judge_line(info["judge"]))
         out.print(table)
     raise typer.Exit(code)

@@ -71,7 +71,8 @@ def format_markdown(result: dict[str, Any]) -> str:
         f"- QA file: {result.get('qa_file', '-')}" + (f" (first {result['limit']})" if result.get("limit") else ""),
         f"- collection: `{st['collection']}` · answer k {st['k']} · retrieval depth {st['retrieval_depth']} · "
         f"judge `{st['judge']}` · robustness {st['robustness']}",
-        f"- answering model: `{result.get('model_id') or '-'}`", "",
+        f"- answering model: `{result.get('model_id') or '-'}`"
+        + (f" · judging model: `{st['judge_model']}`" if st.get("judge_model") else ""), "",
     ]
     for note in result.get("notes", []):
         lines += [f"> **Note.** {note}", ""]

@@ -16,7 +16,10 @@ run needs no ingested collection when every item is like that.
 Items that list `relevant` evidence get recall@k, MRR@10 and nDCG@10 through ir-measures, with the matching rule of
 localrag.eval.retrieval_metrics. An unanswerable item counts as correct when the system abstains, an answerable item
 when it answers: that is the abstention accuracy. Scores come from the fast proxy judge (ProxyScorer, the one `ask`
-uses); `judge="llm"` adds LLMJudge with the app's LLM next to it, each labelled. A metric that cannot be scored is
+uses); `judge="llm"` adds LLMJudge next to it, each labelled. The LLM judge's model is eval.judge_model (default
+qwen2.5-coder-1.5b), loaded once per run apart from the answering model (llm.model), or that same instance when both
+name the same file; none: the answering LLM judges. A judge model that is not pulled stops the run before any item,
+with the command that pulls it; nothing is downloaded here. A metric that cannot be scored is
 None with its reason and is counted as unscored, never NaN. `robustness=N` asks each question N more times with
 non-semantic perturbations and reports how far the answers' embeddings spread around their centroid.
 """
@@ -50,11 +53,11 @@ __all__ = [
 
 PANEL_JUDGES = ("proxy", "llm")
 JUDGE_CAVEAT = (
-    "The LLM judge uses the configured LLM ({model}). The bundled SmolLM2-135M model is NOT a reliable judge: "
-    "it is far too small to decompose answers into claims and check them against sources, so its verdicts on the "
-    "hand-labelled statements of data/eval/judge_statements.jsonl are not trustworthy (measure it with "
-    "`python -m bench.judges --llm`). Read its scores as a check that the pipeline runs, not as answer "
-    "quality; point LOCALRAG_LLM_MODEL at a capable instruction model for judging that means something."
+    "The LLM judge is {model} (eval.judge_model; the answers come from llm.model). How far to trust a judge, on the "
+    "66 hand-labelled statements of data/eval/judge_statements.jsonl: qwen2.5-coder-1.5b agrees with the labels "
+    "better than the proxy (Cohen's κ 0.61 against 0.43), qwen2.5-coder-0.5b says \"no\" to everything and "
+    "SmolLM2-135M is no better than chance (κ -0.05; BENCHMARKS.md, The judge). Measure another model with "
+    "`python -m bench.judges --llm --model NAME` before trusting its scores."
 )
 PROXY_NOTE = (
     "Proxy scores are heuristics without an LLM (embedding similarity and word overlap between the answer, its "
@@ -86,6 +89,8 @@ class EvalContext:
     robustness: int
     rows: list[ChunkFacts] = field(default_factory=list)
     llm_judge: Any = None
+    judge_llm: Any = None  # the LLM behind the LLM judge (its own or the answering model)
+    owns_judge_llm: bool = False  # loaded for this run: closed at its end
     panel: Any = None
     panel_names: list[str] = field(default_factory=list)
     aggregate: str = "mean"
@@ -135,27 +140,30 @@ def build_context(rag: Any, items: list[dict[str, Any]], collection: str = "defa
                       robustness=robustness, panel_names=list(panel), aggregate=aggregate)
     if coll is not None and any(it["relevant"] for it in items):
         ctx.rows = chunk_rows(rag.store, coll.id)
-    if judge == "llm":
-        from localrag.eval.scoring import LLMJudge
-
-        ctx.llm_judge = LLMJudge(rag.llm, rag.embedder)
-    if ctx.panel_names:
-        ctx.panel = _make_panel(rag, ctx.panel_names, aggregate, ctx.llm_judge)
     if engine == "ragas":
         ctx.ragas = _make_ragas(rag)
+    if judge == "llm" or "llm" in ctx.panel_names:
+        from localrag.eval.scoring import LLMJudge
+
+        ctx.judge_llm, ctx.owns_judge_llm = rag.judge_llm()  # eval.judge_model, or the answering model
+        if judge == "llm":
+            ctx.llm_judge = LLMJudge(ctx.judge_llm, rag.embedder)
+    if ctx.panel_names:
+        ctx.panel = _make_panel(rag, ctx.panel_names, aggregate, ctx.llm_judge, ctx.judge_llm)
     return ctx
 
 
-def _llm_label(rag: Any) -> str:
-    return f"llm:{getattr(rag.llm, 'model_id', type(rag.llm).__name__)}"
+def _llm_label(llm: Any) -> str:
+    return f"llm:{getattr(llm, 'model_id', type(llm).__name__)}"
 
 
-def _make_panel(rag: Any, names: Sequence[str], aggregate: str, llm_judge: Any = None) -> Any:
-    """A JudgePanel of the named judges (an LLM judge the run already has is reused, not built twice)."""
+def _make_panel(rag: Any, names: Sequence[str], aggregate: str, llm_judge: Any = None, llm: Any = None) -> Any:
+    """A JudgePanel of the named judges (an LLM judge the run already has is reused, not built twice; a new one asks
+    `llm`, the judge's model)."""
     from localrag.eval.panel import JudgePanel
     from localrag.eval.scoring import LLMJudge, ProxyScorer
 
-    judges = [ProxyScorer(rag.embedder) if n == "proxy" else llm_judge or LLMJudge(rag.llm, rag.embedder)
+    judges = [ProxyScorer(rag.embedder) if n == "proxy" else llm_judge or LLMJudge(llm, rag.embedder)
               for n in names]
     return JudgePanel(judges, aggregate=aggregate)
 
@@ -321,6 +329,7 @@ def build_result(ctx: EvalContext, outcomes: list[ItemOutcome], retrieval: dict[
     result: dict[str, Any] = {
         "created": started, "seconds": round(seconds, 2),
         "settings": {"collection": ctx.collection, "judge": ctx.judge, "k": ctx.answer_k,
+                     "judge_model": getattr(ctx.judge_llm, "model_id", None),
                      "retrieval_depth": ctx.depth, "robustness": ctx.robustness, "temperature": 0, "cache": False},
         "model_id": next((o.model_id for o in outcomes if o.model_id), None), "judges": judge_labels(records),
         "n_items": len(records), "n_failed": len(failed), "n_given": sum(bool(r.get("given")) for r in records),
@@ -338,7 +347,7 @@ def build_result(ctx: EvalContext, outcomes: list[ItemOutcome], retrieval: dict[
         result["settings"]["panel"], result["settings"]["aggregate"] = ctx.panel_names, ctx.aggregate
         result["panel"] = _panel_summary(ctx.panel, records)
         if "llm" in ctx.panel_names and llm_judge is None:
-            result["notes"].append(JUDGE_CAVEAT.format(model=_llm_label(ctx.rag)))
+            result["notes"].append(JUDGE_CAVEAT.format(model=_llm_label(ctx.judge_llm)))
     if ctx.ragas is not None:
         result["settings"]["engine"] = "ragas"
         result["notes"].append(RAGAS_NOTE)
@@ -375,15 +384,19 @@ def run_eval(
     panel_names = _check_options(judge, panel, engine, robustness)
     norm = prepare_items(items)
     ctx = build_context(rag, norm, collection, judge, k, robustness, panel_names, aggregate, engine)
-    t_run = time.perf_counter()
-    started = datetime.now(UTC).isoformat(timespec="seconds")
-    outcomes: list[ItemOutcome] = []
-    for i, item in enumerate(norm):
+    try:
+        t_run = time.perf_counter()
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        outcomes: list[ItemOutcome] = []
+        for i, item in enumerate(norm):
+            if progress:
+                progress(i, len(norm), item["id"])
+            outcomes.append(evaluate_item(ctx, item))
         if progress:
-            progress(i, len(norm), item["id"])
-        outcomes.append(evaluate_item(ctx, item))
-    if progress:
-        progress(len(norm), len(norm), "")
-    retrieval = retrieval_summary(ctx, norm, outcomes)
-    return build_result(ctx, outcomes, retrieval, started, time.perf_counter() - t_run)
+            progress(len(norm), len(norm), "")
+        retrieval = retrieval_summary(ctx, norm, outcomes)
+        return build_result(ctx, outcomes, retrieval, started, time.perf_counter() - t_run)
+    finally:
+        if ctx.owns_judge_llm:
+            ctx.judge_llm.close()
 

@@ -35,7 +35,8 @@ from localrag.app.llm.base import LLMUnavailable
 
 __all__ = [
     "BUNDLED_MODEL", "DEFAULT_MODEL", "HF_PREFIX", "MODELS", "MODELS_DIR_ENV", "ModelError", "ModelStatus",
-    "PackagedModel", "Part", "PullProgress", "Verification", "fetch_hf", "get_model", "identify", "is_hf_ref",
+    "PackagedModel", "Part", "PullProgress", "Verification", "fetch_hf", "get_model", "hf_local_path", "identify",
+    "is_hf_ref",
     "is_model_name", "list_models", "locate", "model_path", "models_dir", "pull", "remove", "resolve_model",
     "sha256_file", "verify",
 ]
@@ -545,12 +546,19 @@ def _parse_hf(ref: str) -> tuple[str, str]:
     return f"{pieces[0]}/{pieces[1]}", "/".join(pieces[2:])
 
 
+def hf_local_path(ref: str) -> Path:
+    """Where `fetch_hf` keeps the file of `hf:owner/repo/file.gguf` (<models dir>/hf/owner/repo/file.gguf), whether
+    or not it is there yet."""
+    repo_id, filename = _parse_hf(ref)
+    return models_dir() / "hf" / repo_id / filename
+
+
 def fetch_hf(ref: str) -> Path:
     """A GGUF file from the Hugging Face Hub (`hf:owner/repo/file.gguf`), downloaded once with huggingface_hub into
     <models dir>/hf/owner/repo/; later calls use that copy without the network."""
     repo_id, filename = _parse_hf(ref)
-    local_dir = models_dir() / "hf" / repo_id
-    target = local_dir / filename
+    target = hf_local_path(ref)
+    local_dir = target.parent
     if target.is_file():
         return target
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
