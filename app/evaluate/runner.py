@@ -53,10 +53,10 @@ __all__ = [
 
 PANEL_JUDGES = ("proxy", "llm")
 JUDGE_CAVEAT = (
-    "The LLM judge is {model} (eval.judge_model; the answers come from llm.model). How far to trust a judge, on the "
-    "66 hand-labelled statements of data/eval/judge_statements.jsonl: qwen2.5-coder-1.5b agrees with the labels "
-    "better than the proxy (Cohen's κ 0.61 against 0.43), qwen2.5-coder-0.5b says \"no\" to everything and "
-    "SmolLM2-135M is no better than chance (κ -0.05; BENCHMARKS.md, The judge). Measure another model with "
+    "The LLM judge is {model} (eval.judge_model; none: the answering model, llm.model). How far to trust a judge, on "
+    "the 66 hand-labelled statements of data/eval/judge_statements.jsonl: qwen2.5-coder-1.5b agrees with the labels "
+    "better than the proxy (Cohen's κ 0.61 against 0.43), SmolLM2-135M is no better than chance (κ -0.05; "
+    "BENCHMARKS.md, The judge). Measure another model with "
     "`python -m bench.judges --llm --model NAME` before trusting its scores."
 )
 PROXY_NOTE = (
