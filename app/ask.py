@@ -36,8 +36,10 @@ from localrag.app.answering.answerer import MODEL_IDK
 from localrag.app.answering.compress import compress_sources
 from localrag.app.answering.extractive import EXTRACTIVE_MODEL_ID, extract_answer, to_outcome
 from localrag.app.answering.prompt import _FOLLOW_UP, PROMPT_VERSION, LLMLike
+from localrag.app.answering.verify import VERIFY_PROMPT_VERSION, cited_quotes, support_probability
 from localrag.app.cache import new_words_check, verify_equivalent
 from localrag.app.config import AnswerMode, Settings
+from localrag.app.llm.base import LLMError
 from localrag.retrieval.types import Filters, Hit, SearchResults
 
 __all__ = ["AskOptions", "AskParts", "Retrieved", "answer_events", "finish", "retrieve", "standalone"]
@@ -64,6 +66,8 @@ class AskParts(Protocol):
     def score_answer(self, question: str, ans: Any, reference: str | None = None) -> dict[str, Any]: ...
 
     def llm_model_id(self) -> str: ...
+
+    def verifier(self) -> Any: ...
 
     def corpus_version(self, collection_id: int) -> int: ...
 
@@ -93,6 +97,8 @@ class AskOptions:
     doubt_p: float  # verified abstention: the model's P("I don't know") at which its answer is not used
     min_support: float  # verified abstention: the extractive support below which a generated answer is not used
     cache_margin: float  # a paraphrase hit: how much less its quotes may support the new question (cosine)
+    verify_model: str | None  # verified abstention (auto): the checking model; None: no check
+    verify_min: float  # verified abstention (auto): the checking model's P(yes) a generated answer needs
     retries: int
     score: bool
     default_search_mode: str
@@ -121,7 +127,8 @@ class AskOptions:
             temperature=temperature, top_p=top_p, max_tokens=max_tokens or st.max_tokens,
             stop=tuple(stop) if stop else None, min_relevance=st.min_relevance,
             context_tokens=st.context_tokens, compress_tokens=st.compress_tokens, doubt_p=st.doubt_p,
-            min_support=st.min_support, cache_margin=st.cache_margin,
+            min_support=st.min_support, cache_margin=st.cache_margin, verify_model=st.verify_model,
+            verify_min=st.verify_min,
             retries=st.retries, score=st.score,
             default_search_mode=settings.search.mode,
         )
@@ -142,7 +149,8 @@ class AskOptions:
                            "mode": self.search_mode or self.default_search_mode, "filters": self.filters.__dict__,
                            "expand": self.expand, "rerank": self.rerank, "floor": self.min_relevance,
                            "sampling": self.sampling, "compress": self.compress_tokens,
-                           "verify": [self.doubt_p, self.min_support]}, sort_keys=True)
+                           "verify": [self.doubt_p, self.min_support],
+                           "check": [self.verify_model, self.verify_min, VERIFY_PROMPT_VERSION]}, sort_keys=True)
 
 
 @dataclass
@@ -324,10 +332,34 @@ def generative(parts: AskParts, opts: AskOptions, question: str, relevant: list[
         yield event
 
 
+def check(parts: AskParts, opts: AskOptions, question: str, gen: Outcome) -> None:
+    """Verified abstention: the checking model (answer.verify_model) reads the quotes the generated answer cites and
+    gives its P(yes) that they state it, as an answer to the question (`gen.verified_p`; app/answering/verify.py).
+    A checking model that cannot be loaded or gives no probabilities leaves the answer unchecked, with a warning."""
+    if opts.verify_model is None or gen.abstained:
+        return
+    t = time.perf_counter()
+    try:
+        llm = parts.verifier()
+        p = None if llm is None else support_probability(llm, question, gen.text,
+                                                                 cited_quotes(gen.citations, gen.sources))
+    except LLMError as exc:
+        gen.warnings.append(f"the answer was not checked: {exc}")
+        return
+    gen.timings["verify"] = time.perf_counter() - t
+    if p is None:
+        gen.warnings.append(f"the answer was not checked: the checking model ({opts.verify_model}) gave no "
+                            "probabilities, or the answer cites no quote")
+    gen.verified_p = p
+
+
 def doubt(gen: Outcome, quote: Outcome, opts: AskOptions) -> str | None:
-    """Why a generated answer that passed its checks is still not used (verified abstention), or None: the model
-    itself leans to "I don't know" (its first-token probability), or no source sentence supports an answer well
-    (the extractive score)."""
+    """Why a generated answer that passed its checks is still not used (verified abstention), or None: the checking
+    model does not find it in its quotes (`check`), the model itself leans to "I don't know" (its first-token
+    probability), or no source sentence supports an answer well (the extractive score)."""
+    if gen.verified_p is not None and gen.verified_p < opts.verify_min:
+        return (f"the checking model ({opts.verify_model}) did not find it in the quoted sources (P(yes) = "
+                f"{gen.verified_p:.2f} < answer.verify_min {opts.verify_min:.2f})")
     if gen.abstain_p is not None and gen.abstain_p >= opts.doubt_p:
         return (f"the model leaned to 'I don't know' (P = {gen.abstain_p:.2f} >= answer.doubt_p {opts.doubt_p:.2f})")
     if quote.support is not None and quote.support < opts.min_support:
@@ -378,6 +410,7 @@ def auto(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],
         if isinstance(event, Outcome):
             gen = event
     assert gen is not None
+    check(parts, opts, question, gen)
     final = choose(out, gen, opts)
     if stream and final is not out:
         if final.abstained:

@@ -225,6 +225,19 @@ class AnswerSettings(_Group):
         "supporting source sentence (the extractive score) scores below this; 0 = off. 1.194, the extractive "
         "threshold, was the best of a grid on the dev halves (BENCHMARKS.md, Answers for small models)"
     )
+    verify_model: str | None = Field(
+        default="qwen2.5-coder-1.5b",
+        description="verified abstention (auto): the model that checks a generated answer against the quotes it "
+        "cites (app/answering/verify.py: its P(yes) to 'does the source say this, as an answer to the question?'); "
+        "a model name (`localrag models list`), a .gguf file or hf:owner/repo/file.gguf, loaded in process by "
+        "llama.cpp apart from the answering model (one instance when both are the same file); none: no check. "
+        "Pulled by `make install`; when it cannot be loaded the answer is used unchecked, with a warning",
+    )
+    verify_min: float = Field(
+        default=0.82, ge=0, le=1, description="verified abstention (auto): a generated answer is used only when the "
+        "checking model's P(yes) reaches this; else the quote stands, or 'I don't know'. Chosen on the dev halves "
+        "(BENCHMARKS.md, Answers for small models)"
+    )
     max_tokens: int = Field(default=256, ge=16, description="most tokens in an answer (a draft cut off there "
                             "fails the runaway guardrail)")
     retries: int = Field(default=1, ge=0, le=5, description="retries after a failed guardrail")
@@ -240,6 +253,12 @@ class AnswerSettings(_Group):
         "support the new question within this cosine of how well they support its own"
     )
     cache_ttl_s: float = Field(default=7 * 24 * 3600, gt=0, description="cached answers expire after this")
+
+    @field_validator("verify_model", mode="before")
+    @classmethod
+    def _no_check_spelled(cls, v: Any) -> Any:
+        """"" and "none" (any case) mean no checking model."""
+        return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v
 
 
 class EvalSettings(_Group):

@@ -65,6 +65,8 @@ class Rag:
         self._reranker: Reranker | None = None
         self._llm: LlamaCppLLM | OpenAICompatLLM | None = None
         self._llm_lock = threading.Lock()
+        self._verifier: LlamaCppLLM | OpenAICompatLLM | None = None  # answer.verify_model, when it is its own model
+        self._verifier_owned = False  # loaded here (closed with the Rag), not given by set_verifier
         self._cache: SemanticCache | None = None
         self._scorer: ProxyScorer | None = None
         # per collection id: the model its queries and ingests use (app/tune), as of a corpus_version
@@ -81,6 +83,9 @@ class Rag:
         return cls(load_settings(config_file, **overrides), embedder=embedder)
 
     def close(self) -> None:
+        if self._verifier_owned and self._verifier is not None:
+            self._verifier.close()
+        self._verifier, self._verifier_owned = None, False
         if self._llm is not None:
             self._llm.close()
             self._llm = None
@@ -393,6 +398,30 @@ class Rag:
     def set_llm(self, llm: Any) -> None:
         """Use this LLM object (anything following app.llm.LLM) instead of the configured one."""
         self._llm = llm
+
+    def set_verifier(self, llm: Any) -> None:
+        """Use this LLM object (anything with `yes_probability`) to check generated answers (answer.verify_model)."""
+        self._verifier = llm
+
+    def verifier(self) -> LlamaCppLLM | OpenAICompatLLM | None:
+        """The model that checks generated answers in auto mode (answer.verify_model), loaded on first use and kept;
+        the answering model itself when the setting names the same file; None when the setting is none. Raises
+        app.llm.LLMError (e.g. not pulled: the error names `localrag models pull ...`); the route then answers
+        unchecked, with a warning."""
+        if self.settings.answer.verify_model is None:
+            return None
+        if self._verifier is None:
+            from localrag.app.llm.factory import answering_gguf, make_judge_llm, verify_gguf
+
+            path = verify_gguf(self.settings)
+            if path is None:
+                return None
+            if path == answering_gguf(self.settings):
+                return self.llm
+            with self._llm_lock:
+                if self._verifier is None:
+                    self._verifier, self._verifier_owned = make_judge_llm(self.settings, path), True
+        return self._verifier
 
     def judge_llm(self) -> tuple[LlamaCppLLM | OpenAICompatLLM, bool]:
         """The LLM that the LLM judge asks (`localrag eval --judge llm`), and whether it was loaded for the judge alone

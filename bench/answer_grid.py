@@ -94,15 +94,19 @@ def one_pass(ctx: _Ctx, item: dict[str, Any]) -> dict[str, Graded]:
     t_gen = time.perf_counter() - t0
     gen = gen or quote
     gen.mode = "generative"
+    if gen is not quote:
+        ask.check(rag, opts, item["question"], gen)  # the checking model's P(yes) (answer.verify_model), for auto
+    t_checked = time.perf_counter() - t0
     auto = ask.choose(copy.deepcopy(quote), copy.deepcopy(gen), opts)  # the product's rule, its settings
-    extra = {"first_words_s": t_quote, "generated_s": t_gen, "quote_score": quote.support,
+    extra = {"first_words_s": t_quote, "generated_s": t_gen, "checked_s": t_checked, "quote_score": quote.support,
+             "verified_p": gen.verified_p, "gen_abstained": gen.abstained,
              "abstain_p": gen.abstain_p, "ttft_s": gen.timings.get("ttft"), "attempts": gen.attempts,
              "gen_abstain": gen.abstain_reason,
              "guardrails": [g["name"] for g in gen.guardrails], "prompt_tokens": gen.tokens.get("prompt")}
     return {
         "extractive": _answer(ctx, opts, quote, item, t_quote, extra),
         "generative": _answer(ctx, opts, gen, item, t_gen, extra),
-        "auto": _answer(ctx, opts, auto, item, t_quote if auto.mode == "auto:extractive" else t_gen, extra),
+        "auto": _answer(ctx, opts, auto, item, t_checked if gen is not quote else t_quote, extra),
     }
 
 

@@ -62,3 +62,22 @@ class FakeQuestionLLM:
 
     def close(self) -> None:
         pass
+
+
+class FakeVerifier:
+    """A fake checking model for control-flow tests of verified abstention (answer.verify_model): it gives the same
+    P(yes) to every question and records what it was asked. What a real checking model says is tested with the
+    packaged model itself (tests/test_small_models.py)."""
+
+    model_id = "fake-verifier"
+
+    def __init__(self, p_yes: float | None) -> None:
+        self.p_yes = p_yes
+        self.asked: list[list[dict]] = []
+
+    def yes_probability(self, messages: list[dict]) -> float | None:
+        self.asked.append(messages)
+        return self.p_yes
+
+    def close(self) -> None:
+        pass

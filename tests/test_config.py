@@ -69,7 +69,8 @@ def _no_outside_config(monkeypatch, tmp_path):
 
 ADDED_SINCE = {"answer_doubt_p", "answer_min_support",  # verified abstention (issue 22)
                "answer_cache_margin",  # paraphrase hits (issue 24)
-               "eval_judge_model"}  # the LLM judge's own model (issue 22)
+               "eval_judge_model",  # the LLM judge's own model (issue 22)
+               "answer_verify_model", "answer_verify_min"}  # the checking model of auto mode (issue 22)
 
 
 def test_groups_hold_every_old_flat_name():

@@ -17,6 +17,7 @@ from localrag.app.answering.citations import normalize_citations, parse_citation
 from localrag.app.answering.compress import compress_sources
 from localrag.app.llm import Completion, StreamResult
 from localrag.retrieval.types import Hit
+from tests.fakes import FakeVerifier
 
 NEMO = ("Mistral NeMo is a 12B model built in collaboration with NVIDIA. Mistral NeMo uses a new tokenizer, Tekken, "
         "based on Tiktoken, that was trained on over more than 100 languages.")
@@ -123,8 +124,9 @@ def test_compression_keeps_the_evidence_sentence_and_the_numbers(sample_rag, emb
 
 
 # --- auto: the quote first, then the checked answer -------------------------------------------------------------------
-def _auto_events(rag, replies: list[str], question: str):
+def _auto_events(rag, replies: list[str], question: str, p_yes: float | None = 0.95):
     rag.set_llm(ReplayLLM(replies))
+    rag.set_verifier(FakeVerifier(p_yes))  # control flow: the checking model's verdict is given
     return list(rag.ask_stream(question, answer_mode="auto", cache=False))
 
 
@@ -139,6 +141,28 @@ def test_auto_shows_the_quote_then_the_answer_replaces_it(sample_rag, embedder, 
     ans = events[-1]
     assert isinstance(ans, Answer) and ans.mode == "auto:generative" and not ans.abstained
     assert ans.citations and ans.citations[0].n == 1
+
+
+def test_auto_keeps_the_quote_when_the_checking_model_doubts_the_answer(sample_rag, rag_factory):
+    rag = rag_factory(sample_rag.data_dir)
+    events = _auto_events(rag, ["The Gannet Head light was first shown on 14 October 1867 [1]."],
+                          "On what date was the Gannet Head light shown for the first time?", p_yes=0.3)
+    assert not any(isinstance(e, Replace) for e in events)
+    ans = events[-1]
+    assert ans.mode == "auto:extractive" and not ans.abstained and ans.verified_p is None
+    assert any("checking model" in w and "P(yes) = 0.30" in w for w in ans.warnings), ans.warnings
+    checked = rag._verifier.asked[-1][-1]["content"]  # it read the cited quote, the question and the answer
+    assert "1867" in checked and "Proposed answer: The Gannet Head light was first shown on 14 October 1867." in checked
+
+
+def test_auto_answers_unchecked_with_a_warning_when_the_checking_model_gives_no_probabilities(sample_rag,
+                                                                                           rag_factory):
+    rag = rag_factory(sample_rag.data_dir)
+    events = _auto_events(rag, ["The Gannet Head light was first shown on 14 October 1867 [1]."],
+                          "On what date was the Gannet Head light shown for the first time?", p_yes=None)
+    ans = events[-1]
+    assert ans.mode == "auto:generative" and ans.verified_p is None
+    assert any("not checked" in w for w in ans.warnings), ans.warnings
 
 
 def test_auto_keeps_the_quote_when_the_model_fails_its_checks(sample_rag, rag_factory):
@@ -163,6 +187,7 @@ def test_the_auto_stages_run_alone(sample_rag, rag_factory):
     """app.ask.auto over retrieved hits, without a Rag's private methods."""
     rag = rag_factory(sample_rag.data_dir)
     rag.set_llm(ReplayLLM(["The tower is 31 metres tall [1]."]))
+    rag.set_verifier(FakeVerifier(0.95))
     opts = rag.ask_options("How tall is the Gannet Head lighthouse?", answer_mode="auto", cache=False)
     got = ask.retrieve(rag, opts, opts.question, ask.Clock())
     events = list(ask.auto(rag, opts, opts.question, got.relevant, stream=False))
@@ -238,3 +263,52 @@ def test_a_citation_quotes_the_sentence_with_the_claims_distinctive_words():
     page = (Path(__file__).resolve().parent.parent / "data/sample/gannet-head-lighthouse.md").read_text()[:3000]
     assert "Thornbury" in best_quote("Elias Thornbury designed Gannet Head Lighthouse", page)
     assert "31 metres" in best_quote("The tower is 31 metres tall", page)
+
+
+# the checking model (answer.verify_model): the real packaged model, loaded once for the session
+@pytest.fixture(scope="session")
+def checking_llm():
+    from localrag.app.config import load_settings
+    from localrag.app.llm.factory import make_judge_llm, verify_gguf
+
+    settings = load_settings()
+    llm = make_judge_llm(settings, verify_gguf(settings))
+    yield llm
+    llm.close()
+
+
+def test_the_checking_model_finds_a_stated_answer_and_doubts_a_near_miss(checking_llm):
+    """Qwen2.5-Coder-1.5B (the default answer.verify_model), for real: it finds an answer that its quote states,
+    and doubts a near miss whose quote is about something else (a drafted answer of the 0.5B model to a question
+    the sample does not answer, from the dev half) — on either side of the default answer.verify_min."""
+    from localrag.app.answering.verify import support_probability
+    from localrag.app.config import AnswerSettings
+
+    stated = support_probability(
+        checking_llm, "In which year was the lens's mercury bath replaced by a roller-bearing pedestal?",
+        "The mercury bath was replaced by a roller-bearing pedestal in 1997 [1].",
+        ["The mercury bath was drained and replaced by a modern roller-bearing pedestal in **1997**, partly because "
+         "of the health risk to maintenance staff."])
+    near_miss = support_probability(
+        checking_llm, "How many loaves does the Wren Loaf bakery sell on a typical Saturday?",
+        "The Wren Loaf bakery sells 10 loaves on a typical Saturday [3].",
+        ["The bakery rents its Fore Street premises from the Port Wren Town Council."])
+    verify_min = AnswerSettings().verify_min
+    assert stated is not None and near_miss is not None
+    assert near_miss < verify_min <= stated, (near_miss, verify_min, stated)
+
+
+def test_a_knowledge_graph_quote_is_read_with_its_node_label():
+    from localrag.app.answering.citations import Citation
+    from localrag.app.answering.verify import cited_quotes, verify_messages
+
+    node = Source(n=1, chunk_id=7, source="/d/port-wren.ttl", kind="rdf", text="x", tokens=1, relevance=0.5,
+                  label="Elias Thornbury")
+    text = Source(n=2, chunk_id=8, source="/d/a.md", kind="text", text="y", tokens=1, relevance=0.5)
+    cites = [Citation.of(node, "Civil engineer who designed Gannet Head Lighthouse."),
+             Citation.of(text, "Elias Thornbury drew the plans.")]
+    quotes = cited_quotes(cites, [node, text])
+    assert quotes == ["Elias Thornbury: Civil engineer who designed Gannet Head Lighthouse.",
+                      "Elias Thornbury drew the plans."]
+    msgs = verify_messages("Who designed it?", "Elias Thornbury designed it [1].", quotes)
+    assert msgs[0]["role"] == "system" and "Proposed answer: Elias Thornbury designed it." in msgs[1]["content"]

@@ -16,6 +16,8 @@ import jsonschema
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.fakes import FakeVerifier
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "ui" / "app.py")
 SAMPLE = ROOT / "data" / "sample"
@@ -316,6 +318,7 @@ def test_auto_shows_the_quote_then_the_answer_replaces_it(ui_rag, rag_factory, s
     llm = FakeScriptedLLM(["Gannet Head Lighthouse was designed by the civil engineer Elias Thornbury [1]."])
     rag = rag_factory(ui_rag.data_dir, cache_enabled=False, score_answers=False, answer_mode="auto")
     rag.set_llm(llm)
+    rag.set_verifier(FakeVerifier(0.95))  # control flow: the checking model finds the answer in its quote
     serve(rag)
     at = new_app()
     at.sidebar.selectbox(key="chat_answer_mode").set_value("auto").run()

@@ -58,6 +58,8 @@ class Answer:
     # instead), and "auto" when it abstained before either ran (no relevant source)
     mode: str = "generative"
     abstain_kind: AbstainKind | None = None  # why it abstained, as a value (abstain_reason says it in words)
+    # auto mode: the checking model's P(yes) that the quotes the generated answer cites state it (answer.verify_model)
+    verified_p: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """As plain data (--json, the UI, the answer cache). Sources also get `name` (the file name) and sources and
@@ -105,6 +107,7 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
     support: float | None = None  # extractive: the best sentence's support score (not part of the Answer)
     abstain_p: float | None = None  # generative: the model's probability of starting "I don't know" (first draft)
+    verified_p: float | None = None  # auto: the checking model's P(yes) that the cited quotes state the answer
 
     @classmethod
     def abstain(cls, kind: AbstainKind, reason: str, **kw: Any) -> Outcome:

@@ -13,7 +13,7 @@ from localrag.app.llm.openai_compat import OpenAICompatLLM
 if TYPE_CHECKING:
     from localrag.app.config import Settings
 
-__all__ = ["answering_gguf", "judge_gguf", "judge_info", "make_judge_llm", "make_llm"]
+__all__ = ["answering_gguf", "judge_gguf", "judge_info", "make_judge_llm", "make_llm", "verify_gguf"]
 
 
 def make_llm(settings: Settings) -> LlamaCppLLM | OpenAICompatLLM:
@@ -47,15 +47,24 @@ def answering_gguf(settings: Settings) -> Path | None:
         return None
 
 
+def verify_gguf(settings: Settings) -> Path | None:
+    """The GGUF file of the model that checks generated answers (answer.verify_model), without loading or
+    downloading it: None when none is set; a models.ModelError naming the pull command when it is not pulled."""
+    return _named_gguf(settings.answer.verify_model, "the checking model (answer.verify_model")
+
+
 def judge_gguf(settings: Settings) -> Path | None:
     """The GGUF file of the LLM judge's model (eval.judge_model: a model name, a .gguf file or an hf: id), without
     loading or downloading it: None when none is set (the answering LLM judges). A model that is not pulled (or an
     hf: file not downloaded) is a models.ModelError that says what to run (`localrag models pull NAME`); every
     error names the setting."""
+    return _named_gguf(settings.eval.judge_model, "the LLM judge's model (eval.judge_model")
+
+
+def _named_gguf(name: str | None, what: str) -> Path | None:
     from localrag.app.llm import models
     from localrag.app.llm.gguf import resolve_gguf
 
-    name = settings.eval.judge_model
     if not name:
         return None
     try:
@@ -66,7 +75,7 @@ def judge_gguf(settings: Settings) -> Path | None:
             return resolve_gguf(path).resolve()
         return resolve_gguf(name).resolve()
     except LLMError as exc:
-        raise type(exc)(f"the LLM judge's model (eval.judge_model = {name}): {exc}") from None
+        raise type(exc)(f"{what} = {name}): {exc}") from None
 
 
 def make_judge_llm(settings: Settings, path: Path) -> LlamaCppLLM:

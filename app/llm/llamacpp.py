@@ -196,6 +196,27 @@ class LlamaCppLLM(ChatLLM):
         body = dict(self._call(messages, p, **extra)) | {"model": self.model_id}  # llama.cpp names the file path
         return body | ({"abstain_p": first["p"]} if "p" in first else {})
 
+    def _yes_no(self, messages: list[dict]) -> tuple[float, float] | None:
+        """One forward pass over the prompt (max_tokens 1, greedy); the first token's distribution gives P(yes) and
+        P(no) (lock held by the caller)."""
+        probs: dict[str, float] = {}
+        ids = {w: {t[0] for t in (self._llm.tokenize(v.encode(), add_bos=False, special=False)
+                                  for v in (w, w.capitalize(), " " + w, " " + w.capitalize())) if t}
+               for w in ("yes", "no")}
+
+        def watch(input_ids: Any, scores: Any) -> Any:
+            if not probs:
+                z = np.asarray(scores, dtype=np.float64)
+                e = np.exp(z - z.max())
+                total = e.sum()
+                for w, toks in ids.items():
+                    probs[w] = float(sum(e[i] for i in toks) / total)
+            return scores
+
+        self._call(messages, Sampling(temperature=0.0, top_p=1.0, max_tokens=1),
+                   logits_processor=self._llama_cpp.LogitsProcessorList([watch]))
+        return (probs["yes"], probs["no"]) if probs else None
+
     def _first_token_watch(self, out: dict[str, float]) -> Any:
         """A pass-through logits processor that reads, at the first sampled token, the probability that the reply
         starts with "I" (the start of "I don't know"): the model's own judgement, for free."""

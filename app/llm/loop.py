@@ -135,6 +135,22 @@ class ChatLLM(ABC):
             return parse_json(c, schema)
         raise AssertionError("unreachable")  # the last format either returns or raises
 
+    def yes_probability(self, messages: list[dict]) -> float | None:
+        """The model's probability of answering "yes" rather than "no" to `messages` (a yes/no question), read from
+        its first reply token: P(yes) / (P(yes) + P(no)) over the spellings "yes", "Yes", " yes", " Yes" (and the
+        same for "no"). None when the backend does not expose token probabilities (a server without logprobs) or
+        when neither word is among the likely first tokens."""
+        msgs = check_messages(messages)
+        with self._hold():
+            pair = self._yes_no(msgs)
+        if pair is None or pair[0] + pair[1] <= 0:
+            return None
+        return pair[0] / (pair[0] + pair[1])
+
+    def _yes_no(self, messages: list[dict]) -> tuple[float, float] | None:
+        """(P(yes), P(no)) of the first reply token, summed over their spellings; None when not available."""
+        return None
+
     # -- the loop ------------------------------------------------------------------------------------------------
     def _complete(self, messages: list[dict], p: Sampling, response_format: dict | None = None) -> Completion:
         with self._hold():

@@ -282,6 +282,20 @@ class OpenAICompatLLM(ChatLLM):
                            f"completion: {resp.text[:200]!r}")
         return body
 
+    def _yes_no(self, messages: list[dict]) -> tuple[float, float] | None:
+        """The first token's top log-probabilities (OpenAI `logprobs` / `top_logprobs`, which llama.cpp's server
+        and vLLM send); None when the server sends none."""
+        payload = self._payload(messages, Sampling(temperature=0.0, top_p=1.0, max_tokens=1), stream=False)
+        payload |= {"logprobs": True, "top_logprobs": 20}
+        resp = self._request("POST", f"{self.base_url}/chat/completions", json=payload)
+        self._raise_for(resp, "chat")
+        try:
+            top = resp.json()["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            pairs = [(str(t["token"]).strip().lower(), math.exp(float(t["logprob"]))) for t in top]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return None
+        return (sum(p for w, p in pairs if w == "yes"), sum(p for w, p in pairs if w == "no"))
+
     @contextmanager
     def _open_chat_stream(self, messages: list[dict], p: Sampling) -> Iterator[Iterator[dict]]:
         httpx = self._httpx
