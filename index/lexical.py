@@ -28,10 +28,14 @@ How a query is scored without touching every chunk: `top(query, k)` reads each q
 (a segment of at most SMALL_SEGMENT rows is scored whole). Short lists are read whole; a long list is read
 best-first (`_Impact`: its postings ordered by their term part, in blocks with a bound on any posting's score)
 until the k-th best exact score of the rows seen beats the most any unseen row could score (the threshold
-algorithm), so the cost follows the postings a query needs rather than the collection's size. `scores_of` (and
+algorithm), so the cost follows the postings a query needs rather than the collection's size. After a first
+round (the short lists and the head of each long list that matters), the k-th best score so far sets how deep
+each long list is read next (`_next_depths`: deep enough that what stays unread cannot beat it, usually the last
+round), and a newly read row is scored only if the bounds of its postings' blocks plus what its other lists
+have unread can still reach that score (`_new_rows`). `scores_of` (and
 `QueryScores`, what the search's scores stage holds) scores given chunks by binary search in the postings. All
-paths add the same float32 terms in the same order as `scores`, so the scores are the same bits
-(tests/test_scale_lexical.py).
+paths add the same float32 terms in the same order as `scores`, so the scores are the same bits, and the top-k
+is the exhaustive one, ties included (tests/test_scale_lexical.py, tests/test_lexical.py).
 
 Adding one file to a collection of N chunks costs tokenizing the file plus a few O(N) numpy passes over
 8-byte arrays (milliseconds at 1M chunks), instead of re-tokenizing all N chunk texts (BENCHMARKS.md, "Scale").
@@ -46,6 +50,7 @@ metadata still say "bm25s" (`saved_name`), so indexes saved before the rename lo
 from __future__ import annotations
 
 import copy
+import functools
 import gzip
 import json
 import logging
@@ -77,9 +82,11 @@ DEAD_MERGE_RATIO = 0.25  # everything rewritten without dead rows once this shar
 FOREGROUND_MERGE_ROWS = 50_000  # the largest merge an add or remove makes itself (bigger ones: `maintained`)
 LONG_POSTINGS = 256  # a term's postings in a segment from which a top-k query reads them best-first (`_Impact`)
 IMPACT_BLOCK = 64  # postings per block of an impact-ordered list (one score bound per block)
-FIRST_DEPTH = 256  # postings of each long list a top-k query reads first (then twice as many per round)
+FIRST_DEPTH = 256  # postings of each long list a top-k query reads first (then as deep as `_next_depths` says)
 SMALL_SEGMENT = 4096  # a segment of at most this many rows is scored whole (faster than reading lists best-first)
 DENSE_SHARE = 0.5  # a query about to read more postings than this share of a segment's rows scores them all
+FIRST_SHARE = 0.3  # the first round reads only the long lists that can add this share of the largest one's bound
+LEVELS = 16  # bound levels tried when choosing how deep to read each long list next (`_next_depths`)
 BOUND_SLACK = 1.0001  # float32 rounding headroom on score bounds (a bound never stops a query early)
 
 
@@ -155,16 +162,24 @@ class _Impact:
     rows: np.ndarray  # int32
     tf_max: np.ndarray  # float32 per block
     dl_min: np.ndarray  # float32 per block
+    bounds: tuple[tuple[float, float, float], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def nbytes(self) -> int:
-        return self.rows.nbytes + self.tf_max.nbytes + self.dl_min.nbytes
+        kept = self.bounds[1].nbytes if self.bounds is not None else 0
+        return self.rows.nbytes + self.tf_max.nbytes + self.dl_min.nbytes + kept
 
     def bounds_after(self, k1: float, b: float, avgdl: np.float32) -> np.ndarray:
-        """[j]: the largest term part among the postings from block j on ([blocks]: 0)."""
+        """[j]: the largest term part among the postings from block j on ([blocks]: 0), float64; the last one
+        asked is kept (the average length changes only when the collection does)."""
+        key = (k1, b, float(avgdl))
+        last = self.bounds
+        if last is not None and last[0] == key:
+            return last[1]
         ub = _tf_part(self.tf_max, self.dl_min, k1, b, avgdl)
-        out = np.zeros(len(ub) + 1, np.float32)
+        out = np.zeros(len(ub) + 1, np.float64)
         out[:-1] = np.maximum.accumulate(ub[::-1])[::-1]
+        self.bounds = key, out  # one assignment: threads see the old pair or the new one
         return out
 
 
@@ -192,6 +207,12 @@ class _SavedImpacts:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in IMPACT_FILES}
+
+
+def _mapped(path: Path) -> np.ndarray:
+    """A saved array memory-mapped read-only, as a plain ndarray view (np.memmap's slicing costs microseconds per
+    slice, and a query slices postings dozens of times)."""
+    return np.asarray(np.load(path, mmap_mode="r"))
 
 
 def _impact_block(seg_dir: Path) -> int | None:
@@ -236,6 +257,19 @@ def _distinct(rows: np.ndarray) -> np.ndarray:
     """The distinct values, ascending (a sort: faster than np.unique's hashing for these few thousand ints)."""
     rows = np.sort(rows)
     return rows[np.concatenate(([True], rows[1:] != rows[:-1]))] if len(rows) else rows
+
+
+@functools.cache
+def _levels(lists: int) -> np.ndarray:
+    """LEVELS shares of a threshold, from 1 down to just under 1 / lists (where `lists` bounds always fit)."""
+    return np.geomspace(1.0, 1.0 / (lists * 1.001), LEVELS)
+
+
+def _member(x: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Which of `x` are in `sorted_set` (ascending), by binary search."""
+    if not len(sorted_set):
+        return np.zeros(len(x), bool)
+    return sorted_set[np.minimum(np.searchsorted(sorted_set, x), len(sorted_set) - 1)] == x
 
 
 def _best(s: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -646,18 +680,32 @@ class BM25Index(LexicalIndex):
         return every if self._gather is None else every[self._gather]
 
     def _score_rows(self, seg: _Segment, rows: np.ndarray, terms: list[tuple[int, np.float32]],
-                    avgdl: np.float32) -> np.ndarray:
-        """Scores of these rows of `seg` (any order): per query term, the rows found in its postings by binary
-        search, added in query order as `scores` adds them (the same float32 values)."""
+                    avgdl: np.float32, ascending: bool = False) -> np.ndarray:
+        """Scores of these rows of `seg` (any order; `ascending`: sorted and distinct): per query term, the rows
+        found in its postings by binary search (or, for a list shorter than sorted rows, its postings found among
+        the rows), added in query order as `scores` adds them (the same float32 values)."""
         acc = np.zeros(len(rows), np.float32)
+        if not len(rows):
+            return acc
+        rows = rows.astype(seg.indices.dtype, copy=False)  # as the postings: searching int32 with int64 copies them
+        parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per term: positions in `rows`, their term scores
         for tid, idf in terms:
-            prow, tf = seg.postings(tid)
-            if not len(prow) or not len(rows):
-                continue
-            p = np.minimum(np.searchsorted(prow, rows), len(prow) - 1)
-            hit = prow[p] == rows
-            if hit.any():
-                acc[hit] += idf * _tf_part(tf[p[hit]], seg.dl[rows[hit]], self.k1, self.b, avgdl)
+            if tid not in parts:
+                prow, tf = seg.postings(tid)
+                if not len(prow):
+                    at, tfs = np.zeros(0, np.int64), tf
+                elif ascending and len(prow) < len(rows):
+                    p = np.minimum(np.searchsorted(rows, prow), len(rows) - 1)
+                    hit = np.flatnonzero(rows[p] == prow)
+                    at, tfs = p[hit], tf[hit]
+                else:
+                    p = np.minimum(np.searchsorted(prow, rows), len(prow) - 1)
+                    at = np.flatnonzero(prow[p] == rows)
+                    tfs = tf[p[at]]
+                parts[tid] = at, idf * _tf_part(tfs, seg.dl[rows[at]], self.k1, self.b, avgdl)
+            at, part = parts[tid]
+            if len(at):
+                acc[at] += part
         return acc
 
     def scores_of(self, query: str, chunk_ids: np.ndarray) -> np.ndarray:
@@ -685,8 +733,9 @@ class BM25Index(LexicalIndex):
     def top(self, query: str, k: int, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k by BM25, reading only the query terms' postings: short lists whole, long ones best-first
         (`_Impact`) until the k-th best exact score beats what any unread posting could add (the threshold
-        algorithm), so a query's cost follows the postings it needs, not the collection's size. A small
-        `allowed_ids` is scored directly."""
+        algorithm; the module docstring says how deep each round reads and which rows it scores), so a query's
+        cost follows the postings it needs, not the collection's size. A small `allowed_ids` is scored
+        directly."""
         terms, avgdl = self._query_terms(query)
         if not terms or k <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
@@ -701,31 +750,102 @@ class BM25Index(LexicalIndex):
     def _segment_top(self, seg: _Segment, terms: list[tuple[int, np.float32]], avgdl: np.float32, k: int,
                      allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """One segment's top-k (the `top` docstring says how). Terms with IDF <= 0 (Robertson, very common words)
-        add nothing positive: they are scored, not read for candidates."""
-        k1, b = self.k1, self.b
+        add nothing positive: they are scored, not read for candidates.
+
+        Why it is exact: a row never read scores at most `unread`, which the k-th best beats when it stops; a row
+        first read in a later round is bounded by `_new_rows` (it is in no short list: those were read whole
+        first) and dropped only below the k-th best so far, which only grows. A row read again from another list
+        was scored before (or dropped, or filtered out) when first read: it is in the top already (not added
+        twice) or can never enter it, whatever its bound now."""
         if len(seg.ids) <= SMALL_SEGMENT:
             return self._segment_dense(seg, terms, avgdl, k, allowed)
-        pos_terms = {tid for tid, idf in terms if idf > 0}
-        lists = {tid: seg.postings(tid)[0] for tid in pos_terms}
-        short = [r for r in lists.values() if len(r) <= LONG_POSTINGS]
-        longs = {tid: seg.impact(tid, k1, b, avgdl) for tid, r in lists.items() if len(r) > LONG_POSTINGS}
-        bounds = {tid: imp.bounds_after(k1, b, avgdl) for tid, imp in longs.items()}
-        depth = max(1, FIRST_DEPTH // IMPACT_BLOCK) * IMPACT_BLOCK  # whole blocks: `block` is the first unread
+        k1, b = self.k1, self.b
+        weight: dict[int, float] = {}
+        for tid, idf in terms:
+            if idf > 0:
+                weight[tid] = weight.get(tid, 0.0) + float(idf)
+        short: list[np.ndarray] = []
+        longs: list[_Impact] = []
+        gains: list[np.ndarray] = []  # per long list, [j]: the most its postings from block j on add to a score
+        for tid, w in weight.items():
+            rows = seg.postings(tid)[0]
+            if len(rows) <= LONG_POSTINGS:
+                short.append(rows)
+            else:
+                imp = seg.impact(tid, k1, b, avgdl)
+                longs.append(imp)
+                gains.append(w * imp.bounds_after(k1, b, avgdl))
+        sizes = [len(imp.rows) for imp in longs]
+        first = max(1, FIRST_DEPTH // IMPACT_BLOCK) * IMPACT_BLOCK
+        top_g = max([float(g[0]) for g in gains], default=0.0)
+        read = [0] * len(longs)
+        target = [min(first, n) if g[0] >= FIRST_SHARE * top_g else 0 for g, n in zip(gains, sizes, strict=True)]
+        total = sum(len(r) for r in short)
+        top_s, top_i = np.zeros(0, np.float32), np.zeros(0, np.int64)
         while True:
-            parts = short + [imp.rows[:depth] for imp in longs.values()]
-            if sum(len(r) for r in parts) > DENSE_SHARE * len(seg.ids):  # no cheaper than scoring every row
+            total += sum(t - r for r, t in zip(read, target, strict=True))
+            if total > DENSE_SHARE * len(seg.ids):  # no cheaper than scoring every row
                 return self._segment_dense(seg, terms, avgdl, k, allowed)
-            rows = _distinct(np.concatenate(parts)) if parts else np.zeros(0, np.int32)
+            done = [-(-t // IMPACT_BLOCK) for t in target]  # blocks read after this round (a whole list: all)
+            unread = sum(float(g[j]) for g, j in zip(gains, done, strict=True))
+            theta = float(top_s[-1]) if len(top_s) == k else 0.0
+            news = [i for i in range(len(longs)) if target[i] > read[i]]
+            if theta > 0.0 and news:  # the new postings; rows that cannot reach the top-k are not scored
+                rows, bound = self._new_rows(longs, gains, read, target, done, news)
+                rows = rows[(unread + bound) * BOUND_SLACK >= theta]
+            else:
+                parts = short + [longs[i].rows[read[i] : target[i]] for i in news]
+                rows = _distinct(np.concatenate(parts)) if parts else np.zeros(0, np.int32)
+            short = []
             rows = rows[seg.alive[rows]]
+            ids = seg.ids[rows]
+            if len(top_i):  # rows scored before and still in the top: not twice
+                fresh = ~_member(ids, np.sort(top_i))
+                rows, ids = rows[fresh], ids[fresh]
             if allowed is not None:
-                rows = rows[np.isin(seg.ids[rows], allowed)]
-            s, ids = _best(self._score_rows(seg, rows, terms, avgdl), seg.ids[rows], k)
-            block = depth // IMPACT_BLOCK
-            unread = sum(float(idf) * float(bounds[tid][min(block, len(bounds[tid]) - 1)])
-                         for tid, idf in terms if tid in bounds)
-            if unread == 0.0 or (len(s) == k and float(s[-1]) > unread * BOUND_SLACK):
-                return s, ids
-            depth *= 2
+                inside = _member(ids, allowed)
+                rows, ids = rows[inside], ids[inside]
+            if len(rows):
+                top_s, top_i = _best(np.concatenate((top_s, self._score_rows(seg, rows, terms, avgdl, True))),
+                                     np.concatenate((top_i, ids)), k)
+            read = target
+            theta = float(top_s[-1]) if len(top_s) == k else 0.0
+            if unread == 0.0 or theta > unread * BOUND_SLACK:
+                return top_s, top_i
+            target = self._next_depths(gains, done, read, sizes, theta, first)
+
+    @staticmethod
+    def _new_rows(longs: list[_Impact], gains: list[np.ndarray], read: list[int], target: list[int],
+                  done: list[int], news: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct rows of the long lists' postings read[i]:target[i], and for each the most it can score
+        above `unread` (the bound of every list's unread postings): a row's posting in a list it was read from
+        is bounded by its block, instead of by what that list has unread."""
+        rows = np.concatenate([longs[i].rows[read[i] : target[i]] for i in news])
+        extra = np.concatenate([np.repeat(gains[i][read[i] // IMPACT_BLOCK : done[i]], IMPACT_BLOCK)
+                                [: target[i] - read[i]] - gains[i][done[i]] for i in news])
+        order = np.argsort(rows)
+        rows, extra = rows[order], extra[order]
+        starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+        return rows[starts], np.add.reduceat(extra, starts)
+
+    @staticmethod
+    def _next_depths(gains: list[np.ndarray], done: list[int], read: list[int], sizes: list[int], theta: float,
+                     first: int) -> list[int]:
+        """How far to read each long list next: far enough that the bound of what stays unread falls below
+        `theta` (the k-th best score so far), every list brought down to one level (the highest of LEVELS that
+        does; a list whose bound is below it already is not read further). The k-th best score only grows, so
+        this is usually the last round. Fewer than k rows scored yet (theta 0): twice as deep everywhere."""
+        if theta <= 0.0:
+            return [min(n, max(first, 2 * r)) for r, n in zip(read, sizes, strict=True)]
+        level = theta * _levels(len(gains))
+        deep, tot = [], np.zeros(LEVELS)
+        for g, j in zip(gains, done, strict=True):
+            at = np.maximum(np.searchsorted(-g, -level), j)
+            deep.append(at)
+            tot += g[at]
+        i = int(np.flatnonzero(tot * BOUND_SLACK < theta)[0])
+        return [min(n, int(at[i]) * IMPACT_BLOCK) if at[i] > j else r
+                for at, j, r, n in zip(deep, done, read, sizes, strict=True)]
 
     def _segment_dense(self, seg: _Segment, terms: list[tuple[int, np.float32]], avgdl: np.float32, k: int,
                        allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -821,13 +941,15 @@ class BM25Index(LexicalIndex):
         idx.total_len = float(meta["total_len"])
         for s in meta["segments"]:
             d = folder / f"seg-{s['name']}"
-            arrays = {k: np.load(d / f"{k}.npy", mmap_mode="r") for k in ("ids", "dl", "indptr", "indices", "data")}
+            arrays = {k: _mapped(d / f"{k}.npy") for k in ("ids", "dl", "indptr", "indices", "data")}
             alive = np.load(folder / s["alive"]) if s["alive"] else np.ones(len(arrays["ids"]), bool)
             saved = None
             if _impact_block(d) == IMPACT_BLOCK:  # else (saved before, or another block size): ordered on first use
-                saved = _SavedImpacts(**{k: np.load(d / f"impact_{k}.npy", mmap_mode="r") for k in IMPACT_FILES})
-            idx.segments.append(_Segment(name=s["name"], alive=alive, saved_alive=s["alive"], saved_impacts=saved,
-                                         **arrays))
+                saved = _SavedImpacts(**{k: _mapped(d / f"impact_{k}.npy") for k in IMPACT_FILES})
+            idx.segments.append(_Segment(
+                name=s["name"], ids=arrays["ids"], dl=arrays["dl"], indptr=arrays["indptr"],
+                indices=arrays["indices"], data=arrays["data"], alive=alive, saved_alive=s["alive"],
+                saved_impacts=saved))
         idx._refresh_ids()
         if len(idx.ids) != meta["n"] or len(idx.df) != len(idx._terms):
             raise ValueError("saved BM25 index is inconsistent (row or vocabulary counts differ); rebuild it")

@@ -89,3 +89,78 @@ def test_prefilter_mask_and_empty_cases():
     empty = BM25Index()
     empty.build(np.zeros(0, np.int64), [])
     assert len(empty.search("anything", 3)[1]) == 0
+
+
+def _pruning_corpus(n: int, rng: np.random.Generator, flat: bool) -> list[str]:
+    """Zipf word use over 2,000 words (a few words in most texts, most in a few), lengths 0-80, one text in ten a
+    copy of another (equal scores: ties) and some with a word repeated many times (the largest term parts).
+    `flat`: ten distinct words of the first 60 per text instead, so that every posting of a word scores the same
+    (block bounds exact, scores tied by the hundred: the stop and skip tests decide on equal scores)."""
+    if flat:
+        return [" ".join(f"w{w}" for w in rng.choice(60, 10, replace=False)) for _ in range(n)]
+    p = 1.0 / np.arange(1, 2001) ** 1.1
+    p /= p.sum()
+    texts = [" ".join(f"w{w}" for w in rng.choice(2000, int(rng.integers(0, 81)), p=p)) for _ in range(n)]
+    for i in rng.choice(n, n // 10, replace=False):
+        texts[i] = texts[int(rng.integers(0, n))]
+    for i in rng.choice(n, n // 50, replace=False):
+        texts[i] += f" w{int(rng.integers(0, 300))}" * int(rng.integers(2, 9))
+    return texts
+
+
+@pytest.mark.parametrize("corpus", ["zipf", "flat"])
+@pytest.mark.parametrize("consts", ["default", "tiny"])
+@pytest.mark.parametrize("where", ["memory", "loaded"])
+def test_pruned_top_k_equals_the_exhaustive_one(corpus, consts, where, tmp_path, monkeypatch):
+    """BM25Index.top stops reading long posting lists early and skips rows that cannot reach the top-k; its top-k
+    must be the exhaustive scorer's (every chunk scored by `scores`, then sorted): the same ids, the same float32
+    scores, the same order, ties (copied texts) by lower id, with common and rare words, repeated words, removed
+    chunks, several segments and filters of any size, before and after a save and load."""
+    from localrag.index import lexical as lexmod
+
+    if consts == "tiny":  # small lists, blocks and first reads: many rounds on a small corpus
+        for name, value in (("LONG_POSTINGS", 8), ("IMPACT_BLOCK", 4), ("FIRST_DEPTH", 4), ("SMALL_SEGMENT", 16)):
+            monkeypatch.setattr(lexmod, name, value)
+    calls = {"_new_rows": 0, "_next_depths": 0}
+    for name in calls:
+        real = getattr(BM25Index, name)
+
+        def spy(*args, _real=real, _name=name):
+            calls[_name] += 1
+            return _real(*args)
+
+        monkeypatch.setattr(BM25Index, name, staticmethod(spy))
+    rng = np.random.default_rng(2026)
+    n = 6000 if consts == "default" else 1500  # default: a segment past SMALL_SEGMENT, lists past LONG_POSTINGS
+    texts = _pruning_corpus(n, rng, corpus == "flat")
+    ids = rng.permutation(n).astype(np.int64) * 2 + 5
+    idx = BM25Index(method="lucene" if where == "memory" else "robertson")
+    idx.add(ids[: n * 4 // 5], texts[: n * 4 // 5])
+    idx.add(ids[n * 4 // 5 :], texts[n * 4 // 5 :])  # a second segment, its ids between the first one's
+    idx.remove(rng.choice(ids, n // 15, replace=False))
+    if where == "loaded":
+        idx.save(tmp_path / "bm25", {"corpus_version": 1})
+        idx, _ = BM25Index.load(tmp_path / "bm25")
+    rank = [f"w{w}" for w in range(60 if corpus == "flat" else 2000)]
+    queries = [" ".join(rng.choice(rank[:8], int(rng.integers(1, 4)))) for _ in range(10)]  # words in most texts
+    queries += [
+        f"{rng.choice(rank[:30])} {rng.choice(rank[30:300])} {rng.choice(rank[300:] or rank)}" for _ in range(20)
+    ]
+    queries += [" ".join(rng.choice(rank[: 10 ** int(rng.integers(1, 4))], int(rng.integers(1, 6)))) for _ in range(20)]
+    queries += ["w0 w0 w1", "w3 w3 w3 w700", "w1999 zzzunknown", "w5 w250 w250"]
+    live = idx.ids
+    for q in queries:
+        every = idx.scores(q)  # the exhaustive scorer, aligned with idx.ids
+        scopes = [None] + [
+            np.sort(rng.choice(live, max(1, int(share * len(live))), replace=False)) for share in (0.05, 0.3, 0.8)
+        ]
+        for allowed in scopes:
+            inside = np.ones(len(live), bool) if allowed is None else np.isin(live, allowed)
+            keep = inside & (every > 0)
+            order = np.lexsort((live[keep], -every[keep]))
+            for k in (1, 7, 50):
+                got_s, got_i = idx.top(q, k, allowed)
+                want = order[:k]
+                assert got_i.tolist() == live[keep][want].tolist(), (q, k, allowed is None)
+                assert got_s.tobytes() == every[keep][want].tobytes(), (q, k)
+    assert calls["_new_rows"] > 20 and calls["_next_depths"] > 20  # the pruned rounds did run
