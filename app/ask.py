@@ -99,6 +99,7 @@ class AskOptions:
     cache_margin: float  # a paraphrase hit: how much less its quotes may support the new question (cosine)
     verify_model: str | None  # verified abstention (auto): the checking model; None: no check
     verify_min: float  # verified abstention (auto): the checking model's P(yes) a generated answer needs
+    verify_quote_min: float  # ... and the quote, when it stands in for a generated answer that was not used
     retries: int
     score: bool
     default_search_mode: str
@@ -128,7 +129,7 @@ class AskOptions:
             stop=tuple(stop) if stop else None, min_relevance=st.min_relevance,
             context_tokens=st.context_tokens, compress_tokens=st.compress_tokens, doubt_p=st.doubt_p,
             min_support=st.min_support, cache_margin=st.cache_margin, verify_model=st.verify_model,
-            verify_min=st.verify_min,
+            verify_min=st.verify_min, verify_quote_min=st.verify_quote_min,
             retries=st.retries, score=st.score,
             default_search_mode=settings.search.mode,
         )
@@ -150,7 +151,8 @@ class AskOptions:
                            "expand": self.expand, "rerank": self.rerank, "floor": self.min_relevance,
                            "sampling": self.sampling, "compress": self.compress_tokens,
                            "verify": [self.doubt_p, self.min_support],
-                           "check": [self.verify_model, self.verify_min, VERIFY_PROMPT_VERSION]}, sort_keys=True)
+                           "check": [self.verify_model, self.verify_min, self.verify_quote_min,
+                                     VERIFY_PROMPT_VERSION]}, sort_keys=True)
 
 
 @dataclass
@@ -333,9 +335,10 @@ def generative(parts: AskParts, opts: AskOptions, question: str, relevant: list[
 
 
 def check(parts: AskParts, opts: AskOptions, question: str, gen: Outcome) -> None:
-    """Verified abstention: the checking model (answer.verify_model) reads the quotes the generated answer cites and
-    gives its P(yes) that they state it, as an answer to the question (`gen.verified_p`; app/answering/verify.py).
-    A checking model that cannot be loaded or gives no probabilities leaves the answer unchecked, with a warning."""
+    """Verified abstention: the checking model (answer.verify_model) reads the quotes an answer cites and gives its
+    P(yes) that they state it, as an answer to the question (`verified_p`; app/answering/verify.py) — the generated
+    answer, and in auto mode the quote when it would stand in for a generated answer that was not used. A checking
+    model that cannot be loaded or gives no probabilities leaves the answer unchecked, with a warning."""
     if opts.verify_model is None or gen.abstained:
         return
     t = time.perf_counter()
@@ -378,6 +381,13 @@ def choose(quote: Outcome, gen: Outcome, opts: AskOptions) -> Outcome:
     if why is None:
         gen.warnings = [w for w in quote.warnings if not w.startswith("extractive answer:")] + gen.warnings
         return gen
+    if not quote.abstained and quote.verified_p is not None and quote.verified_p < opts.verify_quote_min:
+        return Outcome.abstain(
+            AbstainKind.NO_SUPPORT, f"the generated answer was not used ({why}), and the checking model did not find "
+            f"the quote an answer either (P(yes) = {quote.verified_p:.2f} < answer.verify_quote_min "
+            f"{opts.verify_quote_min:.2f})", sources=gen.sources, model_id=gen.model_id, mode="auto:generative",
+            guardrails=gen.guardrails, attempts=gen.attempts, tokens=gen.tokens, timings=gen.timings,
+            warnings=quote.warnings, abstain_p=gen.abstain_p)
     if not quote.abstained:
         quote.warnings = [f"the generated answer was not used ({why}); this answer quotes the sources"] + quote.warnings
         quote.guardrails, quote.attempts, quote.tokens = gen.guardrails, gen.attempts, gen.tokens
@@ -411,6 +421,8 @@ def auto(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],
             gen = event
     assert gen is not None
     check(parts, opts, question, gen)
+    if not out.abstained and (gen.abstained or doubt(gen, out, opts) is not None) and opts.verify_quote_min > 0:
+        check(parts, opts, question, out)  # the quote would stand in: is it an answer?
     final = choose(out, gen, opts)
     if stream and final is not out:
         if final.abstained:

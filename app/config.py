@@ -196,7 +196,7 @@ class AnswerSettings(_Group):
     """Answering, answer scores and the answer cache: app/ask.py, app/answering/ (`[answer]`, LOCALRAG_ANSWER__*)."""
 
     mode: AnswerMode = Field(
-        default=AnswerMode.EXTRACTIVE,
+        default=AnswerMode.AUTO,
         description="generative: the LLM writes the answer (guardrails, retries, abstention); extractive: the answer "
         "quotes the best supporting source sentence(s), cited, without calling the LLM (app/answering/extractive.py); "
         "auto: the quote first, at once, then the LLM's answer over the same numbered sources replaces it when it "
@@ -221,9 +221,10 @@ class AnswerSettings(_Group):
         "'I don't know'. 1 = off: on the dev halves no threshold helped (BENCHMARKS.md, Answers for small models)"
     )
     min_support: float = Field(
-        default=1.194, ge=0, description="verified abstention (auto): a generated answer is not used when the best "
-        "supporting source sentence (the extractive score) scores below this; 0 = off. 1.194, the extractive "
-        "threshold, was the best of a grid on the dev halves (BENCHMARKS.md, Answers for small models)"
+        default=0.0, ge=0, description="verified abstention (auto): a generated answer is not used when the best "
+        "supporting source sentence (the extractive score) scores below this; 0 = off. Off since the checking "
+        "model (verify_model) decides: with it, every min_support on the dev halves did worse (BENCHMARKS.md, "
+        "Answers for small models)"
     )
     verify_model: str | None = Field(
         default="qwen2.5-coder-1.5b",
@@ -237,6 +238,11 @@ class AnswerSettings(_Group):
         default=0.82, ge=0, le=1, description="verified abstention (auto): a generated answer is used only when the "
         "checking model's P(yes) reaches this; else the quote stands, or 'I don't know'. Chosen on the dev halves "
         "(BENCHMARKS.md, Answers for small models)"
+    )
+    verify_quote_min: float = Field(
+        default=0.70, ge=0, le=1, description="verified abstention (auto): when the generated answer is not used, the "
+        "quote stands only when the checking model's P(yes) that it answers the question reaches this; else 'I don't "
+        "know'. 0 = the quote always stands. Chosen on the dev halves (BENCHMARKS.md, Answers for small models)"
     )
     max_tokens: int = Field(default=256, ge=16, description="most tokens in an answer (a draft cut off there "
                             "fails the runaway guardrail)")

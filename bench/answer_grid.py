@@ -96,10 +96,14 @@ def one_pass(ctx: _Ctx, item: dict[str, Any]) -> dict[str, Graded]:
     gen.mode = "generative"
     if gen is not quote:
         ask.check(rag, opts, item["question"], gen)  # the checking model's P(yes) (answer.verify_model), for auto
+    checked_quote = copy.deepcopy(quote)
+    if (not quote.abstained and (gen.abstained or ask.doubt(gen, quote, opts) is not None)
+            and opts.verify_quote_min > 0):
+        ask.check(rag, opts, item["question"], checked_quote)  # as app.ask.auto: the quote, when it would stand in
     t_checked = time.perf_counter() - t0
-    auto = ask.choose(copy.deepcopy(quote), copy.deepcopy(gen), opts)  # the product's rule, its settings
+    auto = ask.choose(checked_quote, copy.deepcopy(gen), opts)  # the product's rule, its settings
     extra = {"first_words_s": t_quote, "generated_s": t_gen, "checked_s": t_checked, "quote_score": quote.support,
-             "verified_p": gen.verified_p, "gen_abstained": gen.abstained,
+             "verified_p": gen.verified_p, "gen_abstained": gen.abstained, "quote_verified_p": checked_quote.verified_p,
              "abstain_p": gen.abstain_p, "ttft_s": gen.timings.get("ttft"), "attempts": gen.attempts,
              "gen_abstain": gen.abstain_reason,
              "guardrails": [g["name"] for g in gen.guardrails], "prompt_tokens": gen.tokens.get("prompt")}

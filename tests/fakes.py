@@ -66,17 +66,19 @@ class FakeQuestionLLM:
 
 class FakeVerifier:
     """A fake checking model for control-flow tests of verified abstention (answer.verify_model): it gives the same
-    P(yes) to every question and records what it was asked. What a real checking model says is tested with the
-    packaged model itself (tests/test_small_models.py)."""
+    P(yes) to every question (or, given a list, the next one of the list to each) and records what it was asked.
+    What a real checking model says is tested with the packaged model itself (tests/test_small_models.py)."""
 
     model_id = "fake-verifier"
 
-    def __init__(self, p_yes: float | None) -> None:
+    def __init__(self, p_yes: float | None | list[float | None]) -> None:
         self.p_yes = p_yes
         self.asked: list[list[dict]] = []
 
     def yes_probability(self, messages: list[dict]) -> float | None:
         self.asked.append(messages)
+        if isinstance(self.p_yes, list):
+            return self.p_yes[min(len(self.asked), len(self.p_yes)) - 1]
         return self.p_yes
 
     def close(self) -> None:

@@ -23,8 +23,9 @@ QA = Path(__file__).resolve().parents[1] / "data" / "eval" / "qa.jsonl"
 TEST_ANSWERABLE = ["a03", "a04", "a07", "a09", "a11", "a12"]
 TEST_UNANSWERABLE = ["u02", "u04", "u06", "u08"]
 # the extractive scorer (app/extractive.py, still being tuned) quotes a near-miss sentence for these
-KNOWN_WRONG = {"u04": "quotes when the bird club was founded", "u06": "quotes the current mayor",
-               "u08": "quotes the Wren Skerries colony"}
+# the extractive scorer alone quotes near misses on three of them (when the bird club was founded, the current mayor,
+# the Wren Skerries colony); the default auto mode's checking model turns those quotes down (issue 22)
+KNOWN_WRONG: dict[str, str] = {}
 
 
 def _qa() -> dict[str, dict]:
@@ -192,7 +193,9 @@ def test_cli_ask_answers_the_demo_question_in_the_default_mode(sample_rag):
     assert res.exit_code == 0, res.output
     assert res.output.count("Thornbury") >= 1
     body = res.output.split("\n\n")[0]  # the answer as streamed, before the citations
-    assert body.count("Thornbury") == 1, res.output  # printed once
+    # auto: the quote at once, then the model's checked answer after a note saying it replaces the quote
+    final = body.split("replaces the quote above)")[-1]
+    assert final.count("Thornbury") == 1, res.output  # the answer shown last, printed once
     res = runner.invoke(app, ["--data-dir", data, "ask", "Who designed Gannet Head Lighthouse?", "--no-cache",
                               "--json", "--mode", "extractive"])
     assert res.exit_code == 0

@@ -70,7 +70,8 @@ def _no_outside_config(monkeypatch, tmp_path):
 ADDED_SINCE = {"answer_doubt_p", "answer_min_support",  # verified abstention (issue 22)
                "answer_cache_margin",  # paraphrase hits (issue 24)
                "eval_judge_model",  # the LLM judge's own model (issue 22)
-               "answer_verify_model", "answer_verify_min"}  # the checking model of auto mode (issue 22)
+               # the checking model of auto mode (issue 22)
+               "answer_verify_model", "answer_verify_min", "answer_verify_quote_min"}
 
 
 def test_groups_hold_every_old_flat_name():
@@ -79,7 +80,7 @@ def test_groups_hold_every_old_flat_name():
     for flat, (group, name) in FLAT_KEYS.items():
         assert hasattr(getattr(s, group), name), flat
     assert (s.search.mode, s.llm.backend, s.answer.mode, s.storage.lexical_backend) == (
-        "hybrid", "llama-cpp", "extractive", "bm25")
+        "hybrid", "llama-cpp", "auto", "bm25")
     assert FLAT_KEYS["search_mode"] == ("search", "mode") and FLAT_KEYS["llm_model"] == ("llm", "model")
     assert FLAT_KEYS["score_answers"] == ("answer", "score")
     assert FLAT_KEYS["cache_enabled"] == ("answer", "cache_enabled")

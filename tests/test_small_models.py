@@ -146,13 +146,26 @@ def test_auto_shows_the_quote_then_the_answer_replaces_it(sample_rag, embedder, 
 def test_auto_keeps_the_quote_when_the_checking_model_doubts_the_answer(sample_rag, rag_factory):
     rag = rag_factory(sample_rag.data_dir)
     events = _auto_events(rag, ["The Gannet Head light was first shown on 14 October 1867 [1]."],
-                          "On what date was the Gannet Head light shown for the first time?", p_yes=0.3)
+                          "On what date was the Gannet Head light shown for the first time?", p_yes=[0.3, 0.9])
     assert not any(isinstance(e, Replace) for e in events)
     ans = events[-1]
-    assert ans.mode == "auto:extractive" and not ans.abstained and ans.verified_p is None
+    assert ans.mode == "auto:extractive" and not ans.abstained and ans.verified_p == 0.9  # the quote passed
     assert any("checking model" in w and "P(yes) = 0.30" in w for w in ans.warnings), ans.warnings
-    checked = rag._verifier.asked[-1][-1]["content"]  # it read the cited quote, the question and the answer
+    checked = rag._verifier.asked[0][-1]["content"]  # it read the cited quote, the question and the answer
     assert "1867" in checked and "Proposed answer: The Gannet Head light was first shown on 14 October 1867." in checked
+
+
+def test_auto_says_i_dont_know_when_neither_the_answer_nor_the_quote_passes_the_checking_model(sample_rag,
+                                                                                              rag_factory):
+    rag = rag_factory(sample_rag.data_dir)
+    events = _auto_events(rag, ["The Gannet Head light was first shown on 14 October 1867 [1]."],
+                          "On what date was the Gannet Head light shown for the first time?", p_yes=[0.3, 0.4])
+    ans = events[-1]
+    assert ans.abstained and ans.abstain_kind == AbstainKind.NO_SUPPORT, ans.text
+    assert "P(yes) = 0.30" in ans.abstain_reason and "quote an answer either (P(yes) = 0.40" in ans.abstain_reason
+    assert len(rag._verifier.asked) == 2  # the generated answer, then the quote that would have stood in
+    assert isinstance(events[0], str) and "1867" in events[0]  # the quote was shown first, then withdrawn
+    assert any(isinstance(e, Replace) for e in events)
 
 
 def test_auto_answers_unchecked_with_a_warning_when_the_checking_model_gives_no_probabilities(sample_rag,

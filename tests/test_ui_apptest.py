@@ -292,7 +292,7 @@ class FakeScriptedLLM:
 @pytest.fixture()
 def fake_rag(ui_rag, rag_factory):
     def make(llm):
-        # the fakes stand in for a model that writes: pin the generative mode (the default is extractive)
+        # the fakes stand in for a model that writes: pin the generative mode (the default is auto)
         rag = rag_factory(ui_rag.data_dir, cache_enabled=False, score_answers=False, answer_mode="generative")
         rag.set_llm(llm)
         return rag
