@@ -480,6 +480,7 @@ def test_folder_sync_and_bad_file_outcomes(rag_factory, serve, tmp_path):
     at.text_input(key="docs_folder").input(str(folder)).run()
     at.button(key="docs_folder_sync").click().run()
     assert not at.exception
+    assert at.session_state["docs_report"] is not None, [e.value for e in at.error]  # the sync failed: why
     rows = {Path(r["file"]).name: r for r in at.session_state["docs_report"]["rows"]}
     assert rows["wren-loaf-bakery.md"]["outcome"] == "ingested"
     assert rows["broken.ttl"]["outcome"] == "error" and rows["broken.ttl"]["details"]
