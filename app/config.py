@@ -192,6 +192,11 @@ class LLMSettings(_Group):
     )
 
 
+def _none_spelled(v: Any) -> Any:
+    """"" and "none" (any case; how an environment variable or a flag says it) mean None (a model setting: none)."""
+    return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v
+
+
 class AnswerSettings(_Group):
     """Answering, answer scores and the answer cache: app/ask.py, app/answering/ (`[answer]`, LOCALRAG_ANSWER__*)."""
 
@@ -264,7 +269,7 @@ class AnswerSettings(_Group):
     @classmethod
     def _no_check_spelled(cls, v: Any) -> Any:
         """"" and "none" (any case) mean no checking model."""
-        return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v
+        return _none_spelled(v)
 
 
 class EvalSettings(_Group):
@@ -283,9 +288,8 @@ class EvalSettings(_Group):
 
     @field_validator("judge_model", mode="before")
     @classmethod
-    def _none_spelled(cls, v: Any) -> Any:
-        """"" and "none" (any case; how an environment variable or a flag says it) mean none."""
-        return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v
+    def _no_judge_model_spelled(cls, v: Any) -> Any:
+        return _none_spelled(v)
 
 
 GROUPS: dict[str, type[_Group]] = {

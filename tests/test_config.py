@@ -240,3 +240,9 @@ def test_eval_judge_model_setting(monkeypatch):
         assert load_settings().eval.judge_model is None
     desc = next(d for key, _, _, d in describe() if key == "eval.judge_model")
     assert "localrag models pull qwen2.5-coder-1.5b" in desc and "0.61" in desc and "0.43" in desc
+
+
+def test_none_spelled_turns_the_checking_and_judge_models_off():
+    s = load_settings(answer={"verify_model": "None"}, eval={"judge_model": ""})
+    assert s.answer.verify_model is None and s.eval.judge_model is None
+    assert Settings().answer.verify_model == "qwen2.5-coder-1.5b"
