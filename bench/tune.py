@@ -22,8 +22,9 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.retrieval import METRICS, make_txtai, paired_difference, peers_available
 from bench.retrieval_quality import corpora, load_split, open_corpus
@@ -153,7 +154,8 @@ def acceptance(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def format_report(results: dict[str, dict[str, Any]], acc: dict[str, Any]) -> str:
-    lines = ["| corpus | system | base R@5 / MRR@10 / nDCG@10 | tuned | after `localrag tune` |", "|---|---|---|---|---|"]
+    lines = ["| corpus | system | base R@5 / MRR@10 / nDCG@10 | tuned | after `localrag tune` |",
+             "|---|---|---|---|---|"]
 
     def fmt(q: dict[str, float] | None) -> str:
         return " / ".join(f"{q[m]:.3f}" for m in METRICS) if q else "–"
@@ -164,8 +166,9 @@ def format_report(results: dict[str, dict[str, Any]], acc: dict[str, Any]) -> st
             if n in q["base"]:
                 lines.append(f"| {c} | {n} | {fmt(q['base'][n])} | {fmt(q['tuned'].get(n))} | "
                              f"{fmt(q['after_tune'].get(n))} |")
+        decision = "switches" if r["tune_switches"] else "keeps base"
         lines.append(f"| {c} | switch | held-out R@5 {r['tune']['before']['recall@5']:.3f} -> "
-                     f"{r['tune']['after']['recall@5']:.3f}: {'switches' if r['tune_switches'] else 'keeps base'} | | |")
+                     f"{r['tune']['after']['recall@5']:.3f}: {decision} | | |")
     lines.append("")
     for c, r in results.items():
         for n, d in r["paired"]["tuned_minus_base"].items():
