@@ -100,6 +100,7 @@ class AskOptions:
     verify_model: str | None  # verified abstention (auto): the checking model; None: no check
     verify_min: float  # verified abstention (auto): the checking model's P(yes) a generated answer needs
     verify_quote_min: float  # ... and the quote, when it stands in for a generated answer that was not used
+    verify_alternatives: int  # ... and how many next-best quotes it reads when the first quote is not an answer
     retries: int
     score: bool
     default_search_mode: str
@@ -130,6 +131,7 @@ class AskOptions:
             context_tokens=st.context_tokens, compress_tokens=st.compress_tokens, doubt_p=st.doubt_p,
             min_support=st.min_support, cache_margin=st.cache_margin, verify_model=st.verify_model,
             verify_min=st.verify_min, verify_quote_min=st.verify_quote_min,
+            verify_alternatives=st.verify_alternatives,
             retries=st.retries, score=st.score,
             default_search_mode=settings.search.mode,
         )
@@ -152,7 +154,7 @@ class AskOptions:
                            "sampling": self.sampling, "compress": self.compress_tokens,
                            "verify": [self.doubt_p, self.min_support],
                            "check": [self.verify_model, self.verify_min, self.verify_quote_min,
-                                     VERIFY_PROMPT_VERSION]}, sort_keys=True)
+                                     self.verify_alternatives, VERIFY_PROMPT_VERSION]}, sort_keys=True)
 
 
 @dataclass
@@ -356,6 +358,28 @@ def check(parts: AskParts, opts: AskOptions, question: str, gen: Outcome) -> Non
     gen.verified_p = p
 
 
+def stand_in(parts: AskParts, opts: AskOptions, question: str, quote: Outcome) -> Outcome:
+    """Auto mode, when the generated answer is not used: the quote that stands in, checked by the checking model
+    (`check`). The first quote when it reaches `verify_quote_min`; else the first of the next-best quotes (up to
+    `verify_alternatives`; after an extractive abstention they are the candidates it found too weak) that does;
+    else the first quote with its low P(yes), or its abstention (`choose` then says "I don't know")."""
+    if opts.verify_quote_min <= 0 or opts.verify_model is None:
+        return quote
+    tries = ([] if quote.abstained else [quote]) + quote.alternatives[:opts.verify_alternatives]
+    for k, cand in enumerate(tries):
+        check(parts, opts, question, cand)
+        if cand.verified_p is None:
+            return quote  # unchecked (no model, no probabilities): the quote stands as before, with the warning
+        if cand.verified_p >= opts.verify_quote_min:
+            if cand is not quote:
+                cand.timings = quote.timings
+                cand.warnings = [f"the checking model did not take the best quote as an answer; this is the "
+                                 f"next-best quote that it did (P(yes) = {cand.verified_p:.2f}, try {k + 1})",
+                                 *cand.warnings]
+            return cand
+    return quote
+
+
 def doubt(gen: Outcome, quote: Outcome, opts: AskOptions) -> str | None:
     """Why a generated answer that passed its checks is still not used (verified abstention), or None: the checking
     model does not find it in its quotes (`check`), the model itself leans to "I don't know" (its first-token
@@ -421,12 +445,15 @@ def auto(parts: AskParts, opts: AskOptions, question: str, relevant: list[Hit],
             gen = event
     assert gen is not None
     check(parts, opts, question, gen)
-    if not out.abstained and (gen.abstained or doubt(gen, out, opts) is not None) and opts.verify_quote_min > 0:
-        check(parts, opts, question, out)  # the quote would stand in: is it an answer?
-    final = choose(out, gen, opts)
+    quote = out
+    if gen.abstained or doubt(gen, out, opts) is not None:
+        quote = stand_in(parts, opts, question, out)  # the quote would stand in: is it an answer?
+    final = choose(quote, gen, opts)
     if stream and final is not out:
         if final.abstained:
             yield Replace("auto", final.abstain_reason or "")
+        elif final is quote:
+            yield Replace("auto:extractive", "the checking model took a next-best quote as the answer")
         else:
             yield Replace("auto:generative", "the generated answer passed its checks")
         yield final.text

@@ -249,6 +249,11 @@ class AnswerSettings(_Group):
         "quote stands only when the checking model's P(yes) that it answers the question reaches this; else 'I don't "
         "know'. 0 = the quote always stands. Chosen on the dev halves (BENCHMARKS.md, Answers for small models)"
     )
+    verify_alternatives: int = Field(
+        default=0, ge=0, le=8, description="verified abstention (auto): when neither the generated answer nor the "
+        "quote passes the checking model, how many of the next-best quotes it also reads (each one forward pass, "
+        "~2 s on 2 cores); the first that reaches verify_quote_min stands. 0 = off"
+    )
     max_tokens: int = Field(default=256, ge=16, description="most tokens in an answer (a draft cut off there "
                             "fails the runaway guardrail)")
     retries: int = Field(default=1, ge=0, le=5, description="retries after a failed guardrail")

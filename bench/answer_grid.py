@@ -96,17 +96,24 @@ def one_pass(ctx: _Ctx, item: dict[str, Any]) -> dict[str, Graded]:
     gen.mode = "generative"
     if gen is not quote:
         ask.check(rag, opts, item["question"], gen)  # the checking model's P(yes) (answer.verify_model), for auto
-    checked_quote = copy.deepcopy(quote)
-    if (not quote.abstained and (gen.abstained or ask.doubt(gen, quote, opts) is not None)
-            and opts.verify_quote_min > 0):
-        ask.check(rag, opts, item["question"], checked_quote)  # as app.ask.auto: the quote, when it would stand in
+    checked_quote = stand = copy.deepcopy(quote)
+    if gen.abstained or ask.doubt(gen, quote, opts) is not None:
+        stand = ask.stand_in(rag, opts, item["question"], checked_quote)  # as app.ask.auto: the quote that stands in
     t_checked = time.perf_counter() - t0
-    auto = ask.choose(checked_quote, copy.deepcopy(gen), opts)  # the product's rule, its settings
+    auto = ask.choose(stand, copy.deepcopy(gen), opts)  # the product's rule, its settings
+    probes = []  # to choose answer.verify_alternatives: the next-best quotes, each checked and graded
+    if stand is checked_quote and (gen.abstained or ask.doubt(gen, quote, opts) is not None):
+        for alt in checked_quote.alternatives[:ctx.probe_alternatives]:
+            if alt.verified_p is None:
+                ask.check(rag, opts, item["question"], alt)
+            g = _answer(ctx, opts, copy.deepcopy(alt), item, 0.0, {})
+            probes.append({"p": alt.verified_p, "grounded": g.grounded, "key_facts_ok": g.key_facts_ok})
     extra = {"first_words_s": t_quote, "generated_s": t_gen, "checked_s": t_checked, "quote_score": quote.support,
              "verified_p": gen.verified_p, "gen_abstained": gen.abstained, "quote_verified_p": checked_quote.verified_p,
              "abstain_p": gen.abstain_p, "ttft_s": gen.timings.get("ttft"), "attempts": gen.attempts,
              "gen_abstain": gen.abstain_reason,
-             "guardrails": [g["name"] for g in gen.guardrails], "prompt_tokens": gen.tokens.get("prompt")}
+             "guardrails": [g["name"] for g in gen.guardrails], "prompt_tokens": gen.tokens.get("prompt"),
+             "stand_in": None if stand is checked_quote else stand.verified_p, "probes": probes}
     return {
         "extractive": _answer(ctx, opts, quote, item, t_quote, extra),
         "generative": _answer(ctx, opts, gen, item, t_gen, extra),
@@ -115,7 +122,8 @@ def one_pass(ctx: _Ctx, item: dict[str, Any]) -> dict[str, Graded]:
 
 
 def run_grid(sets: list[str], split: str, models: list[str], budgets: list[int], limit: int | None,
-             out: Any) -> dict[str, Any]:
+             out: Any, ids: set[str] | None = None, probe: int = 0, settings: dict[str, Any] | None = None
+             ) -> dict[str, Any]:
     res: dict[str, Any] = {"split": split, "cells": {}}
     for model in models:
         for budget in budgets:
@@ -123,13 +131,14 @@ def run_grid(sets: list[str], split: str, models: list[str], budgets: list[int],
             per_set: dict[str, dict[str, Any]] = {}
             for name in sets:
                 qa, _ = SETS[name]
-                items = load_set(qa, split)[:limit]
+                items = [i for i in load_set(qa, split) if ids is None or i["id"] in ids][:limit]
                 ctx = _Ctx(set_corpus(name), ROOT / f"bench-out/grid-{name}", generative=True)
                 ctx.rag.close()
                 from localrag.app.rag import Rag
 
                 ctx.rag = Rag.open(ctx.data_dir, score_answers=False, llm_model=model, answer_compress_tokens=budget,
-                                   embedder=ctx.embedder)
+                                   embedder=ctx.embedder, **(settings or {}))
+                ctx.probe_alternatives = probe
                 set_rows: dict[str, list[Graded]] = {m: [] for m in MODES}
                 for k, item in enumerate(items, 1):
                     graded = one_pass(ctx, item)
@@ -201,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first N questions of each set")
     ap.add_argument("--evidence", action="store_true", help="only what compression keeps of the evidence (no LLM)")
     ap.add_argument("--out", type=Path, help="one JSON line per graded answer")
+    ap.add_argument("--ids", help="only these question ids (comma-separated)")
+    ap.add_argument("--probe-alternatives", type=int, default=0, help="when the generated answer is not used and no "
+                    "quote stood in, check and grade this many next-best quotes too (to choose "
+                    "answer.verify_alternatives on dev)")
+    ap.add_argument("--verify-alternatives", type=int, help="answer.verify_alternatives for this run")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     sets = [s for s in args.sets.split(",") if s]
@@ -220,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out = args.out.open("w", encoding="utf-8") if args.out else None
     try:
-        res = run_grid(sets, args.split, [m for m in args.models.split(",") if m], budgets, args.limit, out)
+        settings = ({} if args.verify_alternatives is None
+                    else {"answer_verify_alternatives": args.verify_alternatives})
+        res = run_grid(sets, args.split, [m for m in args.models.split(",") if m], budgets, args.limit, out,
+                       ids=set(args.ids.split(",")) if args.ids else None, probe=args.probe_alternatives,
+                       settings=settings)
     finally:
         if out is not None:
             out.close()

@@ -14,7 +14,9 @@ to reuse it). Every question of the split is asked, and per mode and set it prin
   in its cited chunk (whitespace and case aside) AND the evidence is cited — a cited chunk matches one of the item's
   `relevant` evidence specs (localrag.eval.retrieval_metrics.spec_matches), or the cited quotes themselves state the
   reference answer's key facts (a corpus often states a fact twice — the lighthouse's designer in its history page
-  and in the knowledge graph — and a label names one copy). **grounded (label)** counts only the first way;
+  and in the knowledge graph — and a label names one copy); a knowledge-graph quote is read with its node's label, as
+  the answer shows it ("Elias Thornbury: Civil engineer who designed ..."). **grounded (label)** counts only the
+  first way; **grounded (strict)** reads the quotes without the label (the figures before 2026-12-08);
 * **key facts**: the share of answerable questions whose answer states the reference answer's key facts
   (`states_key_facts`: every number of the reference and at least half of its other key facts);
 * **abstain**: the share of unanswerable questions answered with "I don't know";
@@ -52,6 +54,7 @@ from localrag.app.answering.extractive import (  # noqa: E402
     extract_answer,
     format_sentence,
 )
+from localrag.app.answering.verify import cited_quotes  # noqa: E402
 from localrag.eval.answer_format import IDK, is_idk, strip_citations  # noqa: E402
 from localrag.eval.retrieval_metrics import spec_matches  # noqa: E402
 from localrag.index.jsonl import read_jsonl  # noqa: E402
@@ -140,6 +143,7 @@ class Graded:
     citations: list[dict[str, Any]] = field(default_factory=list)
     grounded: bool = False
     grounded_label: bool = False  # a cited chunk matches the item's evidence spec (the stricter, label-bound count)
+    grounded_strict: bool = False  # as grounded, the quotes read without a knowledge-graph node's label (stop 28's)
     key_fact_share: float = 0.0
     key_facts_ok: bool = False
     stated_and_cited: bool = False  # key facts stated, cited, and every quote in its chunk (whatever the spec)
@@ -178,13 +182,20 @@ def grade(item: dict[str, Any], ans: Answer, seconds: float, chunk_text: dict[in
                  else (0.0, False))
     quotes_ok = bool(cites) and all(c["quote_in_chunk"] for c in cites)
     by_label = any(c["quote_in_chunk"] and c["chunk_matches_spec"] for c in cites)
-    quotes = " ".join(c.quote for c in ans.citations)
-    by_quote = bool(item["answerable"] and quotes.strip()
+
+    def states(quotes: str) -> bool:
+        return bool(item["answerable"] and quotes.strip()
                     and key_fact_recall(quotes, item["reference"], item["question"])[1])
+
+    # a knowledge-graph quote is read with its node's label ("Elias Thornbury: Civil engineer who designed ..."), as
+    # the answer shows it and the checking model reads it: the source states the label's fact too
+    by_quote = states(" ".join(cited_quotes(ans.citations, ans.sources)))
+    by_quote_strict = states(" ".join(c.quote for c in ans.citations))
     return Graded(
         id=item["id"], type=item["type"], answerable=item["answerable"], question=item["question"],
         reference=item["reference"], text=ans.text, abstained=abstained, reason=ans.abstain_reason, seconds=seconds,
         citations=cites, grounded=not abstained and quotes_ok and (by_label or by_quote),
+        grounded_strict=not abstained and quotes_ok and (by_label or by_quote_strict),
         grounded_label=not abstained and by_label,
         key_fact_share=share, key_facts_ok=ok and not abstained,
         stated_and_cited=ok and not abstained and bool(cites) and all(c["quote_in_chunk"] for c in cites),
@@ -200,6 +211,7 @@ def summarize(rows: Sequence[Graded]) -> dict[str, Any]:
         "items": len(rows), "answerable": len(ans), "unanswerable": len(un),
         "grounded": sum(r.grounded for r in ans) / len(ans) if ans else None,
         "grounded_label": sum(r.grounded_label for r in ans) / len(ans) if ans else None,
+        "grounded_strict": sum(r.grounded_strict for r in ans) / len(ans) if ans else None,
         "key_facts": sum(r.key_facts_ok for r in ans) / len(ans) if ans else None,
         "abstain_unanswerable": sum(r.abstained for r in un) / len(un) if un else None,
         "stated_and_cited": sum(r.stated_and_cited for r in ans) / len(ans) if ans else None,
@@ -226,6 +238,7 @@ class _Ctx:
         from localrag.app.rag import Rag
 
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="localrag-answer-modes-"))
+        self.probe_alternatives = 0  # bench.answer_grid: next-best quotes to check and grade
         self.rag = Rag.open(self.data_dir, score_answers=False)
         t = time.perf_counter()
         report = self.rag.ingest([corpus])

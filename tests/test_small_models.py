@@ -168,6 +168,38 @@ def test_auto_says_i_dont_know_when_neither_the_answer_nor_the_quote_passes_the_
     assert any(isinstance(e, Replace) for e in events)
 
 
+def test_auto_takes_a_next_best_quote_that_the_checking_model_accepts(sample_rag, rag_factory):
+    """answer.verify_alternatives: the answer and the first quote fail the checking model, the next-best quote
+    (a different sentence, verbatim and cited) passes and replaces the quote shown first."""
+    rag = rag_factory(sample_rag.data_dir, answer_verify_alternatives=2)
+    question = "On what date was the Gannet Head light shown for the first time?"
+    events = _auto_events(rag, ["The Gannet Head light was first shown on 14 October 1867 [1]."], question,
+                          p_yes=[0.3, 0.4, 0.9])
+    first, ans = events[0], events[-1]
+    assert len(rag._verifier.asked) == 3  # the answer, the quote, the next-best quote: then it stopped
+    assert ans.mode == "auto:extractive" and not ans.abstained and ans.verified_p == 0.9
+    assert ans.text != first and len(ans.citations) == 1
+    cite = ans.citations[0]
+    src = next(s for s in ans.sources if s.n == cite.n)
+    assert " ".join(cite.quote.split()) in " ".join(src.text.split())  # verbatim in its source
+    assert any("next-best quote" in w for w in ans.warnings), ans.warnings
+    rep = next(e for e in events if isinstance(e, Replace))
+    assert rep.mode == "auto:extractive"
+
+
+def test_auto_reads_no_more_next_best_quotes_than_allowed_then_says_i_dont_know(sample_rag, rag_factory):
+    rag = rag_factory(sample_rag.data_dir, answer_verify_alternatives=2)
+    events = _auto_events(rag, ["The Gannet Head light was first shown on 14 October 1867 [1]."],
+                          "On what date was the Gannet Head light shown for the first time?", p_yes=0.2)
+    ans = events[-1]
+    assert ans.abstained and "P(yes) = 0.20" in ans.abstain_reason
+    assert len(rag._verifier.asked) == 4  # the answer, the quote, two next-best quotes
+    off = rag_factory(sample_rag.data_dir)  # the default reads none
+    _auto_events(off, ["The Gannet Head light was first shown on 14 October 1867 [1]."],
+                 "On what date was the Gannet Head light shown for the first time?", p_yes=0.2)
+    assert len(off._verifier.asked) == 2 + off.settings.answer.verify_alternatives
+
+
 def test_auto_answers_unchecked_with_a_warning_when_the_checking_model_gives_no_probabilities(sample_rag,
                                                                                            rag_factory):
     rag = rag_factory(sample_rag.data_dir)

@@ -108,6 +108,8 @@ class Outcome:
     support: float | None = None  # extractive: the best sentence's support score (not part of the Answer)
     abstain_p: float | None = None  # generative: the model's probability of starting "I don't know" (first draft)
     verified_p: float | None = None  # auto: the checking model's P(yes) that the cited quotes state the answer
+    # extractive: the next-best quotes, best first, each as its own body (auto's checked stand-ins; not in the Answer)
+    alternatives: list[Outcome] = field(default_factory=list)
 
     @classmethod
     def abstain(cls, kind: AbstainKind, reason: str, **kw: Any) -> Outcome:

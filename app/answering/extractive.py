@@ -416,9 +416,31 @@ def to_outcome(sources: Sequence[Source], result: ExtractiveResult, mode: str = 
     'extractive')."""
     timings = dict(result.timings)
     if result.abstained:
-        return Outcome.abstain(AbstainKind.NO_SUPPORT, result.reason or "extractive: no supporting sentence",
-                               sources=list(sources), model_id=EXTRACTIVE_MODEL_ID, mode=mode, timings=timings,
-                               support=result.score)
-    return Outcome(text=result.text, sources=list(sources), citations=result.citations(sources),
-                   model_id=EXTRACTIVE_MODEL_ID, mode=mode, timings=timings, support=result.score,
-                   warnings=["extractive answer: sentences quoted from the sources, not written by a model"])
+        out = Outcome.abstain(AbstainKind.NO_SUPPORT, result.reason or "extractive: no supporting sentence",
+                              sources=list(sources), model_id=EXTRACTIVE_MODEL_ID, mode=mode, timings=timings,
+                              support=result.score)
+    else:
+        out = Outcome(text=result.text, sources=list(sources), citations=result.citations(sources),
+                      model_id=EXTRACTIVE_MODEL_ID, mode=mode, timings=timings, support=result.score,
+                      warnings=[QUOTE_NOTE])
+    out.alternatives = alternatives(sources, result, mode)
+    return out
+
+
+QUOTE_NOTE = "extractive answer: sentences quoted from the sources, not written by a model"
+
+
+def alternatives(sources: Sequence[Source], result: ExtractiveResult, mode: str) -> list[Outcome]:
+    """The ranked candidates that the answer does not already quote, best first, each as a one-sentence quote: what
+    auto mode offers the checking model when the first quote is not an answer. After an abstention every ranked
+    candidate is one (the best among them scored under the threshold)."""
+    by_n = {s.n: s for s in sources}
+    taken = {(s.n, s.start, s.end) for s in result.sentences}
+    out: list[Outcome] = []
+    for s in result.ranked:
+        if (s.n, s.start, s.end) in taken or s.n not in by_n:
+            continue
+        taken.add((s.n, s.start, s.end))
+        out.append(Outcome(text=format_sentence(s), sources=list(sources), citations=[Citation.of(by_n[s.n], s.text)],
+                           model_id=EXTRACTIVE_MODEL_ID, mode=mode, support=s.score, warnings=[QUOTE_NOTE]))
+    return out

@@ -13,6 +13,13 @@ from localrag.app.config import AnswerMode
 __all__ = ["cache_app", "register"]
 
 
+REPLACED = {  # auto mode: what replaces the quote shown first (Replace.mode)
+    "auto:generative": "the model's answer, which passed its checks, replaces the quote above",
+    "auto:extractive": "the checking model did not take the quote above as an answer; a next-best quote that it did "
+                       "replaces it",
+    "auto": "neither the model's answer nor the quote above passed the checking model",
+}
+
 def register(app: typer.Typer) -> None:
     """Add ask, chat and the `cache` group to `app`."""
     app.command()(ask)
@@ -104,8 +111,7 @@ def _answer(rag: Any, question: str, collection: str, as_json: bool, stream: boo
             if isinstance(event, Answer):
                 ans = event
             elif isinstance(event, Replace):
-                err.print("\n[dim](the model's answer, which passed its checks, replaces the quote above)[/]",
-                          soft_wrap=True)
+                err.print(f"\n[dim]({REPLACED.get(event.mode, event.reason)})[/]", soft_wrap=True)
                 shown = ""
             elif isinstance(event, Restart):
                 again = "quoting the sources" if "quoting the sources" in event.reason else "writing it again"
