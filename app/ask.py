@@ -361,8 +361,9 @@ def check(parts: AskParts, opts: AskOptions, question: str, gen: Outcome) -> Non
 def stand_in(parts: AskParts, opts: AskOptions, question: str, quote: Outcome) -> Outcome:
     """Auto mode, when the generated answer is not used: the quote that stands in, checked by the checking model
     (`check`). The first quote when it reaches `verify_quote_min`; else the first of the next-best quotes (up to
-    `verify_alternatives`; after an extractive abstention they are the candidates it found too weak) that does;
-    else the first quote with its low P(yes), or its abstention (`choose` then says "I don't know")."""
+    `verify_alternatives`; after an extractive abstention they are the candidates it found too weak) that reaches
+    the bar of a generated answer (`verify_min`, the higher of the two: a lower-ranked sentence needs more
+    evidence); else the first quote with its low P(yes), or its abstention (`choose` then says "I don't know")."""
     if opts.verify_quote_min <= 0 or opts.verify_model is None:
         return quote
     tries = ([] if quote.abstained else [quote]) + quote.alternatives[:opts.verify_alternatives]
@@ -370,7 +371,8 @@ def stand_in(parts: AskParts, opts: AskOptions, question: str, quote: Outcome) -
         check(parts, opts, question, cand)
         if cand.verified_p is None:
             return quote  # unchecked (no model, no probabilities): the quote stands as before, with the warning
-        if cand.verified_p >= opts.verify_quote_min:
+        bar = opts.verify_quote_min if cand is quote else max(opts.verify_quote_min, opts.verify_min)
+        if cand.verified_p >= bar:
             if cand is not quote:
                 cand.timings = quote.timings
                 cand.warnings = [f"the checking model did not take the best quote as an answer; this is the "

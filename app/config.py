@@ -250,9 +250,10 @@ class AnswerSettings(_Group):
         "know'. 0 = the quote always stands. Chosen on the dev halves (BENCHMARKS.md, Answers for small models)"
     )
     verify_alternatives: int = Field(
-        default=0, ge=0, le=8, description="verified abstention (auto): when neither the generated answer nor the "
+        default=2, ge=0, le=8, description="verified abstention (auto): when neither the generated answer nor the "
         "quote passes the checking model, how many of the next-best quotes it also reads (each one forward pass, "
-        "~2 s on 2 cores); the first that reaches verify_quote_min stands. 0 = off"
+        "~2 s on 2 cores); the first whose P(yes) reaches verify_min (the generated answer's bar) stands. 0 = off. "
+        "Chosen on the dev halves (BENCHMARKS.md, Answers for small models)"
     )
     max_tokens: int = Field(default=256, ge=16, description="most tokens in an answer (a draft cut off there "
                             "fails the runaway guardrail)")

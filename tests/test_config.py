@@ -71,7 +71,7 @@ ADDED_SINCE = {"answer_doubt_p", "answer_min_support",  # verified abstention (i
                "answer_cache_margin",  # paraphrase hits (issue 24)
                "eval_judge_model",  # the LLM judge's own model (issue 22)
                # the checking model of auto mode (issue 22)
-               "answer_verify_model", "answer_verify_min", "answer_verify_quote_min"}
+               "answer_verify_model", "answer_verify_min", "answer_verify_quote_min", "answer_verify_alternatives"}
 
 
 def test_groups_hold_every_old_flat_name():

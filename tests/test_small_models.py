@@ -163,7 +163,8 @@ def test_auto_says_i_dont_know_when_neither_the_answer_nor_the_quote_passes_the_
     ans = events[-1]
     assert ans.abstained and ans.abstain_kind == AbstainKind.NO_SUPPORT, ans.text
     assert "P(yes) = 0.30" in ans.abstain_reason and "quote an answer either (P(yes) = 0.40" in ans.abstain_reason
-    assert len(rag._verifier.asked) == 2  # the generated answer, then the quote that would have stood in
+    # the generated answer, the quote that would have stood in, then the next-best quotes (answer.verify_alternatives)
+    assert len(rag._verifier.asked) == 2 + rag.settings.answer.verify_alternatives
     assert isinstance(events[0], str) and "1867" in events[0]  # the quote was shown first, then withdrawn
     assert any(isinstance(e, Replace) for e in events)
 
@@ -173,10 +174,11 @@ def test_auto_takes_a_next_best_quote_that_the_checking_model_accepts(sample_rag
     (a different sentence, verbatim and cited) passes and replaces the quote shown first."""
     rag = rag_factory(sample_rag.data_dir, answer_verify_alternatives=2)
     question = "On what date was the Gannet Head light shown for the first time?"
+    # the next-best quotes need the generated answer's bar (verify_min 0.82): 0.75 passes a first quote, not them
     events = _auto_events(rag, ["The Gannet Head light was first shown on 14 October 1867 [1]."], question,
-                          p_yes=[0.3, 0.4, 0.9])
+                          p_yes=[0.3, 0.4, 0.75, 0.9])
     first, ans = events[0], events[-1]
-    assert len(rag._verifier.asked) == 3  # the answer, the quote, the next-best quote: then it stopped
+    assert len(rag._verifier.asked) == 4  # the answer, the quote, two next-best quotes: then it stopped
     assert ans.mode == "auto:extractive" and not ans.abstained and ans.verified_p == 0.9
     assert ans.text != first and len(ans.citations) == 1
     cite = ans.citations[0]
@@ -194,10 +196,10 @@ def test_auto_reads_no_more_next_best_quotes_than_allowed_then_says_i_dont_know(
     ans = events[-1]
     assert ans.abstained and "P(yes) = 0.20" in ans.abstain_reason
     assert len(rag._verifier.asked) == 4  # the answer, the quote, two next-best quotes
-    off = rag_factory(sample_rag.data_dir)  # the default reads none
+    off = rag_factory(sample_rag.data_dir, answer_verify_alternatives=0)
     _auto_events(off, ["The Gannet Head light was first shown on 14 October 1867 [1]."],
                  "On what date was the Gannet Head light shown for the first time?", p_yes=0.2)
-    assert len(off._verifier.asked) == 2 + off.settings.answer.verify_alternatives
+    assert len(off._verifier.asked) == 2  # 0: the answer and the quote only
 
 
 def test_auto_answers_unchecked_with_a_warning_when_the_checking_model_gives_no_probabilities(sample_rag,
@@ -223,9 +225,11 @@ def test_auto_keeps_the_quote_when_the_model_fails_its_checks(sample_rag, rag_fa
 
 def test_auto_abstains_when_neither_quote_nor_model_answers(sample_rag, rag_factory):
     rag = rag_factory(sample_rag.data_dir, answer_min_relevance=0.0)
-    events = _auto_events(rag, ["I don't know."], "What colour is the harbour master's bicycle?")
+    # the checking model says no to the next-best quotes too (with a yes, one of them would stand: the test above)
+    events = _auto_events(rag, ["I don't know."], "What colour is the harbour master's bicycle?", p_yes=0.3)
     ans = events[-1]
     assert ans.abstained and ans.abstain_kind in (AbstainKind.MODEL, AbstainKind.NO_SOURCES)
+    assert len(rag._verifier.asked) == rag.settings.answer.verify_alternatives  # they were read, and refused
 
 
 def test_the_auto_stages_run_alone(sample_rag, rag_factory):
