@@ -26,7 +26,8 @@ ANSWER_MODES = tuple(m.value for m in (AnswerMode.EXTRACTIVE, AnswerMode.AUTO, A
 # which writer's text the turn shows (Answer.mode), in words
 WRITER_NOTES = {
     "extractive": "Quoted from the sources (no model).",
-    "auto:extractive": "Quoted from the sources: the model's answer did not pass its checks, so the quote stays.",
+    "auto:extractive": ("Quoted from the sources: the model's answer did not pass its checks, so a quote stands "
+                        "(the first one, or a next-best one that the checking model took as an answer)."),
     "auto:generative": "Written by the model from the numbered sources; it replaced the quote shown first.",
     "generative": "Written by the model from the numbered sources.",
 }
