@@ -176,3 +176,24 @@ def test_sentence_embeddings_are_cached(embedder, sources):
     b = extract_answer(q, sources, Counting(), params=CHOOSE, cache=cache)
     assert len(calls) == 1 and calls[0] > 1  # one encode call for everything, none the second time
     assert a.text == b.text
+
+
+def test_a_quote_of_a_python_prompt_is_verbatim_in_the_document(embedder):
+    """A source's own ">>>" is broken to "›››" in what the model reads (so a document cannot close its source
+    block); the quote, its citation and its next-best alternatives give the document's text back."""
+    from localrag.app.answering.sources import sanitize_source
+
+    doc = ("Sorting HOW TO. For example, here is a case-insensitive string comparison: >>> sorted(\"This is a test "
+           "string from Andrew\".split(), key=str.lower) returns the words in order. The key function is called "
+           "exactly once for each input record.")
+    clean, _ = sanitize_source(doc)
+    assert ">>>" not in clean and "›››" in clean
+    src = _src(1, clean, "howto-sorting.html")
+    res = extract_answer("How do I compare strings case-insensitively when sorting?", [src], embedder,
+                         params=CHOOSE)
+    out = to_outcome([src], res)
+    quotes = [c.quote for o in [out, *out.alternatives] for c in o.citations]
+    assert any(">>> sorted(" in q for q in quotes), quotes
+    for q in quotes:
+        assert "›››" not in q and _norm(q) in _norm(doc)
+    assert "›››" not in out.text and all("›››" not in o.text for o in out.alternatives)

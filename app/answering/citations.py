@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from localrag.app.answering.sources import REMOVED_MARK, Source
+from localrag.app.answering.sources import REMOVED_MARK, Source, restore_fences
 from localrag.eval.answer_format import MARKER, marker_numbers, move_citations_before_stop
 from localrag.index.text import content_words, numbers, sentence_spans, split_sentences
 from localrag.retrieval.types import Location
@@ -28,7 +28,8 @@ class Citation:
     @classmethod
     def of(cls, s: Source, quote: str) -> Citation:
         """A citation of source `s` with `quote`."""
-        return cls(n=s.n, chunk_id=s.chunk_id, source=s.source, page=s.page, kg_uri=s.kg_uri, quote=quote,
+        return cls(n=s.n, chunk_id=s.chunk_id, source=s.source, page=s.page, kg_uri=s.kg_uri,
+                   quote=restore_fences(quote),
                    section=s.section, ocr=s.ocr)
 
     @property

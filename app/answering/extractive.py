@@ -48,7 +48,7 @@ import numpy as np
 
 from localrag.app.answering.answer import AbstainKind, Outcome
 from localrag.app.answering.citations import Citation
-from localrag.app.answering.sources import REMOVED_MARK, Source
+from localrag.app.answering.sources import REMOVED_MARK, Source, restore_fences
 from localrag.eval.answer_format import IDK
 from localrag.index.text import content_words, numbers, sentence_spans, stem
 
@@ -402,7 +402,7 @@ def format_sentence(s: ExtractedSentence) -> str:
     """'The light was first shown in 1867 [2].': the sentence as the answer shows it (markdown emphasis markers
     dropped, a knowledge-graph node's label before a sentence that does not name it), the marker before its closing
     punctuation."""
-    body = re.sub(r"\*\*|__|(?<!\w)\*(?=\S)|(?<=\S)\*(?!\w)", "", s.text).rstrip()
+    body = restore_fences(re.sub(r"\*\*|__|(?<!\w)\*(?=\S)|(?<=\S)\*(?!\w)", "", s.text).rstrip())
     if s.subject:
         body = f"{s.subject}: {body}"
     m = re.search(r"[.!?…:;,]+[\"'’”)\]]*$", body)

@@ -71,8 +71,17 @@ def sanitize_source(text: str) -> tuple[str, list[str]]:
             parts.append(sentence)
     parts.append(text[pos:])
     clean = "".join(parts).strip()
-    clean = clean.replace("<<<", "‹‹‹").replace(">>>", "›››")
+    clean = clean.replace("<<<", FENCE_OPEN).replace(">>>", FENCE_CLOSE)
     return clean, removed
+
+
+FENCE_OPEN, FENCE_CLOSE = "‹‹‹", "›››"  # what a source's own "<<<" / ">>>" become in the prompt (sanitize_source)
+
+
+def restore_fences(text: str) -> str:
+    """A piece of a sanitized source as the document has it: "››› sorted(...)" back to ">>> sorted(...)" (a
+    Python prompt), so that a quote is verbatim in its source."""
+    return text.replace(FENCE_OPEN, "<<<").replace(FENCE_CLOSE, ">>>")
 
 
 def _fit(text: str, budget: int, count_tokens: Callable[[str], int]) -> str:
