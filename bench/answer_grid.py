@@ -97,12 +97,13 @@ def one_pass(ctx: _Ctx, item: dict[str, Any]) -> dict[str, Graded]:
     if gen is not quote:
         ask.check(rag, opts, item["question"], gen)  # the checking model's P(yes) (answer.verify_model), for auto
     checked_quote = stand = copy.deepcopy(quote)
-    if gen.abstained or ask.doubt(gen, quote, opts) is not None:
+    not_used = gen.abstained or ask.doubt(gen, quote, opts) is not None
+    if not_used:
         stand = ask.stand_in(rag, opts, item["question"], checked_quote)  # as app.ask.auto: the quote that stands in
     t_checked = time.perf_counter() - t0
     auto = ask.choose(stand, copy.deepcopy(gen), opts)  # the product's rule, its settings
     probes = []  # to choose answer.verify_alternatives: the next-best quotes, each checked and graded
-    if stand is checked_quote and (gen.abstained or ask.doubt(gen, quote, opts) is not None):
+    if stand is checked_quote and not_used:
         for alt in checked_quote.alternatives[:ctx.probe_alternatives]:
             if alt.verified_p is None:
                 ask.check(rag, opts, item["question"], alt)
